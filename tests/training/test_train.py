@@ -1,0 +1,132 @@
+"""Training end to end: synthetic recovery, determinism, the CLIs and their saved files, real data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras")
+
+from training import evaluate as evaluate_cli
+from training import train as train_cli
+from training.baselines import BiasBaseline
+from training.evaluate import evaluate
+from training.models import ModelConfig
+from training.synthetic import low_rank_ratings
+from training.train import TrainConfig, fit, load, to_interactions
+
+FAST = dict(epochs=30, batch_size=256, lr=1e-2, patience=30, lr_decay=0.97)
+
+
+def small_cfg(kind: str = "residual", **kw) -> TrainConfig:
+    model = ModelConfig(kind=kind, dim=8, hidden=(32, 16), l2=1e-4, rank_dim=8)
+    return TrainConfig(model=model, **{**FAST, **kw})
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    data = low_rank_ratings(n_users=200, n_items=120, rank=3, density=0.3, noise=0.1, seed=0)
+    mask = np.random.default_rng(0).random(len(data)) < 0.85
+    return data[mask].reset_index(drop=True), data[~mask].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("kind", ["residual", "mf"])
+def test_training_recovers_a_low_rank_structure(synthetic, kind):
+    train, test = synthetic
+    rec, summary = fit(train, small_cfg(kind), progress=None)
+    tr, te = to_interactions(train, rec.users, rec.items), to_interactions(test, rec.users, rec.items)
+    bias = BiasBaseline().fit(tr.users, tr.items, tr.ratings, tr.n_users, tr.n_items)
+    bias_rmse = float(np.sqrt(np.mean((bias.predict(te.users, te.items) - te.ratings) ** 2)))
+    report = evaluate(rec, test, (1.0, 5.0), baselines=False)
+    assert report["model"]["rmse"] < 0.6 * bias_rmse, (report["model"]["rmse"], bias_rmse)
+    assert summary["epochs_run"] >= 1 and len(summary["history"]) == summary["epochs_run"]
+
+
+def test_same_seed_same_model(synthetic):
+    train, _ = synthetic
+    cfg = small_cfg(epochs=2)
+    a, _ = fit(train, cfg, progress=None)
+    b, _ = fit(train, small_cfg(epochs=2), progress=None)
+    users, items = np.arange(20), np.arange(20) % 100
+    np.testing.assert_array_equal(a.predict(users, items), b.predict(users, items))
+    np.testing.assert_array_equal(a.rank_scores(users[:3]), b.rank_scores(users[:3]))
+
+
+def test_train_cli_writes_a_complete_model_dir_and_evaluate_reads_it(tmp_path, synthetic, capsys):
+    train, _ = synthetic
+    csv = tmp_path / "ratings.csv"
+    train.rename(columns={"user_id": "userId", "movie_id": "movieId"}).to_csv(csv, index=False)
+    out = tmp_path / "model"
+    args = [
+        "--ratings",
+        str(csv),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--dim",
+        "8",
+        "--hidden",
+        "16",
+        "8",
+        "--rank-dim",
+        "8",
+        "--batch-size",
+        "512",
+        "--seed",
+        "3",
+    ]
+    assert train_cli.main(args) == 0
+    assert "epoch   1" in capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} == {
+        "model.keras",
+        "metadata.json",
+        "ids.npz",
+        "train.npz",
+        "test.csv",
+        "movies.csv",
+    }
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["split"]["kind"] == "random" and meta["seed"] == 3
+    assert meta["train_config"]["model"]["dim"] == 8 and meta["train_config"]["epochs"] == 2
+    assert meta["dataset"]["files"]["ratings.csv"] and {"rmse", "ndcg@10"} <= set(meta["metrics"])
+    rec, _ = load(out)
+    assert len(rec.users) == meta["n_users"]
+
+    assert evaluate_cli.main(["--model", str(out), "--test", str(out / "test.csv"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"]["rmse"] == pytest.approx(meta["metrics"]["rmse"], abs=1e-6)
+    assert set(report["baselines"]) == {"global mean", "user+item bias", "popularity"}
+    assert evaluate_cli.main(["--model", str(out), "--test", str(out / "test.csv")]) == 0
+    assert "user+item bias" in capsys.readouterr().out
+
+
+def test_bad_input_is_a_clear_cli_error(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("userId,movieId,rating\n1,2,4\n1,3,lots\n")
+    assert train_cli.main(["--ratings", str(bad), "--out", str(tmp_path / "m")]) == 2
+    assert "bad.csv:3: rating 'lots' is not a number" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+    assert evaluate_cli.main(["--model", str(tmp_path), "--test", str(bad)]) == 2
+    assert "not a model directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_brief_training_on_real_ml_latest_small(data_dir, tmp_path):
+    args = [
+        "--dataset",
+        "ml-latest-small",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(tmp_path / "m"),
+        "--epochs",
+        "2",
+        "--quiet",
+    ]
+    assert train_cli.main(args) == 0
+    meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert meta["n_users"] == 610 and meta["split"] == {**meta["split"], "kind": "random", "seed": 42}
+    assert meta["metrics"]["rmse"] < 1.0 and meta["metrics"]["ndcg@10"] > 0.05

@@ -1,0 +1,1 @@
+"""Training pipeline: MovieLens loading, splits, the residual MF model family, evaluation."""

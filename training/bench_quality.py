@@ -1,0 +1,120 @@
+"""``make bench-quality``: our variants next to baselines and peer libraries, same split, same run.
+
+``python -m training.bench_quality [--datasets u1 ml-latest-small] [--variants ...] [--no-peers]``
+
+Data sets: ``u1`` is ml-100k's canonical u1.base/u1.test; ``ml-latest-small`` uses the seeded
+90/10 rule (row in training when ``default_rng(42).random(n)[row] < 0.9``). Every method is scored
+with :mod:`training.metrics` on the same candidates. Writes ``artifacts/bench_quality.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+from training.data import load_100k_split, load_dataset
+from training.evaluate import baseline_metrics, evaluate, format_table, rating_metrics
+from training.metrics import RankingTask, evaluate_ranking
+from training.models import ModelConfig
+from training.splits import random_holdout
+from training.train import TrainConfig, fit, to_interactions
+
+VARIANTS = {
+    "residual (served)": {},
+    "residual, MSE only": {"rank_dim": 0},
+    "hybrid (learned alpha)": {"kind": "hybrid"},
+    "mf": {"kind": "mf"},
+    "ncf": {"kind": "ncf"},
+}
+
+
+def split(name: str, data_dir: str | None):
+    if name == "u1":
+        ds, test = load_100k_split("u1", data_dir)
+        return ds, ds.ratings, test
+    ds = load_dataset(name, data_dir)
+    mask = random_holdout(len(ds.ratings), 0.1, 42)
+    return ds, ds.ratings[mask].reset_index(drop=True), ds.ratings[~mask].reset_index(drop=True)
+
+
+def ours(variant: str, train, test, scale) -> dict:
+    cfg = TrainConfig(model=ModelConfig(**VARIANTS[variant]))
+    rec, summary = fit(train, cfg, progress=None)
+    row = evaluate(rec, test, scale, baselines=False)["model"]
+    return {**row, "fit_s": summary["fit_seconds"], "epochs": summary["epochs_run"], "rank_blend": cfg.rank_blend}, rec
+
+
+def peers(rec, train, test, scale) -> dict[str, dict]:
+    from training.peers import EASE, ImplicitPeer, SurprisePeer
+
+    tr, te = to_interactions(train, rec.users, rec.items), to_interactions(test, rec.users, rec.items)
+    task = RankingTask.build(tr.users, tr.items, te.users, te.items, te.ratings, tr.n_users, tr.n_items)
+    out: dict[str, dict] = {}
+    for name, algo in (("Surprise SVD", "svd"), ("Surprise SVD++", "svdpp")):
+        t0 = time.perf_counter()
+        model = SurprisePeer(algo, random_state=0).fit(
+            tr.users, tr.items, tr.ratings, scale, n_users=tr.n_users, n_items=tr.n_items
+        )
+        row = {
+            "fit_s": time.perf_counter() - t0,
+            **rating_metrics(te.ratings, model.predict(te.users, te.items), scale),
+        }
+        out[name] = {**row, **_ranking(model.score, task)}
+    for name, algo in (("implicit ALS", "als"), ("implicit BPR", "bpr")):
+        t0 = time.perf_counter()
+        model = ImplicitPeer(algo, random_state=0).fit(tr.users, tr.items, tr.n_users, tr.n_items)
+        out[name] = {"fit_s": time.perf_counter() - t0, **_ranking(model.score, task)}
+    t0 = time.perf_counter()
+    ease = EASE().fit(tr.users, tr.items, tr.n_users, tr.n_items, lam=400.0)
+    out["EASE (lambda 400)"] = {"fit_s": time.perf_counter() - t0, **_ranking(ease.score, task)}
+    out.update(baseline_metrics(tr, te, task, scale))
+    return out
+
+
+def _ranking(score_fn, task) -> dict:
+    r = evaluate_ranking(score_fn, task)
+    r.pop("users", None)
+    return r
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.bench_quality", description=__doc__.split("\n")[0])
+    p.add_argument("--datasets", nargs="+", default=["u1", "ml-latest-small"])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="VARIANT")
+    p.add_argument("--no-peers", action="store_true", help="skip the peer libraries and baselines")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", type=Path, default=Path("artifacts"))
+    a = p.parse_args(argv)
+    results: dict[str, dict] = {}
+    md = [f"Command: `python -m training.bench_quality {' '.join(argv or sys.argv[1:])}`".rstrip()]
+    for name in a.datasets:
+        ds, train, test = split(name, a.data_dir)
+        rows: dict[str, dict] = {}
+        rec = None
+        for variant in a.variants:
+            print(f"[{name}] training {variant} ...", flush=True)
+            rows[variant], fitted = ours(variant, train, test, ds.rating_scale)
+            rec = rec or fitted
+        if not a.no_peers and rec is not None:
+            print(f"[{name}] peers and baselines ...", flush=True)
+            rows.update(peers(rec, train, test, ds.rating_scale))
+        results[name] = rows
+        table = format_table(rows)
+        print(f"\n{name}: {len(train):,} training / {len(test):,} test ratings\n{table}\n", flush=True)
+        md += [f"\n**{name}** ({len(train):,} training / {len(test):,} test ratings)\n", "```", table, "```"]
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "bench_quality.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    (a.out / "bench_quality.md").write_text("\n".join(md) + "\n")
+    print(f"wrote {a.out / 'bench_quality.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

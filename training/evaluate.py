@@ -1,0 +1,169 @@
+"""Evaluate a trained model on held-out ratings, next to the baselines, with one fixed protocol.
+
+``python -m training.evaluate --model DIR --test FILE [--json]``
+``python -m training.evaluate --kfold K [--dataset NAME | --ratings FILE] [training options]``
+
+Rating metrics (RMSE, MAE) cover every held-out rating: pairs whose user or movie is unknown to
+training get the training mean (the model's and every baseline's fallback alike). Ranking metrics
+follow :mod:`training.metrics`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.baselines import BiasBaseline, GlobalMean, Popularity
+from training.data import DataError, read_ratings_file
+from training.metrics import RankingTask, evaluate_ranking, mae, rmse
+
+METRIC_COLUMNS = ("rmse", "mae", "ndcg@10", "recall@10", "precision@10", "map@10", "coverage", "fit_s")
+
+
+def rating_metrics(y_true: np.ndarray, y_pred: np.ndarray, scale: tuple[float, float]) -> dict[str, float]:
+    pred = np.clip(y_pred, *scale)
+    return {"rmse": rmse(y_true, pred), "mae": mae(y_true, pred)}
+
+
+def evaluate(rec, test: pd.DataFrame, scale: tuple[float, float], k: int = 10, baselines: bool = True) -> dict:
+    """Metrics of ``rec`` (a :class:`training.train.Recommender`) and, optionally, the baselines on ``test``."""
+    from training.train import to_interactions
+
+    train = rec.train
+    te = to_interactions(test, rec.users, rec.items)
+    known = (te.users >= 0) & (te.items >= 0)
+    mu = float(np.mean(train.ratings))
+    pred = np.full(len(te.users), mu)
+    if known.any():
+        pred[known] = rec.predict(te.users[known], te.items[known])
+    task = RankingTask.build(train.users, train.items, te.users, te.items, te.ratings, train.n_users, train.n_items)
+    report = {
+        "test": {
+            "ratings": len(te.users),
+            "unknown_pairs": int((~known).sum()),
+            "ranked_users": len(task.users),
+            "k": k,
+        },
+        "model": {**rating_metrics(te.ratings, pred, scale), **evaluate_ranking(rec.rank_scores, task, k)},
+    }
+    report["model"].pop("users", None)
+    if baselines:
+        report["baselines"] = baseline_metrics(train, te, task, scale, k)
+    return report
+
+
+def baseline_metrics(train, te, task: RankingTask, scale: tuple[float, float], k: int = 10) -> dict[str, dict]:
+    """Global mean, user+item bias and popularity on the same split and protocol."""
+    out: dict[str, dict] = {}
+    for model in (GlobalMean(), BiasBaseline(), Popularity()):
+        t0 = time.perf_counter()
+        model.fit(train.users, train.items, train.ratings, train.n_users, train.n_items)
+        row: dict[str, float] = {"fit_s": time.perf_counter() - t0}
+        if hasattr(model, "predict"):
+            row.update(rating_metrics(te.ratings, model.predict(te.users, te.items), scale))
+        if hasattr(model, "score"):
+            ranking = evaluate_ranking(model.score, task, k)
+            ranking.pop("users", None)
+            row.update(ranking)
+        out[model.name] = row
+    return out
+
+
+def format_table(rows: dict[str, dict], columns=METRIC_COLUMNS) -> str:
+    """A fixed-width table; missing metrics print as '-'."""
+    cols = [c for c in columns if any(c in r for r in rows.values())]
+    width = max(len(n) for n in rows) + 2
+    lines = [f"{'method':<{width}}" + "".join(f"{c:>13}" for c in cols)]
+    for name, r in rows.items():
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            if isinstance(v, str):
+                cells.append(f"{v:>13}")
+            elif v is None or (isinstance(v, float) and np.isnan(v)):
+                cells.append(f"{'-':>13}")
+            else:
+                cells.append(f"{v:>13.4f}" if c != "fit_s" else f"{v:>13.1f}")
+        lines.append(f"{name:<{width}}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def report_rows(report: dict, model_name: str) -> dict[str, dict]:
+    rows = {model_name: report["model"]}
+    rows.update(report.get("baselines", {}))
+    return rows
+
+
+def kfold(a: argparse.Namespace) -> dict:
+    """Train and evaluate on each fold of a seeded k-fold split; mean and std per metric."""
+    from training.train import config_from_args, fit, load_data
+
+    per_fold: list[dict[str, float]] = []
+    for fold in range(a.kfold):
+        a.split, a.folds, a.fold = "kfold", a.kfold, fold
+        ds, _, train_df, test_df = load_data(a)
+        rec, summary = fit(train_df, config_from_args(a), progress=None)
+        rep = evaluate(rec, test_df, ds.rating_scale, baselines=False)
+        row = {**rep["model"], "fit_s": summary["fit_seconds"]}
+        per_fold.append(row)
+        print(f"fold {fold + 1}/{a.kfold}: " + "  ".join(f"{k}={v:.4f}" for k, v in row.items()), flush=True)
+    keys = per_fold[0].keys()
+    return {
+        "folds": per_fold,
+        "mean": {k: float(np.mean([f[k] for f in per_fold])) for k in keys},
+        "std": {k: float(np.std([f[k] for f in per_fold])) for k in keys},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.train import add_data_args, add_train_args, load
+
+    p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("--model-dir", "--model", dest="model_dir", type=Path, help="a model directory from training.train")
+    p.add_argument("--test", type=Path, help="held-out ratings file (e.g. MODEL/test.csv or ml-100k/u1.test)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--kfold", type=int, default=0, help="train and evaluate K folds; prints mean +- std")
+    add_data_args(p)
+    add_train_args(p)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        if a.kfold:
+            if a.kfold < 2:
+                raise DataError("--kfold needs K >= 2")
+            res = kfold(a)
+            if a.json:
+                print(json.dumps(res, indent=2))
+            else:
+                print("\n".join(f"{k:>13}: {res['mean'][k]:.4f} +- {res['std'][k]:.4f}" for k in res["mean"]))
+            return 0
+        if not a.model_dir or not a.test:
+            p.error("--model and --test are required (or use --kfold)")
+        rec, meta = load(a.model_dir)
+        scale = tuple(meta["dataset"]["rating_scale"])
+        report = evaluate(rec, read_ratings_file(a.test, scale), scale, k=a.k)
+    except (DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if a.json:
+        print(json.dumps(report, indent=2))
+    else:
+        t = report["test"]
+        print(
+            f"{t['ratings']:,} held-out ratings ({t['unknown_pairs']:,} with an unknown user or movie), "
+            f"{t['ranked_users']:,} users ranked over all unrated training movies"
+        )
+        print(format_table(report_rows(report, meta["train_config"]["model"]["kind"])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
