@@ -50,6 +50,7 @@ class ModelConfig:
     alpha: float | None = None  # hybrid only: None learns it
     rank_dim: int = 64  # 0 disables the interaction head
     rank_l2: float = 1e-5
+    implicit_inputs: bool = True  # deep branch also reads (copies of) the interaction head's factors
     global_mean: float = 3.5
     extra: dict = field(default_factory=dict)
 
@@ -160,7 +161,13 @@ def build_model(n_users: int, n_items: int, cfg: ModelConfig) -> keras.Model:
     terms = [b_u, b_i]
     mf = Dot(name="mf")(p, q)
     if cfg.kind in ("residual", "hybrid", "ncf"):
-        deep = _deep_branch(layers.Concatenate(name="deep_input")([p, q]), cfg)
+        parts = [p, q]
+        if cfg.implicit_inputs and cfg.rank_dim > 0:
+            # Frozen copies of the interaction head's factors (what a user rated, SVD++-style), synced from the
+            # head after each epoch by the trainer; copies keep the two heads' parameters and snapshots apart.
+            copy = lambda n, nm: layers.Embedding(n, cfg.rank_dim, trainable=False, name=nm)  # noqa: E731
+            parts += [copy(n_users, "implicit_user")(user), copy(n_items, "implicit_item")(item)]
+        deep = _deep_branch(layers.Concatenate(name="deep_input")(parts), cfg)
     if cfg.kind == "residual":
         terms += [mf, deep]
     elif cfg.kind == "hybrid":

@@ -30,9 +30,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pandas as pd
 
+from training import scoring
 from training.data import DataError, Dataset, load_100k_split, load_dataset, load_ratings_file
 from training.metrics import RankingTask, evaluate_ranking, rmse
 from training.models import MODEL_KINDS, ModelConfig
+from training.scoring import ServingWeights
 from training.splits import SPLIT_KINDS, SplitSpec, train_mask
 
 log = logging.getLogger("training")
@@ -174,17 +176,16 @@ class Recommender:
         self.users = users
         self.items = items
         self.config = config
+        self.train: Interactions | None = None
+        self._weights_cache: ServingWeights | None = None
+        self._item_part: np.ndarray | None = None
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read the embedding tables used for catalogue ranking (after training changed them)."""
-        get = lambda name: self.model.get_layer(name).get_weights()[0]  # noqa: E731
-        self.p, self.q, self.b_i = get("user_embedding"), get("item_embedding"), get("item_bias")[:, 0]
-        names = {layer.name for layer in self.model.layers}
-        self.has_head = "rank_items" in names
-        if self.has_head:
-            self.pr = get("rank_user_embedding")
-            self.qr, self.c_i = self.model.get_layer("rank_items").get_weights()
+        """Forget cached serving weights (after training or a new blend weight changed them)."""
+        self._weights_cache = None
+        self._item_part = None
+        self.has_head = any(layer.name == "rank_items" for layer in self.model.layers)
 
     def predict(self, users: np.ndarray, items: np.ndarray, batch_size: int = 65536) -> np.ndarray:
         """Predicted ratings for index pairs (clipped to nothing: callers clip to their scale)."""
@@ -193,14 +194,28 @@ class Recommender:
         )
         return np.asarray(out["rating"] if isinstance(out, dict) else out)[:, 0]
 
+    def serving_weights(self) -> ServingWeights:
+        """The numbers the served score uses (see :mod:`training.scoring`)."""
+        m = self.config.model
+        return scoring.from_keras(self.model, m.kind, m.global_mean, self.config.rank_blend or 0.0)
+
     def rank_scores(self, users: np.ndarray) -> np.ndarray:
-        """(len(users), n_items) ranking scores: the interaction logit (+ blend), else the MF rating part."""
-        mf = self.p[users] @ self.q.T + self.b_i
-        if not self.has_head:
-            return mf
-        logit = self.pr[users] @ self.qr.T + self.c_i
-        blend = self.config.rank_blend or 0.0
-        return logit + blend * mf if blend else logit
+        """(len(users), n_items) served scores, exactly as serving computes them with exclude-seen on.
+
+        Movies the user rated in training are excluded before candidates are chosen; they and the
+        movies outside the candidates score -inf.
+        """
+        users = np.asarray(users)
+        if self._weights_cache is None:
+            self._weights_cache = self.serving_weights()
+            self._item_part = self._weights_cache.item_deep_part() if self._weights_cache.has_deep else None
+        seen = np.zeros((len(users), len(self.items)), dtype=bool)
+        if self.train is not None:
+            order = np.argsort(self.train.users, kind="stable")
+            bounds = np.searchsorted(self.train.users[order], np.stack([users, users + 1]))
+            for row, (lo, hi) in enumerate(bounds.T):
+                seen[row, self.train.items[order[lo:hi]]] = True
+        return scoring.two_stage_scores(self._weights_cache, users, seen, item_part=self._item_part)
 
     def rating_scores(self, users: np.ndarray) -> np.ndarray:
         """(len(users), n_items) full predicted ratings (deep branch included) via Keras."""
@@ -257,6 +272,9 @@ class HeadwiseEarlyStopping:
             def _head_layers(self, rank: bool):
                 return [lyr for lyr in self.model.layers if lyr.weights and (lyr.name.startswith("rank_") == rank)]
 
+            def on_train_begin(self, logs=None) -> None:
+                sync_implicit_copies(self.model)
+
             def on_epoch_end(self, epoch, logs=None) -> None:
                 logs = logs if logs is not None else {}
                 rec = self.rec_factory()
@@ -284,6 +302,7 @@ class HeadwiseEarlyStopping:
                 self.t0 = time.perf_counter()
                 if self.wait >= self.patience:
                     self.model.stop_training = True
+                sync_implicit_copies(self.model)
 
             def on_epoch_begin(self, epoch, logs=None) -> None:
                 self.t0 = time.perf_counter()
@@ -297,7 +316,7 @@ class HeadwiseEarlyStopping:
         return _Impl(*args, **kwargs)
 
 
-BLEND_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+BLEND_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 def choose_blend(rec: Recommender, task: RankingTask | None) -> tuple[float, dict]:
@@ -307,10 +326,20 @@ def choose_blend(rec: Recommender, task: RankingTask | None) -> tuple[float, dic
     found = {}
     for gamma in BLEND_GRID:
         rec.config.rank_blend = gamma
+        rec.refresh()
         found[str(gamma)] = evaluate_ranking(rec.rank_scores, task, k=10)["ndcg@10"]
     best = max(BLEND_GRID, key=lambda g: (found[str(g)], -g))
     rec.config.rank_blend = best
+    rec.refresh()
     return best, found
+
+
+def sync_implicit_copies(model) -> None:
+    """Copy the interaction head's factors into the deep branch's frozen inputs (if the model has them)."""
+    names = {lyr.name for lyr in model.layers}
+    if "implicit_user" in names:
+        model.get_layer("implicit_user").set_weights(model.get_layer("rank_user_embedding").get_weights())
+        model.get_layer("implicit_item").set_weights([model.get_layer("rank_items").get_weights()[0]])
 
 
 def fit(
@@ -358,6 +387,7 @@ def fit(
     trainer.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=losses, loss_weights=weights)
 
     rec = Recommender(model, users, items, cfg)
+    rec.train = fit_part
 
     def current() -> Recommender:
         rec.refresh()
@@ -513,6 +543,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--alpha", type=float, default=None, help="hybrid: fixed MF weight (default: learned)")
     g.add_argument("--rank-dim", type=int, default=m.rank_dim, help="interaction head size (0: MSE only)")
     g.add_argument("--rank-l2", type=float, default=m.rank_l2)
+    g.add_argument(
+        "--implicit-inputs",
+        action=argparse.BooleanOptionalAction,
+        default=m.implicit_inputs,
+        help="feed the interaction head's factors to the deep branch",
+    )
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=d.epochs)
     o.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -541,6 +577,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         alpha=a.alpha,
         rank_dim=a.rank_dim,
         rank_l2=a.rank_l2,
+        implicit_inputs=a.implicit_inputs,
     )
     return TrainConfig(
         epochs=a.epochs,
