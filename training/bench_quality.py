@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -26,13 +27,19 @@ from training.models import ModelConfig
 from training.splits import random_holdout
 from training.train import TrainConfig, fit, to_interactions
 
-VARIANTS = {
-    "residual (served)": {},
-    "residual, MSE only": {"rank_dim": 0},
-    "hybrid (learned alpha)": {"kind": "hybrid"},
-    "mf": {"kind": "mf"},
-    "ncf": {"kind": "ncf"},
+# name -> (ModelConfig overrides, TrainConfig overrides)
+VARIANTS: dict[str, tuple[dict, dict]] = {
+    "residual (served)": ({}, {}),
+    "residual, MSE only": ({"rank_dim": 0}, {}),
+    "hybrid (learned alpha)": ({"kind": "hybrid"}, {}),
+    "mf": ({"kind": "mf"}, {}),
+    "ncf": ({"kind": "ncf"}, {}),
+    # ablations of the served model's choices
+    "residual, no implicit inputs": ({"implicit_inputs": False}, {}),
+    "residual, no liked weighting": ({}, {"liked_weight": 1.0}),
+    "residual, logit only (gamma 0)": ({}, {"rank_blend": 0.0}),
 }
+DEFAULT_VARIANTS = ["residual (served)", "residual, MSE only", "hybrid (learned alpha)", "mf", "ncf"]
 
 
 def split(name: str, data_dir: str | None):
@@ -45,7 +52,8 @@ def split(name: str, data_dir: str | None):
 
 
 def ours(variant: str, train, test, scale) -> dict:
-    cfg = TrainConfig(model=ModelConfig(**VARIANTS[variant]))
+    model_kw, train_kw = VARIANTS[variant]
+    cfg = TrainConfig(model=ModelConfig(**model_kw), **train_kw)
     rec, summary = fit(train, cfg, progress=None)
     row = evaluate(rec, test, scale, baselines=False)["model"]
     return {**row, "fit_s": summary["fit_seconds"], "epochs": summary["epochs_run"], "rank_blend": cfg.rank_blend}, rec
@@ -87,13 +95,21 @@ def _ranking(score_fn, task) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.bench_quality", description=__doc__.split("\n")[0])
     p.add_argument("--datasets", nargs="+", default=["u1", "ml-latest-small"])
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="VARIANT")
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        default=DEFAULT_VARIANTS,
+        choices=list(VARIANTS),
+        metavar="VARIANT",
+        help=", ".join(VARIANTS),
+    )
     p.add_argument("--no-peers", action="store_true", help="skip the peer libraries and baselines")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", type=Path, default=Path("artifacts"))
     a = p.parse_args(argv)
     results: dict[str, dict] = {}
-    md = [f"Command: `python -m training.bench_quality {' '.join(argv or sys.argv[1:])}`".rstrip()]
+    args = argv if argv is not None else sys.argv[1:]
+    md = [f"Command: `{shlex.join(['python', '-m', 'training.bench_quality', *args])}`"]
     for name in a.datasets:
         ds, train, test = split(name, a.data_dir)
         rows: dict[str, dict] = {}

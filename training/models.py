@@ -48,7 +48,7 @@ class ModelConfig:
     dense_l2: float = 0.0
     batchnorm: bool = True
     alpha: float | None = None  # hybrid only: None learns it
-    rank_dim: int = 64  # 0 disables the interaction head
+    rank_dim: int = 128  # 0 disables the interaction head
     rank_l2: float = 1e-5
     implicit_inputs: bool = True  # deep branch also reads (copies of) the interaction head's factors
     global_mean: float = 3.5

@@ -50,11 +50,13 @@ class TrainConfig:
     batch_size: int = 1024
     lr: float = 3e-3
     lr_schedule: str = "exponential"
-    lr_decay: float = 0.93  # per epoch, for "exponential"
+    lr_decay: float = 0.97  # per epoch, for "exponential"
     rank_weight: float = 1.0
+    liked_weight: float = 3.0  # softmax weight of ratings >= liked_threshold relative to the others
+    liked_threshold: float = 4.0
     rank_blend: float | None = None  # ranking score = logit + rank_blend * (b_i + p.q); None: chosen on validation
     val_fraction: float = 0.05
-    patience: int = 4
+    patience: int = 6
     seed: int = 42
     model: ModelConfig = field(default_factory=ModelConfig)
 
@@ -146,6 +148,9 @@ def make_batches(train: Interactions, cfg: TrainConfig, with_head: bool):
             self.rng = np.random.default_rng(cfg.seed)
             self.u = train.users.astype(np.int32)
             self.i = train.items.astype(np.int32)
+            # Confidence weights for the softmax (mean 1): well-rated movies count more as "chosen".
+            w = np.where(train.ratings >= cfg.liked_threshold, cfg.liked_weight, 1.0).astype(np.float32)
+            self.w = w / w.mean()
             self.on_epoch_end()
 
         def on_epoch_end(self) -> None:
@@ -158,9 +163,10 @@ def make_batches(train: Interactions, cfg: TrainConfig, with_head: bool):
             sel = self.perm[k * cfg.batch_size : (k + 1) * cfg.batch_size]
             x = {"user": self.u[sel], "item": self.i[sel]}
             y = {"rating": train.ratings[sel]}
-            if with_head:
-                y["interaction"] = self.i[sel]
-            return x, y
+            if not with_head:
+                return x, y
+            y["interaction"] = self.i[sel]
+            return x, y, {"rating": np.ones(len(sel), np.float32), "interaction": self.w[sel]}
 
     return Batches()
 
@@ -557,6 +563,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     o.add_argument("--lr-decay", type=float, default=d.lr_decay)
     o.add_argument("--rank-weight", type=float, default=d.rank_weight)
     o.add_argument(
+        "--liked-weight", type=float, default=d.liked_weight, help="softmax weight of ratings >= 4 vs the others"
+    )
+    o.add_argument(
         "--rank-blend", type=float, default=d.rank_blend, help="MF rating weight in the ranking score (default: tuned)"
     )
     o.add_argument("--val-fraction", type=float, default=d.val_fraction)
@@ -586,6 +595,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         lr_schedule=a.lr_schedule,
         lr_decay=a.lr_decay,
         rank_weight=a.rank_weight,
+        liked_weight=a.liked_weight,
         rank_blend=a.rank_blend,
         val_fraction=a.val_fraction,
         patience=a.patience,
