@@ -17,3 +17,62 @@ def data_dir() -> Path:
     if not root or not (Path(root) / "ml-latest-small" / "ratings.csv").exists():
         pytest.skip("RECSYS_DATA_DIR with ml-latest-small is not set")
     return Path(root)
+
+
+GENRES = ["Action", "Comedy", "Drama", "Horror", "Sci-Fi"]
+
+
+@pytest.fixture(scope="session")
+def small_model_dir(tmp_path_factory) -> Path:
+    """A small model trained on seeded synthetic ratings with movie metadata (genres, years)."""
+    pytest.importorskip("keras")
+    import numpy as np
+
+    from training import train as train_cli
+    from training.synthetic import low_rank_ratings
+
+    root = tmp_path_factory.mktemp("small")
+    ratings = low_rank_ratings(n_users=120, n_items=80, rank=3, density=0.25, noise=0.2, seed=1)
+    ratings["rating"] = (np.round(ratings["rating"] * 2) / 2).clip(0.5, 5.0)
+    ratings.rename(columns={"user_id": "userId", "movie_id": "movieId"}).to_csv(root / "ratings.csv", index=False)
+    rng = np.random.default_rng(2)
+    with open(root / "movies.csv", "w") as f:
+        f.write("movieId,title,genres\n")
+        for m in range(80):
+            gs = "|".join(sorted(rng.choice(GENRES, size=1 + m % 2, replace=False)))
+            f.write(f'{m},"Movie {m}, The ({1950 + m})",{gs}\n')
+    out = root / "model"
+    args = [
+        "--ratings",
+        str(root / "ratings.csv"),
+        "--movies",
+        str(root / "movies.csv"),
+        "--out",
+        str(out),
+        "--epochs",
+        "4",
+        "--dim",
+        "8",
+        "--hidden",
+        "32",
+        "16",
+        "--rank-dim",
+        "8",
+        "--batch-size",
+        "256",
+        "--rank-blend",
+        "1.0",
+        "--quiet",
+    ]
+    assert train_cli.main(args) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_artifact(small_model_dir, tmp_path_factory) -> Path:
+    """``small_model_dir`` exported to an artifact directory."""
+    from model_export.export import export
+
+    out = tmp_path_factory.mktemp("artifact") / "artifact"
+    export(small_model_dir, out, log=lambda *_: None)
+    return out

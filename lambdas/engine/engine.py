@@ -1,0 +1,354 @@
+"""Recommendations from an exported artifact with numpy and onnxruntime only.
+
+One :class:`Engine` per process holds one ``InferenceSession`` over ``catalogue.onnx`` (explicit thread
+settings, warmed up at load). Every ranking request is one ``session.run``: exact stage-1 scores over
+the whole catalogue, TopK, the full model's rating of the candidates, TopK again (see
+``model_export/catalogue.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from lambdas.engine.artifact import Artifact, load_artifact
+
+CANDIDATES = 300
+FOLD_IN_L2 = 1.0  # ridge on the new user's factors and bias (cold start)
+BATCH_CHUNK = 64
+
+
+class RequestError(ValueError):
+    """A request the engine cannot serve as asked (bad k, unknown movie or genre); ``code`` is machine-readable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Engine:
+    """Recommendations, cold start, similar movies, histories and user features for one artifact."""
+
+    def __init__(self, artifact: Artifact | str | Path, threads: int = 1) -> None:
+        t0 = time.perf_counter()
+        self.artifact = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
+        a, w, c = self.artifact, self.artifact.weights, self.artifact.catalogue
+        self.model_version = a.model_version
+        self.gamma, self.mu, self.mf_weight, self.deep_weight = (float(x) for x in w["scalars"])
+        self.scale = tuple(a.manifest["scoring"]["rating_scale"])
+        self.w = w
+        self.user_ids, self.item_ids = c["user_ids"], c["item_ids"]
+        self.n_items = len(self.item_ids)
+        self.numeric_ids = self.item_ids.dtype.kind in "iu"
+        self.numeric_users = self.user_ids.dtype.kind in "iu"
+        self._user_index = {u: i for i, u in enumerate(self.user_ids.tolist())}
+        self._item_index = {m: i for i, m in enumerate(self.item_ids.tolist())}
+        self.titles, self.years = c["titles"], c["years"]
+        self.genre_names = [str(g) for g in c["genre_names"]]
+        self._genre_col = {g.lower(): j for j, g in enumerate(self.genre_names)}
+        indptr, gids = c["genre_indptr"], c["genre_ids"]
+        self.genres = np.zeros((self.n_items, len(self.genre_names)), dtype=bool)
+        self.genres[np.repeat(np.arange(self.n_items), np.diff(indptr)), gids] = True
+        self.popularity, self.counts = c["popularity"], c["rating_counts"]
+        self.h_indptr, self.h_items, self.h_ratings = c["history_indptr"], c["history_items"], c["history_ratings"]
+        self.has_deep = "deep_user_kernel" in w
+        rank = w["item_rank"]
+        norms = np.linalg.norm(rank, axis=1, keepdims=True)
+        self._similar = rank / np.where(norms > 0, norms, 1.0)
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(
+            str(a.directory / "catalogue.onnx"), opts, providers=["CPUExecutionProvider"]
+        )
+        self.recommend_index(np.array([0]), k=10)  # warm-up
+        self.load_seconds = time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ ids and metadata
+
+    @staticmethod
+    def _key(raw: Any, numeric: bool) -> Any:
+        """An id as the map stores it: ``"19"`` and ``19`` are the same id in an integer map."""
+        s = str(raw).strip()
+        if numeric:
+            try:
+                return int(s)
+            except ValueError:
+                return None
+        return s
+
+    def user_index(self, user_id: Any) -> int:
+        """Index of a known user, or -1."""
+        return self._user_index.get(self._key(user_id, self.numeric_users), -1)
+
+    def item_index(self, movie_id: Any) -> int:
+        """Index of a known movie, or -1."""
+        return self._item_index.get(self._key(movie_id, self.numeric_ids), -1)
+
+    def movie(self, i: int, score: float | None = None, rating: float | None = None) -> dict:
+        """Display record of movie index ``i``."""
+        mid = self.item_ids[i]
+        rec = {
+            "movie_id": int(mid) if self.numeric_ids else str(mid),
+            "title": str(self.titles[i]),
+            "year": int(self.years[i]) or None,
+            "genres": [self.genre_names[j] for j in np.flatnonzero(self.genres[i])],
+        }
+        if score is not None:
+            rec["score"] = round(float(score), 6)
+        if rating is not None:
+            rec["predicted_rating"] = round(float(np.clip(rating, *self.scale)), 4)
+        return rec
+
+    # ------------------------------------------------------------------ filters
+
+    def _genre_mask(self, genres: Iterable[str] | None, exclude_genres: Iterable[str] | None) -> np.ndarray:
+        """Boolean [N]: movies the genre filters rule out."""
+        out = np.zeros(self.n_items, dtype=bool)
+
+        def cols(names: Iterable[str]) -> list[int]:
+            found = []
+            for g in names:
+                j = self._genre_col.get(str(g).lower())
+                if j is None:
+                    raise RequestError("unknown_genre", f"unknown genre {g!r}; known: {', '.join(self.genre_names)}")
+                found.append(j)
+            return found
+
+        if genres:
+            out |= ~self.genres[:, cols(genres)].any(axis=1)
+        if exclude_genres:
+            out |= self.genres[:, cols(exclude_genres)].any(axis=1)
+        return out
+
+    def _seen(self, u: int) -> np.ndarray:
+        return self.h_items[self.h_indptr[u] : self.h_indptr[u + 1]]
+
+    @staticmethod
+    def _check_k(k: int) -> int:
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise RequestError("invalid_k", f"k must be a positive integer, got {k!r}")
+        return int(k)
+
+    # ------------------------------------------------------------------ scoring
+
+    def _run(self, user_rank, user_mf, user_bias, user_deep, exclude: np.ndarray, k: int):
+        """One catalogue.onnx call; ``exclude`` boolean [B, N]."""
+        n = self.n_items
+        cand = min(n, max(CANDIDATES, k))
+        feeds = {
+            "user_rank": user_rank.astype(np.float32, copy=False),
+            "user_mf": user_mf.astype(np.float32, copy=False),
+            "user_bias": user_bias.reshape(-1, 1).astype(np.float32, copy=False),
+            "user_deep": user_deep.astype(np.float32, copy=False),
+            "exclude": np.where(exclude, np.float32(-np.inf), np.float32(0.0)),
+            "candidates": np.array([cand], np.int64),
+            "k": np.array([min(k, cand)], np.int64),
+        }
+        top_scores, top_items, top_ratings = self.session.run(["top_scores", "top_items", "top_ratings"], feeds)
+        return top_scores, top_items, top_ratings
+
+    def _user_inputs(self, users: np.ndarray):
+        w = self.w
+        mf = w["user_mf"][users]
+        deep = np.zeros((len(users), 0), np.float32)
+        if self.has_deep:
+            deep = mf if "user_implicit" not in w else np.concatenate([mf, w["user_implicit"][users]], axis=1)
+        return w["user_rank"][users], mf, w["user_bias"][users], deep
+
+    def _items(self, scores: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> list[dict]:
+        keep = np.isfinite(scores)
+        return [self.movie(int(i), s, r) for s, i, r in zip(scores[keep], items[keep], ratings[keep], strict=True)]
+
+    def recommend_index(
+        self, users: np.ndarray, k: int = 10, exclude_seen: bool = True, genre_mask: np.ndarray | None = None
+    ) -> list[list[dict]]:
+        """Top-k records for known user indices (vectorised, chunks of 64 users per ONNX call)."""
+        out: list[list[dict]] = []
+        for start in range(0, len(users), BATCH_CHUNK):
+            chunk = np.asarray(users[start : start + BATCH_CHUNK])
+            exclude = np.zeros((len(chunk), self.n_items), dtype=bool)
+            if genre_mask is not None:
+                exclude |= genre_mask
+            if exclude_seen:
+                for row, u in enumerate(chunk):
+                    exclude[row, self._seen(int(u))] = True
+            s, i, r = self._run(*self._user_inputs(chunk), exclude, k)
+            out.extend(self._items(s[row], i[row], r[row]) for row in range(len(chunk)))
+        return out
+
+    # ------------------------------------------------------------------ public API
+
+    def popular(self, k: int = 10, genres=None, exclude_genres=None, exclude: Iterable[int] = ()) -> list[dict]:
+        """The most-rated movies (the fallback for unknown users), filters applied."""
+        k = self._check_k(k)
+        blocked = self._genre_mask(genres, exclude_genres)
+        blocked[np.fromiter(exclude, dtype=np.int64)] = True
+        order = self.popularity[~blocked[self.popularity]][:k]
+        return [self.movie(int(i), float(self.counts[i])) for i in order]
+
+    def recommend(
+        self,
+        user_id: Any,
+        k: int = 10,
+        exclude_seen: bool = True,
+        genres: Iterable[str] | None = None,
+        exclude_genres: Iterable[str] | None = None,
+    ) -> dict:
+        """Top-k movies for a user; unknown users get the popularity fallback (``strategy: popular``)."""
+        k = self._check_k(k)
+        mask = self._genre_mask(genres, exclude_genres) if genres or exclude_genres else None
+        u = self.user_index(user_id)
+        if u < 0:
+            return self._result(user_id, "popular", self.popular(k, genres, exclude_genres))
+        items = self.recommend_index(np.array([u]), k, exclude_seen, mask)[0]
+        return self._result(user_id, "personalized", items)
+
+    def recommend_batch(self, user_ids: list, k: int = 10, exclude_seen: bool = True, genres=None, exclude_genres=None):
+        """Many users in one call: known users are scored together, unknown ones get the fallback."""
+        k = self._check_k(k)
+        mask = self._genre_mask(genres, exclude_genres) if genres or exclude_genres else None
+        idx = np.array([self.user_index(u) for u in user_ids], dtype=np.int64)
+        known = np.flatnonzero(idx >= 0)
+        scored = self.recommend_index(idx[known], k, exclude_seen, mask) if len(known) else []
+        by_row = dict(zip(known.tolist(), scored, strict=True))
+        fallback = None
+        results = []
+        for row, user_id in enumerate(user_ids):
+            if row in by_row:
+                results.append(self._result(user_id, "personalized", by_row[row]))
+            else:
+                fallback = fallback if fallback is not None else self.popular(k, genres, exclude_genres)
+                results.append(self._result(user_id, "popular", fallback))
+        return results
+
+    def fold_in(self, items: np.ndarray, ratings: np.ndarray, l2: float = FOLD_IN_L2):
+        """A new user's factors against the frozen item factors.
+
+        Rating head: ridge regression of ``r - mu - b_i`` on ``[q_i, 1]`` (factors and bias).
+        Interaction head: the regularised softmax maximum-likelihood user vector over the whole
+        catalogue (Newton steps; the Hessian uses the 2,000 most probable movies).
+        """
+        w = self.w
+        q = w["item_mf"][items].astype(np.float64)
+        a = np.hstack([q, np.ones((len(items), 1))])
+        y = ratings - self.mu - w["item_bias"][items]
+        sol = np.linalg.solve(a.T @ a + l2 * np.eye(a.shape[1]), a.T @ y)
+        p, b = sol[:-1], sol[-1]
+        qr, c = w["item_rank"].astype(np.float64), w["item_rank_bias"].astype(np.float64)
+        pr = np.zeros(qr.shape[1])
+        target = qr[items].sum(axis=0)
+        n = len(items)
+        for _ in range(12):
+            s = qr @ pr + c
+            prob = np.exp(s - s.max())
+            prob /= prob.sum()
+            mean = prob @ qr
+            grad = target - n * mean - l2 * pr
+            top = np.argpartition(-prob, min(2000, len(prob)) - 1)[: min(2000, len(prob))]
+            qt = qr[top] - mean
+            hess = n * (qt.T * prob[top]) @ qt + l2 * np.eye(len(pr))
+            step = np.linalg.solve(hess, grad)
+            pr += step
+            if np.abs(step).max() < 1e-5:
+                break
+        return pr.astype(np.float32), p.astype(np.float32), np.float32(b)
+
+    def cold_start(
+        self,
+        ratings: Mapping[Any, float],
+        k: int = 10,
+        exclude_seen: bool = True,
+        genres: Iterable[str] | None = None,
+        exclude_genres: Iterable[str] | None = None,
+    ) -> dict:
+        """Recommendations for a new user from ``{movie_id: rating}``; unknown movie ids are reported back."""
+        k = self._check_k(k)
+        known, unknown = [], []
+        for mid, r in ratings.items():
+            i = self.item_index(mid)
+            (known if i >= 0 else unknown).append((i, float(r)) if i >= 0 else mid)
+        for _, r in known:
+            if not (self.scale[0] <= r <= self.scale[1]):
+                raise RequestError("invalid_rating", f"rating {r:g} is outside {self.scale[0]:g}-{self.scale[1]:g}")
+        mask = self._genre_mask(genres, exclude_genres)
+        if not known:
+            res = self._result(None, "popular", self.popular(k, genres, exclude_genres))
+            res["unknown_movies"] = unknown
+            return res
+        items = np.array([i for i, _ in known], dtype=np.int64)
+        pr, p, b = self.fold_in(items, np.array([r for _, r in known]))
+        deep = np.zeros((1, 0), np.float32)
+        if self.has_deep:
+            deep = p[None, :] if "user_implicit" not in self.w else np.concatenate([p, pr])[None, :]
+        exclude = mask[None, :].copy()
+        if exclude_seen:
+            exclude[0, items] = True
+        s, i, r = self._run(pr[None, :], p[None, :], np.array([b]), deep, exclude, k)
+        res = self._result(None, "cold_start", self._items(s[0], i[0], r[0]))
+        res["unknown_movies"] = unknown
+        return res
+
+    def similar_movies(self, movie_id: Any, k: int = 10) -> dict:
+        """Movies whose interaction factors are closest by cosine similarity; the movie itself excluded."""
+        k = self._check_k(k)
+        i = self.item_index(movie_id)
+        if i < 0:
+            raise RequestError("unknown_movie", f"movie {movie_id!r} is not in the model's catalogue")
+        sims = self._similar @ self._similar[i]
+        sims[i] = -np.inf
+        kk = min(k, self.n_items - 1)
+        top = np.argpartition(-sims, kk - 1)[:kk] if kk > 0 else np.array([], np.int64)
+        top = top[np.argsort(-sims[top], kind="stable")]
+        return {
+            "strategy": "similar",
+            "movie": self.movie(i),
+            "items": [self.movie(int(j), float(sims[j])) for j in top],
+            "model_version": self.model_version,
+        }
+
+    def history(self, user_id: Any, n: int = 10) -> list[dict]:
+        """The user's highest-rated training movies (most recent first among equal ratings)."""
+        u = self.user_index(user_id)
+        if u < 0:
+            return []
+        lo, hi = self.h_indptr[u], min(self.h_indptr[u + 1], self.h_indptr[u] + n)
+        return [
+            {**self.movie(int(i)), "rating": float(r)}
+            for i, r in zip(self.h_items[lo:hi], self.h_ratings[lo:hi], strict=True)
+        ]
+
+    def user_features(self, user_id: Any, top_genres: int = 5) -> dict | None:
+        """Embedding, bias and favourite genres (among movies rated >= 4) of a known user."""
+        u = self.user_index(user_id)
+        if u < 0:
+            return None
+        seen = self._seen(u)
+        liked = seen[self.h_ratings[self.h_indptr[u] : self.h_indptr[u + 1]] >= 4.0]
+        counts = self.genres[liked].sum(axis=0)
+        order = [int(j) for j in np.argsort(-counts, kind="stable")[:top_genres] if counts[j] > 0]
+        return {
+            "user_id": self._key(user_id, self.numeric_users),
+            "n_ratings": len(seen),
+            "bias": float(self.w["user_bias"][u]),
+            "embedding": [round(float(x), 6) for x in self.w["user_mf"][u]],
+            "top_genres": [{"genre": self.genre_names[j], "liked": int(counts[j])} for j in order],
+        }
+
+    def _result(self, user_id: Any, strategy: str, items: list[dict]) -> dict:
+        out = {"strategy": strategy, "items": items, "model_version": self.model_version}
+        if user_id is not None:
+            key = self._key(user_id, self.numeric_users)
+            out["user_id"] = key if key is not None else str(user_id)
+        return out

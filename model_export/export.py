@@ -1,0 +1,327 @@
+"""Export a trained model directory to a self-describing serving artifact.
+
+``python -m model_export.export --model DIR --out ARTIFACT_DIR``
+
+The artifact holds:
+
+* ``pairwise.onnx``: the Keras model converted with tf2onnx ((user, item) -> rating, interaction);
+* ``catalogue.onnx``: the graph serving runs (see :mod:`model_export.catalogue`);
+* ``weights.npz``: the factors and biases serving needs for cold start, similarity and display;
+* ``catalogue.npz``: id maps, movie metadata (title, year, genres), popularity, user histories;
+* ``manifest.json``: ``model_version`` (a content hash), creation time, training metadata and metrics,
+  ONNX input/output names and shapes, opset, library versions, parity figures and the sha256 of every file.
+
+Parity is checked before anything is published: for a sample of users, onnxruntime's scores over
+the whole catalogue must equal Keras ``predict`` within 1e-4, else the export fails and says by how
+much. The directory appears complete or not at all (it is staged, then renamed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from model_export import catalogue
+from training.data import DataError
+
+PARITY_TOLERANCE = 1e-4
+MANIFEST = "manifest.json"
+ARTIFACT_FORMAT = 1
+
+
+class ExportError(RuntimeError):
+    """The export cannot produce a correct artifact; the message says why."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def content_version(files: dict[str, dict]) -> str:
+    """``model_version``: a hash over every file's name and sha256 (so any change gives a new version)."""
+    text = "\n".join(f"{name}:{files[name]['sha256']}" for name in sorted(files))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def convert_pairwise(model, path: Path) -> None:
+    """tf2onnx conversion of the pairwise Keras model with named int32 inputs ``user`` and ``item``."""
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = (tf.TensorSpec([None], tf.int32, name="user"), tf.TensorSpec([None], tf.int32, name="item"))
+
+    @tf.function(input_signature=spec)
+    def serve(user, item):
+        out = model({"user": user, "item": item}, training=False)
+        return {name: tf.identity(t, name=name) for name, t in out.items()}
+
+    tf2onnx.convert.from_function(serve, input_signature=spec, opset=catalogue.OPSET, output_path=str(path))
+
+
+def _genre_table(genres: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    names = sorted({g for gs in genres for g in gs})
+    index = {g: i for i, g in enumerate(names)}
+    indptr = np.zeros(len(genres) + 1, np.int64)
+    indptr[1:] = np.cumsum([len(gs) for gs in genres])
+    ids = np.array([index[g] for gs in genres for g in gs], np.int32)
+    return np.array(names, dtype=str), indptr, ids
+
+
+def catalogue_arrays(rec, movies) -> dict[str, np.ndarray]:
+    """Id maps, metadata, popularity and histories, in index order."""
+    import pandas as pd
+
+    items = rec.items.ids
+    meta = movies.copy()
+    if rec.items.numeric:
+        meta["movie_id"] = pd.to_numeric(meta["movie_id"], errors="coerce")
+    meta = meta.drop_duplicates("movie_id").set_index("movie_id").reindex(pd.Index(items))
+    titles = meta["title"].fillna("").astype(str).to_numpy()
+    titles = np.where(titles == "", items.astype(str), titles)
+    years = pd.to_numeric(meta["year"], errors="coerce").fillna(0).astype(np.int32).to_numpy()
+    genres = [[g for g in str(v).split("|") if g] if isinstance(v, str) else [] for v in meta["genres"]]
+    genre_names, genre_indptr, genre_ids = _genre_table(genres)
+    t = rec.train
+    counts = np.bincount(t.items, minlength=len(items))
+    mean_rating = np.bincount(t.items, weights=t.ratings, minlength=len(items)) / np.maximum(counts, 1)
+    # Histories: per user, rated movies sorted by rating (desc), then most recent first.
+    order = np.lexsort((-t.timestamps, -t.ratings, t.users))
+    hist_indptr = np.zeros(len(rec.users) + 1, np.int64)
+    hist_indptr[1:] = np.cumsum(np.bincount(t.users, minlength=len(rec.users)))
+
+    def ids(a: np.ndarray) -> np.ndarray:
+        return a.astype(np.int64) if a.dtype.kind in "iu" else a.astype(str)
+
+    return {
+        "user_ids": ids(rec.users.ids),
+        "item_ids": ids(items),
+        "titles": titles.astype(str),
+        "years": years,
+        "genre_names": genre_names,
+        "genre_indptr": genre_indptr,
+        "genre_ids": genre_ids,
+        "popularity": np.argsort(-counts, kind="stable").astype(np.int32),
+        "rating_counts": counts.astype(np.int32),
+        "mean_ratings": mean_rating.astype(np.float32),
+        "history_indptr": hist_indptr,
+        "history_items": t.items[order].astype(np.int32),
+        "history_ratings": t.ratings[order].astype(np.float32),
+    }
+
+
+def weight_arrays(w) -> dict[str, np.ndarray]:
+    """The serving weights as flat named arrays (the deep layers as deep_kernel_i / deep_bias_i / deep_relu)."""
+    out: dict[str, np.ndarray] = {
+        "scalars": np.array([w.gamma, w.mu, w.mf_weight, w.deep_weight], np.float64),
+        "user_rank": w.user_rank,
+        "item_rank": w.item_rank,
+        "item_rank_bias": w.item_rank_bias,
+        "user_mf": w.user_mf,
+        "user_bias": w.user_bias,
+        "item_mf": w.item_mf,
+        "item_bias": w.item_bias,
+    }
+    if w.user_implicit is not None:
+        out["user_implicit"], out["item_implicit"] = w.user_implicit, w.item_implicit
+    if w.has_deep:
+        out["deep_user_kernel"], out["deep_item_kernel"], out["deep_bias"] = (
+            w.deep_user_kernel,
+            w.deep_item_kernel,
+            w.deep_bias,
+        )
+        out["deep_relu"] = np.array([layer.relu for layer in w.deep_layers])
+        for i, layer in enumerate(w.deep_layers):
+            out[f"deep_kernel_{i}"], out[f"deep_bias_{i}"] = layer.kernel, layer.bias
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _io(session) -> dict:
+    def describe(args):
+        return [
+            {"name": a.name, "type": a.type, "shape": [s if isinstance(s, int) else str(s) for s in a.shape]}
+            for a in args
+        ]
+
+    return {"inputs": describe(session.get_inputs()), "outputs": describe(session.get_outputs())}
+
+
+def parity(rec, w, pairwise_path: Path, catalogue_path: Path, n_users: int = 16, seed: int = 0) -> dict:
+    """Max |onnxruntime - Keras predict| over the whole catalogue for a sample of users."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    pair = ort.InferenceSession(str(pairwise_path), opts, providers=["CPUExecutionProvider"])
+    cat = ort.InferenceSession(str(catalogue_path), opts, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(seed)
+    users = rng.choice(len(rec.users), size=min(n_users, len(rec.users)), replace=False)
+    n = len(rec.items)
+    uu = np.repeat(users, n).astype(np.int32)
+    ii = np.tile(np.arange(n), len(users)).astype(np.int32)
+    keras_out = rec.model.predict({"user": uu, "item": ii}, batch_size=65536, verbose=0)
+    onnx_out = dict(zip([o.name for o in pair.get_outputs()], pair.run(None, {"user": uu, "item": ii}), strict=True))
+    report = {"users": len(users), "movies": n}
+    report["pairwise_rating"] = float(np.abs(onnx_out["rating"] - keras_out["rating"]).max())
+    # Catalogue graph: its stage-1 scores are Keras's interaction output + gamma * (rating - mu - b_u - deep).
+    feeds = catalogue_feeds(w, users, np.zeros((len(users), n), np.float32), k=10)
+    scores, top_items, top_ratings = cat.run(["scores", "top_items", "top_ratings"], feeds)
+    keras_rating = keras_out["rating"][:, 0].reshape(len(users), n)
+    if "interaction" in keras_out:
+        report["pairwise_interaction"] = float(np.abs(onnx_out["interaction"] - keras_out["interaction"]).max())
+        logit = keras_out["interaction"][:, 0].reshape(len(users), n)
+        mf_part = w.item_bias + w.mf_weight * (w.user_mf[users] @ w.item_mf.T)
+        report["catalogue_scores"] = float(np.abs(scores - (logit + w.gamma * mf_part)).max())
+    report["catalogue_top_ratings"] = float(np.abs(top_ratings - np.take_along_axis(keras_rating, top_items, 1)).max())
+    worst = max(v for k, v in report.items() if k not in ("users", "movies"))
+    report["max_abs_diff"] = worst
+    if not worst <= PARITY_TOLERANCE:
+        raise ExportError(
+            f"parity check failed: onnxruntime differs from Keras predict by up to {worst:.3g} "
+            f"(tolerance {PARITY_TOLERANCE:g}); details: {json.dumps(report)}"
+        )
+    return report
+
+
+def catalogue_feeds(w, users: np.ndarray, exclude: np.ndarray, k: int, candidates: int = 300) -> dict:
+    """Inputs of catalogue.onnx for known user indices (the engine builds the same from the artifact)."""
+    n = w.item_mf.shape[0]
+    u_deep = (
+        w.user_deep_inputs(w.user_mf[users], None if w.user_implicit is None else w.user_implicit[users])
+        if w.has_deep
+        else np.zeros((len(users), 0), np.float32)
+    )
+    return {
+        "user_rank": w.user_rank[users].astype(np.float32),
+        "user_mf": w.user_mf[users].astype(np.float32),
+        "user_bias": w.user_bias[users][:, None].astype(np.float32),
+        "user_deep": u_deep.astype(np.float32),
+        "exclude": exclude.astype(np.float32),
+        "candidates": np.array([min(candidates, n)], np.int64),
+        "k": np.array([min(k, candidates, n)], np.int64),
+    }
+
+
+def _versions() -> dict:
+    import keras
+    import onnx
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    return {
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "tf2onnx": tf2onnx.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def export(model_dir: Path, out: Path, log=print) -> dict:
+    """Export ``model_dir`` (from ``training.train``) to ``out``; returns the manifest."""
+    import onnx
+    import onnxruntime as ort
+    import pandas as pd
+
+    from training.train import load
+
+    rec, meta = load(model_dir)
+    if not (model_dir / "movies.csv").exists():
+        raise DataError(f"{model_dir}: movies.csv missing")
+    movies = pd.read_csv(model_dir / "movies.csv", keep_default_na=False)
+    movies["year"] = pd.to_numeric(movies["year"], errors="coerce")
+    w = rec.serving_weights()
+    out = Path(out)
+    stage = out.parent / f".{out.name}.staging-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        t0 = time.perf_counter()
+        log("converting the Keras model with tf2onnx ...")
+        convert_pairwise(rec.model, stage / "pairwise.onnx")
+        onnx.save(catalogue.build(w), stage / "catalogue.onnx")
+        with open(stage / "weights.npz", "wb") as f:
+            np.savez(f, **weight_arrays(w))
+        with open(stage / "catalogue.npz", "wb") as f:
+            np.savez(f, **catalogue_arrays(rec, movies))
+        log("checking parity with Keras ...")
+        report = parity(rec, w, stage / "pairwise.onnx", stage / "catalogue.onnx")
+        files = {
+            p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+            for p in sorted(stage.iterdir())
+            if p.is_file()
+        }
+        opts = ort.SessionOptions()
+        models = {
+            name: {
+                "file": f"{name}.onnx",
+                "opset": catalogue.OPSET,
+                **_io(ort.InferenceSession(str(stage / f"{name}.onnx"), opts, providers=["CPUExecutionProvider"])),
+            }
+            for name in ("pairwise", "catalogue")
+        }
+        manifest = {
+            "format": ARTIFACT_FORMAT,
+            "model_version": content_version(files),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "source_model": str(model_dir),
+            "training": {k: meta.get(k) for k in ("dataset", "split", "seed", "train_config", "metrics", "created")},
+            "model": {
+                "kind": w and meta["train_config"]["model"]["kind"],
+                "n_users": len(rec.users),
+                "n_items": len(rec.items),
+            },
+            "scoring": {"gamma": w.gamma, "candidates": 300, "rating_scale": meta["dataset"]["rating_scale"]},
+            "onnx": models,
+            "parity": report,
+            "versions": _versions(),
+            "files": files,
+        }
+        (stage / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(old)
+            stage.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            stage.rename(out)
+        log(
+            f"exported {out} (model_version {manifest['model_version']}, parity {report['max_abs_diff']:.2e}, "
+            f"{time.perf_counter() - t0:.1f}s)"
+        )
+        return manifest
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m model_export.export", description=__doc__.split("\n")[0])
+    p.add_argument("--model", type=Path, required=True, help="model directory from training.train")
+    p.add_argument("--out", type=Path, required=True, help="artifact directory to write")
+    a = p.parse_args(argv)
+    try:
+        export(a.model, a.out)
+    except (DataError, ExportError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Every engine capability on a small artifact, and serving without TensorFlow, Keras or pandas."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from lambdas.engine import Engine, RequestError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def engine(small_artifact) -> Engine:
+    return Engine(small_artifact)
+
+
+def test_engine_imports_and_serves_with_tensorflow_keras_and_pandas_blocked(small_artifact):
+    code = textwrap.dedent(
+        f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("tensorflow", "keras", "pandas", "tf2onnx"):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        from lambdas.engine import Engine
+        e = Engine({str(small_artifact)!r})
+        assert len(e.recommend(0, k=3)["items"]) == 3
+        assert not [m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "pandas")]
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_recommend_ranks_unseen_movies_with_metadata(engine):
+    res = engine.recommend(5, k=10)
+    items = res["items"]
+    assert res["strategy"] == "personalized" and res["user_id"] == 5 and res["model_version"] == engine.model_version
+    assert len(items) == 10
+    scores = [m["score"] for m in items]
+    assert scores == sorted(scores, reverse=True)
+    seen = {int(engine.item_ids[i]) for i in engine._seen(engine.user_index(5))}
+    assert not seen & {m["movie_id"] for m in items}
+    first = items[0]
+    assert {"movie_id", "title", "year", "genres", "score", "predicted_rating"} <= set(first)
+    assert first["title"].startswith("Movie") and 1950 <= first["year"] <= 2030 and first["genres"]
+    assert 0.5 <= first["predicted_rating"] <= 5.0
+    # string and integer spellings of an id are the same user
+    assert engine.recommend("5", k=10)["items"] == items
+
+
+def test_exclude_seen_off_can_return_rated_movies(engine):
+    u = engine.user_index(5)
+    seen = {int(engine.item_ids[i]) for i in engine._seen(u)}
+    everything = engine.recommend(5, k=engine.n_items, exclude_seen=False)["items"]
+    assert len(everything) == engine.n_items and seen <= {m["movie_id"] for m in everything}
+
+
+def test_genre_filters(engine):
+    only = engine.recommend(3, k=8, genres=["comedy", "Drama"])["items"]
+    assert only and all({"Comedy", "Drama"} & set(m["genres"]) for m in only)
+    without = engine.recommend(3, k=8, exclude_genres=["Action"])["items"]
+    assert without and all("Action" not in m["genres"] for m in without)
+    with pytest.raises(RequestError) as err:
+        engine.recommend(3, genres=["Western"])
+    assert err.value.code == "unknown_genre" and "Comedy" in err.value.message
+
+
+def test_unknown_user_gets_the_popularity_fallback(engine):
+    res = engine.recommend("somebody-new", k=5)
+    assert res["strategy"] == "popular"
+    ids = [engine.item_index(m["movie_id"]) for m in res["items"]]
+    assert ids == engine.popularity[:5].tolist()
+
+
+def test_k_is_validated_and_may_exceed_the_catalogue(engine):
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(RequestError) as err:
+            engine.recommend(1, k=bad)
+        assert err.value.code == "invalid_k"
+    u = engine.user_index(1)
+    all_unseen = engine.recommend(1, k=10_000)["items"]
+    assert len(all_unseen) == engine.n_items - len(engine._seen(u))
+
+
+def test_cold_start_folds_in_a_new_user_and_reports_unknown_movies(engine):
+    res = engine.cold_start({"3": 5.0, 7: 4.5, 11: 1.0, "no-such-movie": 4.0, 99999: 3.0}, k=5)
+    assert res["strategy"] == "cold_start" and res["unknown_movies"] == ["no-such-movie", 99999]
+    got = {m["movie_id"] for m in res["items"]}
+    assert len(got) == 5 and not got & {3, 7, 11}
+    with pytest.raises(RequestError, match="outside"):
+        engine.cold_start({3: 9.0})
+    only_unknown = engine.cold_start({"nope": 4.0}, k=3)
+    assert only_unknown["strategy"] == "popular" and only_unknown["unknown_movies"] == ["nope"]
+
+
+def test_cold_start_of_an_existing_users_ratings_resembles_their_recommendations(engine):
+    # Folding a known user back in from their own ratings should land near their trained vector.
+    u = engine.user_index(8)
+    lo, hi = engine.h_indptr[u], engine.h_indptr[u + 1]
+    ratings = {
+        int(engine.item_ids[i]): float(r) for i, r in zip(engine.h_items[lo:hi], engine.h_ratings[lo:hi], strict=True)
+    }
+    folded = {m["movie_id"] for m in engine.cold_start(ratings, k=10)["items"]}
+    trained = {m["movie_id"] for m in engine.recommend(8, k=10)["items"]}
+    popular = {m["movie_id"] for m in engine.popular(10, exclude=engine._seen(u))}
+    assert len(folded & trained) >= len(popular & trained)
+
+
+def test_similar_movies(engine):
+    res = engine.similar_movies(10, k=5)
+    ids = [m["movie_id"] for m in res["items"]]
+    assert res["movie"]["movie_id"] == 10 and 10 not in ids and len(ids) == 5
+    sims = [m["score"] for m in res["items"]]
+    assert sims == sorted(sims, reverse=True) and all(-1.0 <= s <= 1.0 for s in sims)
+    assert len(engine.similar_movies(10, k=1000)["items"]) == engine.n_items - 1
+    with pytest.raises(RequestError) as err:
+        engine.similar_movies("unknown")
+    assert err.value.code == "unknown_movie"
+
+
+def test_batch_equals_single_requests(engine):
+    batch = engine.recommend_batch([1, "ghost", 2, 3], k=4, genres=["Drama"])
+    assert [b["strategy"] for b in batch] == ["personalized", "popular", "personalized", "personalized"]
+    for user, res in zip([1, 2, 3], [batch[0], batch[2], batch[3]], strict=True):
+        assert res["items"] == engine.recommend(user, k=4, genres=["Drama"])["items"]
+
+
+def test_history_and_user_features(engine):
+    hist = engine.history(4, n=5)
+    assert len(hist) == 5 and [h["rating"] for h in hist] == sorted((h["rating"] for h in hist), reverse=True)
+    feats = engine.user_features(4)
+    assert feats["n_ratings"] > 0 and len(feats["embedding"]) == 8 and isinstance(feats["bias"], float)
+    assert all(g["liked"] > 0 for g in feats["top_genres"])
+    assert engine.history("ghost") == [] and engine.user_features("ghost") is None
