@@ -131,7 +131,7 @@ def build(
     dest.mkdir(parents=True)
     if deps_cache is not None and (deps_cache / ".complete").exists():
         shutil.copytree(deps_cache, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
-        removed = 0
+        removed = int((deps_cache / ".complete").read_text() or 0)  # what trimming saved when the cache was built
     else:
         requirements = ROOT / "lambdas" / "requirements.txt"
         with tempfile.TemporaryDirectory() as tmp:
@@ -142,7 +142,7 @@ def build(
         if deps_cache is not None:
             shutil.rmtree(deps_cache, ignore_errors=True)
             shutil.copytree(dest, deps_cache)
-            (deps_cache / ".complete").touch()
+            (deps_cache / ".complete").write_text(str(removed))
     deps = dir_size(dest)
     copy_code(dest)
     code = dir_size(dest) - deps
