@@ -2,10 +2,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SYSTEM_PYTHON ?= python3
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv test lint demo bench bench-quality clean
+.PHONY: venv test lint demo local openapi train export bench bench-quality package clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -25,13 +25,39 @@ lint: venv
 test: lint
 	$(PY) -m pytest
 
+# The whole story on this machine: train + export when no artifact exists, start the local stack (moto + the
+# Lambda handlers), submit a known-user, a cold-start, a similar-movies and a batch request, poll, print.
 demo: venv
-	$(PY) -m training.demo
+	$(PY) -m infra.demo
 
+# The request flow on this machine, API on http://127.0.0.1:8765 (Ctrl-C stops it).
+local: venv
+	$(PY) -m infra.local
+
+# Regenerate lambdas/api/openapi.json from the routes and models (a test fails when it is stale).
+openapi: venv
+	$(PY) -m lambdas.api.spec
+
+# The served model on ml-latest-small, and its serving artifact.
+artifacts/model/metadata.json: | venv
+	$(PY) -m training.train --out artifacts/model
+
+train: artifacts/model/metadata.json
+
+export: train
+	$(PY) -m model_export.export --model artifacts/model --out artifacts/artifact
+
+# Keras predict vs the serving engine, cold start, memory, worker package size (writes artifacts/bench.md).
+bench: train
+	$(PY) -m model_export.bench --model artifacts/model
+
+# Our variants vs baselines, Surprise SVD/SVD++, implicit ALS/BPR and EASE (writes artifacts/bench_quality.md).
 bench-quality: $(VENV)/.bench-installed
 	$(PY) -m training.bench_quality
 
-bench: bench-quality
+# The worker Lambda's deployment package, built without Docker (pip for the Lambda platform, trimmed).
+package: export
+	$(PY) -m model_export.package --out build/worker --artifact artifacts/artifact
 
 clean:
-	rm -rf artifacts .pytest_cache .ruff_cache
+	rm -rf artifacts build .pytest_cache .ruff_cache

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ notices (oneDNN, tf.data) are noise here
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +76,23 @@ def small_artifact(small_model_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("artifact") / "artifact"
     export(small_model_dir, out, log=lambda *_: None)
     return out
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch):
+    """Fake credentials and a region for boto3, set before any client is made (never real AWS)."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+
+@pytest.fixture
+def moto_aws(aws_credentials):
+    """moto's in-process AWS (every service), fresh for each test."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield

@@ -1,0 +1,1 @@
+"""Infrastructure: the local stack (moto, in-process) and the AWS deployment."""

@@ -1,0 +1,1 @@
+"""The HTTP API: Powertools REST resolver over the service modules."""

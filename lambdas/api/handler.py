@@ -1,0 +1,208 @@
+"""API Gateway (REST, proxy integration) handler: submit a request, read its status, serve the OpenAPI document.
+
+Routing, request validation and response validation are Powertools'; the work is in ``lambdas.service``. This
+module imports neither numpy nor onnxruntime: the API only validates and enqueues.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import APIGatewayProxyEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.api import errors
+from lambdas.api.models import UUID_PATTERN, ErrorResponse, RecommendationRequest, StatusResponse, SubmitResponse
+from lambdas.service import status as status_service
+from lambdas.service import submit as submit_service
+from lambdas.service.aws import get_services
+from lambdas.service.errors import ServiceError
+from lambdas.service.logs import logger
+from lambdas.settings import Settings
+
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+
+INTERNAL = "An unexpected error (`internal_error`): never caused by the request's content; details are only logged"
+
+# Request headers a browser may send (Powertools adds Authorization, X-Amz-Date, X-Amz-Security-Token) and response
+# headers its scripts may read; API Gateway answers the preflight (OPTIONS) itself, from the same origins.
+CORS_ALLOW_HEADERS = ["Content-Type", "Idempotency-Key", "x-api-key"]
+CORS_EXPOSE_HEADERS = ["Location", "Idempotent-Replayed", "Retry-After"]
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    """CORS headers for the configured origins (an allowed ``Origin`` is echoed back); ``None``: CORS off."""
+    origins = settings.cors_origins
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origin=origins[0],
+        extra_origins=list(origins[1:]),
+        allow_headers=CORS_ALLOW_HEADERS,
+        expose_headers=CORS_EXPOSE_HEADERS,
+    )
+
+
+CORS = cors_config(Settings.from_env())
+app = APIGatewayRestResolver(enable_validation=True, cors=CORS)
+
+
+def _error(description: str, retry_after: bool = False) -> dict:
+    answer = {"description": description, "content": {content_types.APPLICATION_JSON: {"model": ErrorResponse}}}
+    if retry_after:
+        answer["headers"] = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
+    return answer
+
+
+@app.post(
+    "/recommendations",
+    summary="Submit a recommendation request",
+    description=(
+        "Validates the request, stores it PENDING and queues it; poll `status_url` for the result. Exactly one of "
+        "`user_id`, `ratings`, `similar_to`, `user_ids`. Unknown movie ids in `ratings` are accepted and reported in "
+        "the result's `unknown_movies` (none known: the popularity ranking, strategy `popular`); an unknown "
+        "`similar_to` movie is accepted and the request ends FAILED with error code `unknown_movie`, because only "
+        "the worker knows the model's catalogue. With an `Idempotency-Key`, a repeat with the same body returns the "
+        "first request (header `Idempotent-Replayed: true`) and queues nothing; the same key with another body "
+        "gets 409."
+    ),
+    operation_id="submitRecommendationRequest",
+    tags=["recommendations"],
+    responses={
+        202: {
+            "description": "Accepted: the request is queued (or, for a replayed Idempotency-Key, was before)",
+            "headers": {
+                "Location": {"description": "The status URL", "schema": {"type": "string"}},
+                "Idempotent-Replayed": {
+                    "description": "`true` when an Idempotency-Key returned an earlier request",
+                    "schema": {"type": "string", "enum": ["true"]},
+                },
+            },
+            "content": {content_types.APPLICATION_JSON: {"model": SubmitResponse}},
+        },
+        400: _error("The body is not valid JSON"),
+        409: _error("The Idempotency-Key was used before with a different body (`idempotency_conflict`)"),
+        413: _error("The body is larger than 64 KB (`body_too_large`)"),
+        415: _error("The body is not application/json (`unsupported_media_type`)"),
+        422: _error("The JSON breaks the contract (`validation_error`, with `details`)"),
+        503: _error(
+            "The request could not be queued (`queue_unavailable`); it is marked FAILED and the Idempotency-Key "
+            "released: retry after `Retry-After` seconds",
+            retry_after=True,
+        ),
+        500: _error(INTERNAL),
+    },
+)
+def submit_request(
+    request: Annotated[RecommendationRequest, Body()],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Any client-chosen key (printable ASCII, no spaces); repeats within the TTL are deduplicated",
+        ),
+    ] = None,
+) -> Response[SubmitResponse]:
+    request_id = submit_service.new_request_id()
+    logger.append_keys(request_id=request_id)
+    accepted = submit_service.submit(get_services(), request, idempotency_key, request_id)
+    url = status_url(app.current_event, accepted.request_id)
+    headers = {"Location": url} | ({"Idempotent-Replayed": "true"} if accepted.replayed else {})
+    return Response(
+        status_code=202,
+        content_type=content_types.APPLICATION_JSON,
+        body=SubmitResponse(request_id=accepted.request_id, status=accepted.status, status_url=url),
+        headers=headers,
+    )
+
+
+@app.get(
+    "/recommendations/<request_id>",
+    summary="Read a request's status and result",
+    description=(
+        "PENDING until the worker has scored it, then COMPLETED with `result` or FAILED with `error`. Requests and "
+        "results are deleted after `expires_at` (7 days by default)."
+    ),
+    operation_id="getRecommendationRequest",
+    tags=["recommendations"],
+    responses={
+        200: {"description": "The request", "content": {content_types.APPLICATION_JSON: {"model": StatusResponse}}},
+        400: _error("The request id is not a UUID (`invalid_request_id`)"),
+        404: _error("No such request, or it expired (`not_found`)"),
+        503: _error("A stored result cannot be read now (`result_unavailable`)", retry_after=True),
+        500: _error(INTERNAL),
+    },
+)
+def get_request(
+    request_id: Annotated[str, PathParam(pattern=UUID_PATTERN, description="The id returned by the submit call")],
+) -> Response[StatusResponse]:
+    logger.append_keys(request_id=request_id)
+    document = status_service.read_status(get_services(), request_id)
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=document)
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi_document() -> dict:
+    return _openapi()
+
+
+@cache
+def _openapi() -> dict:
+    return json.loads(OPENAPI_PATH.read_text())
+
+
+def status_url(event: APIGatewayProxyEvent, request_id: str) -> str:
+    """Absolute URL of the status endpoint as the client called us (stage and base path included)."""
+    host = event.headers.get("Host")
+    path = (event.request_context.path or event.path or "/recommendations").rstrip("/")
+    if not host:
+        return f"/recommendations/{request_id}"
+    scheme = event.headers.get("X-Forwarded-Proto") or "https"
+    return f"{scheme}://{host}{path}/{request_id}"
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(exc: RequestValidationError) -> Response:
+    if any(e["loc"][:1] == ("response",) for e in exc.errors()):
+        # our own answer broke the contract: a bug, never the client's fault
+        logger.error("response failed validation", extra={"errors": [str(e) for e in exc.errors()[:5]]})
+        return errors.response(500, "internal_error", "internal error")
+    status, code, message, details = errors.from_validation_errors(list(exc.errors()))
+    logger.info("request refused", extra={"status": status, "code": code, "error": message})
+    return errors.response(status, code, message, details)
+
+
+@app.exception_handler(ServiceError)
+def _service_error(exc: ServiceError) -> Response:
+    logger.info("request refused", extra={"status": exc.status, "code": exc.code, "error": exc.message})
+    return errors.response(exc.status, exc.code, exc.message, headers=exc.headers)
+
+
+@app.not_found
+def _no_route(exc: NotFoundError) -> Response:
+    event = app.current_event
+    return errors.response(404, "not_found", f"no route {event.http_method} {event.path}")
+
+
+@app.exception_handler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    logger.exception("unhandled error")
+    return errors.response(500, "internal_error", "internal error")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    refused = errors.precheck(event, get_services().settings.max_body_bytes, cors=CORS)
+    return refused or app.resolve(event, context)

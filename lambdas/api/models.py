@@ -1,0 +1,203 @@
+"""The API's request and response models (pydantic); the OpenAPI document is generated from them.
+
+Requests are strict: unknown fields, wrong JSON types (``"k": "10"``, ``"exclude_seen": 1``) and two request
+kinds at once are refused rather than coerced. Responses leave out fields that are ``None``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    model_serializer,
+    model_validator,
+)
+
+# The rating scale the API accepts (MovieLens); the worker checks again against the served model's own scale.
+RATING_MIN, RATING_MAX = 0.5, 5.0
+MAX_K = 100
+MAX_RATINGS = 500
+MAX_BATCH_USERS = 100
+MAX_GENRES = 20
+REQUEST_KINDS = ("user_id", "ratings", "similar_to", "user_ids")
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+MAX_ID_LENGTH = 64
+
+
+def _check_id(value: Any) -> Any:
+    # One clear error instead of pydantic's one-per-union-branch messages; no coercion (19.0, true, "" refused).
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, str) and not value.strip()):
+        raise ValueError(f"an id must be an integer or a non-empty string of at most {MAX_ID_LENGTH} characters")
+    if isinstance(value, str) and len(value) > MAX_ID_LENGTH:
+        raise ValueError(f"an id must be at most {MAX_ID_LENGTH} characters")
+    return value
+
+
+# Ids are opaque: an integer-id catalogue accepts 19 and "19" alike.
+Id = Annotated[
+    int | Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)],
+    BeforeValidator(_check_id),
+    Field(description="A user or movie id: an integer or a string of 1-64 characters"),
+]
+# JSON object keys are always strings.
+MovieKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
+Rating = Annotated[float, Field(strict=True, ge=RATING_MIN, le=RATING_MAX, allow_inf_nan=False)]
+Genre = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+RequestKind = Literal["user", "cold_start", "similar", "batch"]
+Status = Literal["PENDING", "COMPLETED", "FAILED"]
+
+
+class RecommendationRequest(BaseModel):
+    """A recommendation request: exactly one of ``user_id``, ``ratings``, ``similar_to``, ``user_ids``."""
+
+    model_config = ConfigDict(extra="forbid", title="RecommendationRequest")
+
+    user_id: Id | None = Field(None, description="A known user (an unknown one gets the popularity ranking)")
+    ratings: dict[MovieKey, Rating] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_RATINGS,
+        description=(
+            f"A new user's ratings, {{movie_id: rating}} with ratings {RATING_MIN:g}-{RATING_MAX:g} "
+            f"(1-{MAX_RATINGS} entries). Unknown movie ids are accepted and listed in the result's "
+            "`unknown_movies`; if none is known the result is the popularity ranking (strategy `popular`)."
+        ),
+    )
+    similar_to: Id | None = Field(
+        None,
+        description=(
+            "A movie id: movies similar to it. An id the model does not know is accepted (202) and the request "
+            "ends FAILED with error code `unknown_movie`."
+        ),
+    )
+    user_ids: list[Id] | None = Field(
+        None, min_length=1, max_length=MAX_BATCH_USERS, description=f"A batch of 1-{MAX_BATCH_USERS} users"
+    )
+    k: StrictInt = Field(10, ge=1, le=MAX_K, description="How many movies per list")
+    exclude_seen: StrictBool = Field(True, description="Leave out movies the user has rated (or gave in `ratings`)")
+    genres: list[Genre] | None = Field(
+        None, max_length=MAX_GENRES, description="Only movies with at least one of these genres (case-insensitive)"
+    )
+    exclude_genres: list[Genre] | None = Field(None, max_length=MAX_GENRES, description="No movie with these genres")
+    include_metadata: StrictBool = Field(True, description="Titles, years and genres with every movie")
+    include_history: StrictBool = Field(
+        False, description="With `user_id`/`user_ids`: the user's highest-rated movies in the training data"
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> RecommendationRequest:
+        given = [name for name in REQUEST_KINDS if getattr(self, name) is not None]
+        if len(given) != 1:
+            found = f"got {', '.join(given)}" if given else "got none"
+            raise ValueError(f"exactly one of {', '.join(REQUEST_KINDS)} is required ({found})")
+        return self
+
+    @property
+    def kind(self) -> RequestKind:
+        if self.user_id is not None:
+            return "user"
+        if self.ratings is not None:
+            return "cold_start"
+        if self.similar_to is not None:
+            return "similar"
+        return "batch"
+
+
+class ResponseModel(BaseModel):
+    """Base of response models: unknown fields are refused, ``None`` fields are left out of the JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # No return annotation on purpose: with one, pydantic documents the annotation instead of the model's fields.
+    @model_serializer(mode="wrap")
+    def _drop_none(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo):
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class SubmitResponse(ResponseModel):
+    """Answer to a submitted request (202)."""
+
+    request_id: str = Field(pattern=UUID_PATTERN)
+    status: Status = Field(description="PENDING for a new request; a replayed Idempotency-Key gets the current status")
+    status_url: str = Field(description="Where to poll: GET /recommendations/{request_id}")
+
+
+class Movie(ResponseModel):
+    """A movie in a result; without `include_metadata` only the id and scores are present."""
+
+    movie_id: int | str
+    title: str | None = None
+    year: int | None = None
+    genres: list[str] | None = None
+    score: float | None = Field(None, description="The ranking score (popular: the number of ratings)")
+    predicted_rating: float | None = None
+    rating: float | None = Field(None, description="The user's own rating (history)")
+
+
+class UserResult(ResponseModel):
+    """One user's list: a known user, a cold-start user or the popularity fallback."""
+
+    strategy: Literal["personalized", "popular", "cold_start"]
+    user_id: int | str | None = None
+    items: list[Movie]
+    model_version: str
+    history: list[Movie] | None = None
+    unknown_movies: list[int | str] | None = Field(None, description="Movie ids in `ratings` the model does not know")
+
+
+class SimilarResult(ResponseModel):
+    """Movies similar to ``movie`` (cosine similarity of the model's item factors) in ``items``."""
+
+    strategy: Literal["similar"]
+    movie: Movie
+    items: list[Movie]
+    model_version: str
+
+
+class BatchResult(ResponseModel):
+    """One list per requested user, in request order."""
+
+    strategy: Literal["batch"]
+    results: list[UserResult]
+    model_version: str
+
+
+class ErrorDetail(ResponseModel):
+    field: str = Field(description="Where: e.g. `body.k`, `header.Idempotency-Key`")
+    message: str
+
+
+class ErrorBody(ResponseModel):
+    code: str = Field(description="Machine-readable, e.g. `validation_error`, `unknown_movie`")
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorResponse(ResponseModel):
+    """Every error answer has this shape."""
+
+    error: ErrorBody
+
+
+class StatusResponse(ResponseModel):
+    """A request's state; ``result`` when COMPLETED, ``error`` when FAILED."""
+
+    request_id: str = Field(pattern=UUID_PATTERN)
+    status: Status
+    kind: RequestKind
+    created_at: str = Field(description="ISO 8601, UTC")
+    updated_at: str = Field(description="ISO 8601, UTC")
+    expires_at: str = Field(description="When the request and its result are deleted (ISO 8601, UTC)")
+    model_version: str | None = None
+    result: UserResult | SimilarResult | BatchResult | None = None
+    error: ErrorBody | None = None

@@ -1,0 +1,98 @@
+"""Generate ``lambdas/api/openapi.json`` from the API handler's routes and pydantic models.
+
+``python -m lambdas.api.spec`` rewrites the file; ``python -m lambdas.api.spec --check`` exits 1 if it is stale
+(a test runs the same comparison). Powertools adds its own validation-error schemas, which this API never
+returns (errors use ``ErrorResponse``), so unreferenced components are pruned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+TITLE = "Movie recommender API"
+VERSION = "1.0.0"
+DESCRIPTION = (
+    "Asynchronous recommendations: POST a request, get a `request_id` at once (202), poll "
+    "`GET /recommendations/{request_id}` until `status` is COMPLETED (with `result`) or FAILED (with `error`).\n\n"
+    'Every error is `{"error": {"code", "message"}}` (validation errors add `details`): 400 for a body that '
+    "is not JSON or a malformed request id, 404 for an unknown or expired request, 409 for a reused "
+    "Idempotency-Key, 413 for a body over 64 KB, 415 for a body that is not JSON, 422 for JSON that breaks the "
+    "contract (wrong types, unknown fields, values out of range, not exactly one request kind), 503 when the "
+    "queue is unavailable.\n\n"
+    "Failed requests carry an error code: `unknown_movie` (a `similar_to` movie the model does not know), "
+    "`unknown_genre`, `invalid_rating` (outside the model's scale), `invalid_k`, `invalid_request`, "
+    "`queue_unavailable`, `retries_exhausted` (processing failed on every attempt; the message is in the DLQ).\n\n"
+    "The deployed API requires an API key in `x-api-key`; the local stack (`python -m infra.local`) does not."
+)
+
+
+def build() -> dict[str, Any]:
+    """The OpenAPI 3.1 document as a dict."""
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+
+    from lambdas.api.handler import app
+
+    raw = app.get_openapi_json_schema(
+        title=TITLE,
+        version=VERSION,
+        description=DESCRIPTION,
+        security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+        security=[{"apiKey": []}],
+    )
+    return _prune(json.loads(raw))
+
+
+def _refs(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["$ref"].rsplit("/", 1)[-1]} if isinstance(node.get("$ref"), str) else set()
+        return found.union(*(_refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(v) for v in node))
+    return set()
+
+
+def _prune(doc: dict) -> dict:
+    """Drop Powertools' default 422 answers (ours use ErrorResponse) and schemas nothing references."""
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            answer = operation["responses"].get("422", {})
+            if "HTTPValidationError" in json.dumps(answer):
+                del operation["responses"]["422"]
+    schemas = doc.get("components", {}).get("schemas", {})
+    used: set[str] = set()
+    todo = _refs(doc["paths"])
+    while todo:
+        name = todo.pop()
+        if name not in used and name in schemas:
+            used.add(name)
+            todo |= _refs(schemas[name])
+    doc["components"]["schemas"] = {k: v for k, v in schemas.items() if k in used}
+    return doc
+
+
+def render(doc: dict) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lambdas.api.handler import OPENAPI_PATH
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if openapi.json differs from the generated one")
+    args = parser.parse_args(argv)
+    text = render(build())
+    if args.check:
+        if not OPENAPI_PATH.exists() or OPENAPI_PATH.read_text() != text:
+            print(f"{OPENAPI_PATH} is stale: run python -m lambdas.api.spec", file=sys.stderr)
+            return 1
+        return 0
+    OPENAPI_PATH.write_text(text)
+    print(f"wrote {OPENAPI_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""A small client for the recommendations API: submit, then poll with backoff until the request finishes.
+
+``python -m lambdas.client recommend --user 19 [--url URL] [--k 10]``, or ``--ratings '{"1": 5, "50": 4}'``,
+``--similar-to 1``, ``--users 1 2 3``; ``python -m lambdas.client status REQUEST_ID``. Against the deployed API add
+``--api-key KEY`` (sent as ``x-api-key``). The URL defaults to ``$RECOMMENDER_API_URL``, else the local stack's.
+Standard library only, so it runs anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_URL = "http://127.0.0.1:8765"
+FINISHED = ("COMPLETED", "FAILED")
+
+
+class ApiError(Exception):
+    """An HTTP error answer: status, and the API's error code and message."""
+
+    def __init__(self, status: int, code: str, message: str, body: Any = None) -> None:
+        super().__init__(f"HTTP {status} {code}: {message}")
+        self.status, self.code, self.message, self.body = status, code, message, body
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: dict[str, str]
+    body: Any  # parsed JSON, or the text if it is not JSON
+
+
+class Client:
+    """The API at ``base_url`` (e.g. ``http://127.0.0.1:8765`` or ``https://abc.execute-api.../prod``)."""
+
+    def __init__(self, base_url: str, api_key: str | None = None, timeout_s: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout_s = timeout_s
+
+    def request(
+        self, method: str, path: str, body: bytes | str | dict | None = None, headers: dict[str, str] | None = None
+    ) -> HttpResponse:
+        """One HTTP call; never raises for an HTTP error status (tests inspect those)."""
+        url = path if path.startswith("http") else self.base_url + path
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        data = data.encode() if isinstance(data, str) else data
+        all_headers = {"Accept": "application/json"}
+        if data is not None:
+            all_headers["Content-Type"] = "application/json"
+        if self.api_key:
+            all_headers["x-api-key"] = self.api_key
+        all_headers.update(headers or {})
+        req = urllib.request.Request(url, data=data, method=method, headers=all_headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                status, raw, resp_headers = resp.status, resp.read(), dict(resp.headers)
+        except urllib.error.HTTPError as err:
+            status, raw, resp_headers = err.code, err.read(), dict(err.headers)
+        try:
+            parsed = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            parsed = raw.decode(errors="replace")
+        return HttpResponse(status, resp_headers, parsed)
+
+    @staticmethod
+    def _check(resp: HttpResponse, expected: int) -> dict:
+        if resp.status != expected:
+            err = resp.body.get("error", {}) if isinstance(resp.body, dict) else {}
+            raise ApiError(resp.status, err.get("code", "http_error"), err.get("message", str(resp.body)), resp.body)
+        return resp.body
+
+    def submit(self, body: dict, idempotency_key: str | None = None) -> dict:
+        """POST /recommendations; returns ``{request_id, status, status_url}``."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._check(self.request("POST", "/recommendations", body, headers), 202)
+
+    def status(self, request_id: str) -> dict:
+        """GET /recommendations/{request_id}."""
+        return self._check(self.request("GET", f"/recommendations/{request_id}"), 200)
+
+    def wait(
+        self, request_id: str, timeout_s: float = 60.0, first_delay_s: float = 0.1, max_delay_s: float = 2.0
+    ) -> dict:
+        """Poll until COMPLETED or FAILED, doubling the delay up to ``max_delay_s``; TimeoutError after timeout."""
+        deadline = time.monotonic() + timeout_s
+        delay = first_delay_s
+        while True:
+            doc = self.status(request_id)
+            if doc["status"] in FINISHED:
+                return doc
+            if time.monotonic() + delay > deadline:
+                raise TimeoutError(f"request {request_id} still {doc['status']} after {timeout_s:g}s")
+            time.sleep(delay)
+            delay = min(delay * 2, max_delay_s)
+
+    def recommend(self, body: dict, timeout_s: float = 60.0, idempotency_key: str | None = None) -> dict:
+        """Submit and wait: the final status document."""
+        return self.wait(self.submit(body, idempotency_key)["request_id"], timeout_s)
+
+
+# ---------------------------------------------------------------------------------------------- display
+
+
+def _movie_line(rank: int, m: dict) -> str:
+    title = m.get("title") or f"movie {m['movie_id']}"
+    year = f" ({m['year']})" if m.get("year") and f"({m['year']})" not in title else ""
+    genres = f"  [{', '.join(m['genres'][:3])}]" if m.get("genres") else ""
+    scores = []
+    if "predicted_rating" in m:
+        scores.append(f"predicted {m['predicted_rating']:.2f}")
+    if "rating" in m:
+        scores.append(f"rated {m['rating']:g}")
+    if "score" in m and "predicted_rating" not in m:
+        scores.append(f"score {m['score']:.3g}")
+    return f"  {rank:>3}. {title}{year}{genres}" + (f"  ({', '.join(scores)})" if scores else "")
+
+
+def _user_lines(res: dict) -> list[str]:
+    who = f"user {res['user_id']}" if "user_id" in res else "new user"
+    lines = [f"{who}: {res['strategy']}"]
+    if res.get("unknown_movies"):
+        lines.append(f"  unknown movie ids ignored: {', '.join(map(str, res['unknown_movies']))}")
+    if res.get("history"):
+        lines.append("  rated highly:")
+        lines += [_movie_line(i, m) for i, m in enumerate(res["history"], 1)]
+        lines.append("  recommended:")
+    lines += [_movie_line(i, m) for i, m in enumerate(res["items"], 1)]
+    return lines
+
+
+def format_status(doc: dict) -> str:
+    """A readable rendering of a status document."""
+    head = f"request {doc['request_id']} ({doc['kind']}): {doc['status']}"
+    if doc.get("model_version"):
+        head += f", model {doc['model_version']}"
+    lines = [head]
+    if doc["status"] == "FAILED":
+        lines.append(f"  error {doc['error']['code']}: {doc['error']['message']}")
+    result = doc.get("result")
+    if result is None:
+        return "\n".join(lines)
+    if result["strategy"] == "similar":
+        lines.append(f"movies similar to {_movie_line(0, result['movie']).split('. ', 1)[1]}")
+        lines += [_movie_line(i, m) for i, m in enumerate(result["items"], 1)]
+    elif result["strategy"] == "batch":
+        for res in result["results"]:
+            lines += _user_lines(res)
+    else:
+        lines += _user_lines(result)
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def build_body(args: argparse.Namespace) -> dict:
+    body: dict[str, Any] = {}
+    if args.user is not None:
+        body["user_id"] = _id(args.user)
+    if args.ratings is not None:
+        body["ratings"] = json.loads(args.ratings)
+    if args.similar_to is not None:
+        body["similar_to"] = _id(args.similar_to)
+    if args.users:
+        body["user_ids"] = [_id(u) for u in args.users]
+    for name in ("k", "genres", "exclude_genres"):
+        if getattr(args, name) is not None:
+            body[name] = getattr(args, name)
+    if args.include_seen:
+        body["exclude_seen"] = False
+    if args.no_metadata:
+        body["include_metadata"] = False
+    if args.history:
+        body["include_history"] = True
+    return body
+
+
+def _id(text: str) -> int | str:
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def main(argv: list[str] | None = None) -> int:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=os.environ.get("RECOMMENDER_API_URL", DEFAULT_URL), help="API base URL")
+    common.add_argument("--api-key", default=os.environ.get("RECOMMENDER_API_KEY"), help="sent as x-api-key")
+    common.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the result")
+    common.add_argument("--json", action="store_true", help="print the raw status document")
+    parser = argparse.ArgumentParser(prog="python -m lambdas.client", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("recommend", parents=[common], help="submit a request and wait for its result")
+    kind = rec.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--user", help="a known user id")
+    kind.add_argument("--ratings", help='a new user\'s ratings as JSON, e.g. \'{"1": 5, "50": 4}\'')
+    kind.add_argument("--similar-to", help="a movie id")
+    kind.add_argument("--users", nargs="+", help="several user ids (a batch)")
+    rec.add_argument("--k", type=int)
+    rec.add_argument("--genres", nargs="+")
+    rec.add_argument("--exclude-genres", nargs="+")
+    rec.add_argument("--include-seen", action="store_true", help="allow movies the user has rated")
+    rec.add_argument("--no-metadata", action="store_true", help="ids and scores only")
+    rec.add_argument("--history", action="store_true", help="also show the user's highest-rated movies")
+    rec.add_argument("--idempotency-key")
+    st = sub.add_parser("status", parents=[common], help="print a request's status")
+    st.add_argument("request_id")
+    args = parser.parse_args(argv)
+
+    client = Client(args.url, args.api_key)
+    try:
+        if args.command == "status":
+            doc = client.status(args.request_id)
+        else:
+            try:
+                body = build_body(args)
+            except json.JSONDecodeError as exc:
+                parser.error(f"--ratings is not JSON: {exc}")
+            accepted = client.submit(body, args.idempotency_key)
+            print(f"submitted {accepted['request_id']}; polling {accepted['status_url']}", file=sys.stderr)
+            doc = client.wait(accepted["request_id"], args.timeout)
+    except ApiError as exc:
+        print(f"error: HTTP {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
+    except (TimeoutError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(doc, indent=2) if args.json else format_status(doc))
+    return 0 if doc["status"] != "FAILED" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

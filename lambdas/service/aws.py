@@ -1,0 +1,80 @@
+"""Settings plus the boto3 clients built from them, created once per container (or configured by the local stack)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from lambdas.settings import Settings
+
+# Fail fast instead of holding an API call for a minute when a dependency is down; standard retries cover blips.
+CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+
+
+@dataclass
+class Services:
+    """The settings and lazily created clients for DynamoDB, SQS, S3 and SSM."""
+
+    settings: Settings
+    session: Any = None
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def _client(self, name: str) -> Any:
+        if name not in self._clients:
+            session = self.session or _default_session()
+            kwargs = {"config": CLIENT_CONFIG, "region_name": self.settings.region}
+            if self.settings.endpoint_url:
+                kwargs["endpoint_url"] = self.settings.endpoint_url
+            if name == "table":
+                self._clients[name] = session.resource("dynamodb", **kwargs).Table(self.settings.table_name)
+            else:
+                self._clients[name] = session.client(name, **kwargs)
+        return self._clients[name]
+
+    @property
+    def table(self) -> Any:
+        """The requests table (boto3 resource: plain Python values in and out)."""
+        return self._client("table")
+
+    @property
+    def sqs(self) -> Any:
+        return self._client("sqs")
+
+    @property
+    def s3(self) -> Any:
+        return self._client("s3")
+
+    @property
+    def ssm(self) -> Any:
+        return self._client("ssm")
+
+
+@cache
+def _default_session() -> boto3.session.Session:
+    # One botocore session per process: each new session reloads the service models (~100 ms per client).
+    return boto3.session.Session()
+
+
+_current: Services | None = None
+_lock = threading.Lock()
+
+
+def get_services() -> Services:
+    """The process's services: configured ones, else built once from the environment."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = Services(Settings.from_env())
+        return _current
+
+
+def configure(services: Services | None) -> None:
+    """Use these services from now on (the local stack and tests); ``None`` goes back to the environment."""
+    global _current
+    with _lock:
+        _current = services

@@ -1,0 +1,89 @@
+"""The requests table: one item per request, written PENDING once and finished once (conditional writes)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lambdas.service.aws import Services
+from lambdas.settings import PARTITION_KEY, TTL_ATTRIBUTE
+
+PENDING, COMPLETED, FAILED = "PENDING", "COMPLETED", "FAILED"
+
+
+def iso(epoch: float) -> str:
+    """ISO 8601 in UTC with milliseconds, e.g. ``2026-01-31T12:00:00.123Z``."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def dumps(value: Any) -> str:
+    """Compact, key-sorted JSON: the canonical form of requests and results."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def pending_item(request_id: str, kind: str, request_json: str, ttl_seconds: int, now: float | None = None) -> dict:
+    """A new request's item; ``ttl`` is epoch seconds (DynamoDB's TTL format)."""
+    now = time.time() if now is None else now
+    stamp = iso(now)
+    return {
+        PARTITION_KEY: request_id,
+        "status": PENDING,
+        "kind": kind,
+        "request": request_json,
+        "created_at": stamp,
+        "updated_at": stamp,
+        TTL_ATTRIBUTE: int(now) + ttl_seconds,
+    }
+
+
+def get(services: Services, request_id: str) -> dict | None:
+    """The item, read consistently (a poll right after a write must see it)."""
+    return services.table.get_item(Key={PARTITION_KEY: request_id}, ConsistentRead=True).get("Item")
+
+
+def is_condition_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def finish(
+    services: Services,
+    request_id: str,
+    status: str,
+    *,
+    result_json: str | None = None,
+    result_s3_key: str | None = None,
+    error: dict | None = None,
+    model_version: str | None = None,
+) -> bool:
+    """Move a PENDING request to COMPLETED or FAILED; False if it was already finished (nothing is overwritten)."""
+    values: dict[str, Any] = {":status": status, ":pending": PENDING, ":now": iso(time.time())}
+    sets = ["#status = :status", "updated_at = :now"]
+    for name, value in (
+        ("result", result_json),
+        ("result_s3_key", result_s3_key),
+        ("error", error),
+        ("model_version", model_version),
+    ):
+        if value is not None:
+            sets.append(f"#{name} = :{name}")
+            values[f":{name}"] = value
+    names = {"#status": "status", "#pk": PARTITION_KEY}
+    names.update({f"#{n}": n for n in ("result", "result_s3_key", "error", "model_version") if f":{n}" in values})
+    try:
+        services.table.update_item(
+            Key={PARTITION_KEY: request_id},
+            UpdateExpression="SET " + ", ".join(sets),
+            # attribute_exists: never create an item for an unknown (or expired) request
+            ConditionExpression="attribute_exists(#pk) AND #status = :pending",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+    except ClientError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True

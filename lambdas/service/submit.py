@@ -1,0 +1,157 @@
+"""Submit a validated request: idempotency, a conditional PENDING put, then the SQS message.
+
+Order matters: the item exists before the message, so the worker always finds it; if the send fails the item
+is marked FAILED (and the idempotency record released) before the client gets 503, so nothing stays PENDING
+with no message behind it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambdas.api.models import RecommendationRequest
+from lambdas.service import store
+from lambdas.service.aws import Services
+from lambdas.service.errors import Conflict, Unavailable
+from lambdas.service.logs import logger
+from lambdas.settings import IDEMPOTENCY_PREFIX, PARTITION_KEY, TTL_ATTRIBUTE
+
+ATTEMPTS = 3  # idempotent submits racing on one key: re-read and retry this many times
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What the client gets back: the request id, its status and whether an Idempotency-Key replayed it."""
+
+    request_id: str
+    status: str
+    replayed: bool = False
+
+
+def canonical(request: RecommendationRequest) -> str:
+    """The request with defaults filled in, as canonical JSON: what is stored, queued and hashed."""
+    return store.dumps(request.model_dump(mode="json"))
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def submit(
+    services: Services,
+    request: RecommendationRequest,
+    idempotency_key: str | None = None,
+    request_id: str | None = None,
+) -> Accepted:
+    """Store the request PENDING and queue it; with an Idempotency-Key a repeat returns the first request."""
+    request_id = request_id or new_request_id()
+    body = canonical(request)
+    item = store.pending_item(request_id, request.kind, body, services.settings.ttl_seconds)
+    if idempotency_key is None:
+        # a uuid4 never collides in practice; the condition makes a collision an error instead of an overwrite
+        services.table.put_item(Item=item, ConditionExpression="attribute_not_exists(#pk)", **_pk_name())
+    else:
+        replay = _put_idempotent(services, item, idempotency_key, hashlib.sha256(body.encode()).hexdigest())
+        if replay is not None:
+            return replay
+    _enqueue(services, request_id, body, idempotency_key)
+    logger.info("request accepted", extra={"kind": request.kind, "idempotency_key": idempotency_key})
+    return Accepted(request_id, store.PENDING)
+
+
+def _pk_name() -> dict:
+    return {"ExpressionAttributeNames": {"#pk": PARTITION_KEY}}
+
+
+def _put_idempotent(services: Services, item: dict, key: str, body_sha256: str) -> Accepted | None:
+    """Write the request and ``idem#<key>`` atomically; on a repeat return the first request instead."""
+    idem = {
+        PARTITION_KEY: IDEMPOTENCY_PREFIX + key,
+        "target_request_id": item[PARTITION_KEY],
+        "body_sha256": body_sha256,
+        "created_at": item["created_at"],
+        TTL_ATTRIBUTE: item[TTL_ATTRIBUTE],
+    }
+    table = services.table
+    for _ in range(ATTEMPTS):
+        try:
+            table.meta.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": table.name,
+                            "Item": it,
+                            "ConditionExpression": "attribute_not_exists(#pk)",
+                            **_pk_name(),
+                        }
+                    }
+                    for it in (idem, item)
+                ]
+            )
+            return None
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+        existing = store.get(services, idem[PARTITION_KEY])
+        if existing is None:
+            continue  # a concurrent first submit was rolled back, or the record just expired: try again
+        if existing["body_sha256"] != body_sha256:
+            raise Conflict(
+                "idempotency_conflict",
+                "this Idempotency-Key was already used with a different request body",
+            )
+        first = store.get(services, existing["target_request_id"])
+        if first is None:
+            # the record outlived its request (TTL deletes are not simultaneous): release it and start afresh
+            _release(services, key, existing["target_request_id"])
+            continue
+        logger.append_keys(request_id=first[PARTITION_KEY])
+        logger.info("idempotent replay", extra={"idempotency_key": key, "status": first["status"]})
+        return Accepted(first[PARTITION_KEY], first["status"], replayed=True)
+    raise Conflict("idempotency_conflict", "concurrent requests with this Idempotency-Key; retry")
+
+
+def _enqueue(services: Services, request_id: str, body: str, idempotency_key: str | None) -> None:
+    message = store.dumps({"request_id": request_id, "request": json.loads(body), "submitted_at": time.time()})
+    try:
+        services.sqs.send_message(QueueUrl=services.settings.queue_url, MessageBody=message)
+    except (BotoCoreError, ClientError) as exc:
+        logger.exception("queueing failed; request marked FAILED")
+        try:
+            store.finish(
+                services,
+                request_id,
+                store.FAILED,
+                error={
+                    "code": "queue_unavailable",
+                    "message": f"the request could not be queued ({type(exc).__name__})",
+                },
+            )
+            if idempotency_key is not None:
+                _release(services, idempotency_key, request_id)
+        except (BotoCoreError, ClientError):
+            logger.exception("could not mark the request FAILED after the queueing failure")
+        raise Unavailable(
+            "queue_unavailable",
+            "the request could not be queued; retry later (a retry with the same Idempotency-Key is safe)",
+            headers={"Retry-After": "1"},
+        ) from exc
+
+
+def _release(services: Services, key: str, request_id: str) -> None:
+    """Delete ``idem#<key>`` if it still points at ``request_id``, so a retry with the key starts afresh."""
+    try:
+        services.table.delete_item(
+            Key={PARTITION_KEY: IDEMPOTENCY_PREFIX + key},
+            ConditionExpression="target_request_id = :rid",
+            ExpressionAttributeValues={":rid": request_id},
+        )
+    except ClientError as exc:
+        if not store.is_condition_failure(exc):
+            raise

@@ -1,0 +1,177 @@
+"""Process one queued request: score it with the engine, store COMPLETED or FAILED exactly once.
+
+* Permanent errors (an invalid request, an unknown movie or genre, a rating outside the model's scale) finish the
+  request FAILED and the record counts as processed: retrying cannot help.
+* Anything else is transient: the exception propagates, the record is reported in ``batchItemFailures`` and SQS
+  delivers it again after the visibility timeout. On the last allowed receive (``max_receive_count``) the request is
+  marked FAILED (``retries_exhausted``) before the record is reported failed once more, so SQS moves it to the DLQ
+  and the client never polls a PENDING request forever.
+* Every write is conditional on PENDING, so a duplicate delivery never overwrites a finished result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lambdas.api.models import UUID_PATTERN, RecommendationRequest
+from lambdas.service import model_store, store
+from lambdas.service.aws import Services
+from lambdas.service.logs import logger
+
+HISTORY_SIZE = 10
+METADATA_KEYS = ("title", "year", "genres")
+
+
+class WorkMessage(BaseModel):
+    """The SQS message body the API sends. Only the id is used: the stored item is the source of truth."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    request_id: str = Field(pattern=UUID_PATTERN)
+    request: dict[str, Any] | None = None  # a copy, for whoever inspects the queue or the DLQ
+
+
+def describe(exc: ValidationError) -> str:
+    """``loc: message`` for the first few errors of a pydantic ValidationError."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:3])
+
+
+class UnreadableMessage(ValueError):
+    """A message that is not a ``WorkMessage``: no request to mark, so it is retried into the DLQ for a human."""
+
+
+def process_message(services: Services, body: str, receive_count: int) -> str:
+    """Handle one message body; returns ``completed``, ``failed`` or ``skipped``; raises on transient errors."""
+    try:
+        message = WorkMessage.model_validate_json(body)
+    except ValidationError as exc:
+        logger.error("unreadable message: reported failed, it will end in the DLQ", extra={"error": describe(exc)})
+        raise UnreadableMessage(f"not a work message: {describe(exc)}") from exc
+    with logger.append_context_keys(request_id=message.request_id):
+        return _process(services, message, receive_count)
+
+
+def _process(services: Services, message: WorkMessage, receive_count: int) -> str:
+    """Check the item, score its request, store the outcome; raises (for a retry) on transient errors."""
+    request_id = message.request_id
+    item = store.get(services, request_id)
+    if item is None:
+        logger.warning("no such request (expired, or never stored); message dropped")
+        return "skipped"
+    if item["status"] != store.PENDING:
+        logger.info("duplicate delivery of a finished request; nothing written", extra={"status": item["status"]})
+        return "skipped"
+    try:
+        request = RecommendationRequest.model_validate_json(item["request"])
+    except ValidationError as exc:
+        return _fail(services, request_id, "invalid_request", f"invalid request: {describe(exc)}")
+
+    from lambdas.engine import RequestError  # lazily: the engine package imports numpy and onnxruntime
+
+    engine = None
+    try:
+        engine = model_store.get_engine(services)
+        _complete(services, request_id, item["request"], run_request(engine, request))
+    except RequestError as exc:
+        return _fail(services, request_id, exc.code, exc.message, engine.model_version if engine else None)
+    except Exception as exc:
+        logger.warning("transient failure", extra={"receive_count": receive_count}, exc_info=True)
+        if receive_count >= services.settings.max_receive_count:
+            exhausted(services, request_id, exc, receive_count)
+        raise
+    return "completed"
+
+
+def exhausted(services: Services, request_id: str, exc: BaseException | str, receive_count: int | None = None) -> bool:
+    """Mark a request FAILED with ``retries_exhausted`` (last receive, or found in the DLQ); False if finished."""
+    reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    message = f"processing failed on every attempt; last error: {reason}"[:1000]
+    done = store.finish(services, request_id, store.FAILED, error={"code": "retries_exhausted", "message": message})
+    if done:
+        logger.error("retries exhausted; request marked FAILED", extra={"receive_count": receive_count})
+    else:
+        logger.info("retries exhausted for a request already finished; nothing written")
+    return done
+
+
+def _fail(services: Services, request_id: str, code: str, message: str, model_version: str | None = None) -> str:
+    error = {"code": code, "message": message}
+    done = store.finish(services, request_id, store.FAILED, error=error, model_version=model_version)
+    logger.info("request FAILED (permanent error)", extra={"code": code, "error": message, "written": done})
+    return "failed"
+
+
+def _complete(services: Services, request_id: str, request_json: str, result: dict) -> None:
+    s = services.settings
+    result_json = store.dumps(result)
+    size = len(result_json.encode()) + len(request_json.encode())
+    fields: dict[str, Any] = {"model_version": result["model_version"]}
+    if size > s.inline_result_max_bytes:
+        key = f"{s.results_prefix}{request_id}.json"
+        services.s3.put_object(Bucket=s.bucket_name, Key=key, Body=result_json.encode(), ContentType="application/json")
+        fields["result_s3_key"] = key
+    else:
+        fields["result_json"] = result_json
+    written = store.finish(services, request_id, store.COMPLETED, **fields)
+    logger.info(
+        "request COMPLETED" if written else "request finished meanwhile by another delivery; nothing written",
+        extra={"bytes": size, "in_s3": "result_s3_key" in fields, "model_version": result["model_version"]},
+    )
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+
+
+def run_request(engine: Any, request: RecommendationRequest) -> dict:
+    """The result document of one request (see ``lambdas.api.models`` for its shape)."""
+    filters = {"genres": request.genres, "exclude_genres": request.exclude_genres}
+    opts = {"k": request.k, "exclude_seen": request.exclude_seen, **filters}
+    if request.user_id is not None:
+        result = engine.recommend(request.user_id, **opts)
+        if request.include_history:
+            result["history"] = engine.history(request.user_id, HISTORY_SIZE)
+    elif request.ratings is not None:
+        result = engine.cold_start(request.ratings, **opts)
+    elif request.similar_to is not None:
+        result = _similar(engine, request)
+    else:
+        results = engine.recommend_batch(request.user_ids, **opts)
+        if request.include_history:
+            for res, user_id in zip(results, request.user_ids, strict=True):
+                res["history"] = engine.history(user_id, HISTORY_SIZE)
+        result = {"strategy": "batch", "results": results, "model_version": engine.model_version}
+    return result if request.include_metadata else _strip_metadata(result)
+
+
+def _similar(engine: Any, request: RecommendationRequest) -> dict:
+    """Similar movies; genre filters are applied to the whole similarity ranking, then cut to k."""
+    if not (request.genres or request.exclude_genres):
+        return engine.similar_movies(request.similar_to, k=request.k)
+    from lambdas.engine import RequestError
+
+    known = {g.lower() for g in engine.genre_names}
+    wanted = {g.lower() for g in request.genres or []}
+    avoided = {g.lower() for g in request.exclude_genres or []}
+    unknown = sorted((wanted | avoided) - known)
+    if unknown:
+        raise RequestError("unknown_genre", f"unknown genre {unknown[0]!r}; known: {', '.join(engine.genre_names)}")
+    result = engine.similar_movies(request.similar_to, k=engine.n_items)
+
+    def keep(movie: dict) -> bool:
+        genres = {g.lower() for g in movie["genres"]}
+        return (not wanted or bool(genres & wanted)) and not genres & avoided
+
+    result["items"] = [m for m in result["items"] if keep(m)][: request.k]
+    return result
+
+
+def _strip_metadata(value: Any) -> Any:
+    """Drop titles, years and genres from every movie record (``include_metadata: false``)."""
+    if isinstance(value, list):
+        return [_strip_metadata(v) for v in value]
+    if isinstance(value, dict):
+        is_movie = "movie_id" in value
+        return {k: _strip_metadata(v) for k, v in value.items() if not (is_movie and k in METADATA_KEYS)}
+    return value

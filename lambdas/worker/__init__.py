@@ -1,0 +1,1 @@
+"""The SQS worker: Powertools batch processing over the service modules."""
