@@ -59,5 +59,38 @@ bench-quality: $(VENV)/.bench-installed
 package: export
 	$(PY) -m model_export.package --out build/worker --artifact artifacts/artifact
 
+# ------------------------------------------------------------------ AWS deployment (infra/, see README "Deploying to AWS")
+# The CDK CLI is pinned in package.json and run through npx; the CDK app itself runs in $(VENV).
+STACK ?= MovieRecommender
+ARTIFACT ?= artifacts/artifact
+CDK_DEPLOY_FLAGS ?=
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION ?= 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
+CDK = npx --no-install cdk --no-notices
+CDK_APP = --app "$(PY) -m infra.app" -c stack_name=$(STACK)
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+# cdk.out/$(STACK).template.json; cdk-nag's AWS Solutions checks fail the synth on any unacknowledged finding.
+# Without an exported artifact the template deploys no model (-c artifact=none). cfn-lint W3005: CDK makes each
+# function DependsOn the role whose ARN it already references; harmless.
+synth: venv node_modules/.installed
+	$(CDK) synth $(CDK_APP) -c artifact=$(if $(wildcard $(ARTIFACT)/manifest.json),$(ARTIFACT),none) --quiet
+	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- cdk.out/$(STACK).template.json
+
+# Deploys exactly the synthesized, linted template (uploading ARTIFACT), then serves ARTIFACT's version.
+deploy: venv node_modules/.installed
+	@test -f $(ARTIFACT)/manifest.json || { echo "no model artifact in $(ARTIFACT): run 'make export' first" >&2; exit 2; }
+	$(MAKE) synth
+	$(CDK) deploy --app cdk.out $(CDK_DEPLOY_FLAGS) $(STACK)
+	$(PY) -m infra.publish_model --artifact $(ARTIFACT) --stack $(STACK)
+
+destroy: venv node_modules/.installed
+	$(CDK) destroy $(CDK_APP) -c artifact=none $(STACK)
+
+.PHONY: synth deploy destroy
+
 clean:
-	rm -rf artifacts build .pytest_cache .ruff_cache
+	rm -rf artifacts build cdk.out .pytest_cache .ruff_cache

@@ -1,0 +1,177 @@
+"""The stack's typed configuration, read from CDK context (``cdk.json`` defaults, ``-c key=value`` overrides).
+
+Pure Python on purpose: ``infra.publish_model`` and the tests read the output names from here without starting the
+CDK (jsii) runtime.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_STACK_NAME = "MovieRecommender"
+
+# CloudFormation output keys: publish_model and the README read the deployed stack through these.
+OUTPUT_API_URL = "ApiUrl"
+OUTPUT_API_KEY_ID = "ApiKeyId"
+OUTPUT_TABLE = "TableName"
+OUTPUT_QUEUE = "QueueUrl"
+OUTPUT_DLQ = "DeadLetterQueueUrl"
+OUTPUT_BUCKET = "ModelBucketName"
+OUTPUT_MODEL_PARAMETER = "ModelVersionParameterName"
+OUTPUT_DASHBOARD = "DashboardName"
+
+# The model-version parameter's value until a model is published (the worker then has nothing to load).
+UNPUBLISHED = "unpublished"
+
+# Lambda's fixed log-retention choices (CloudWatch Logs accepts only these).
+RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192)
+RETENTION_DAYS += (2557, 2922, 3288, 3653)
+
+
+class ConfigError(ValueError):
+    """A context value is missing, malformed or out of range."""
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"not a boolean: {value!r}")
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    # `-c cors_origins=https://a.example,https://b.example` arrives as a string; cdk.json may hold a list.
+    if isinstance(value, list | tuple):
+        return tuple(str(v) for v in value)
+    return tuple(o.strip() for o in str(value).split(",") if o.strip())
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value in (None, "", "none", "None") else str(value)
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "int": int,
+    "float": float,
+    "bool": _bool,
+    "str": str,
+    "str | None": _optional_str,
+    "tuple[str, ...]": _origins,
+}
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Every tunable of the stack; the field name is the context key (``-c worker_memory_mb=2048``)."""
+
+    stack_name: str = DEFAULT_STACK_NAME
+    # x86_64: the engine's latency, cold start and parity figures were measured on x86_64 with the same
+    # onnxruntime wheel that ships; arm64 is ~20% cheaper per GB-second and works too (package.py builds both).
+    architecture: str = "x86_64"
+    # Worker sizing from the benchmark: ~1 ms per request, ~0.6 s cold start (artifact load), ~150 MB peak RSS.
+    worker_memory_mb: int = 1024
+    worker_timeout_s: int = 30
+    api_memory_mb: int = 512
+    api_timeout_s: int = 10
+    batch_size: int = 10
+    batching_window_s: int = 1
+    max_concurrency: int = 5
+    max_receive_count: int = 3
+    result_ttl_days: int = 7
+    # A consumer of the DLQ marks requests FAILED whose last attempt timed out or crashed (the worker cannot).
+    dead_letter_consumer: bool = True
+    # Seconds the worker caches the SSM model-version parameter before asking again.
+    model_version_cache_s: int = 60
+    throttle_rate: float = 50.0
+    throttle_burst: int = 100
+    quota_per_day: int = 0  # 0: no quota on the usage plan
+    auth: str = "api_key"  # "api_key" (key + usage plan) or "iam" (SigV4)
+    cors_origins: tuple[str, ...] = ()
+    stage_name: str = "v1"
+    log_level: str = "INFO"
+    log_retention_days: int = 30
+    # The artifact directory the deploy uploads and serves; "none": no model (publish one later). Missing: an error.
+    artifact: str | None = "artifacts/artifact"
+    # CloudWatch alarms: the age of the oldest request message, and the number of API 5xx in 5 minutes.
+    oldest_message_alarm_s: int = 300
+    api_5xx_threshold: int = 1
+    # An existing SNS topic for alarm notifications (none by default: no cost at rest).
+    alarm_topic_arn: str | None = None
+    dashboard: bool = True
+    # Set the account's API Gateway CloudWatch Logs role (needed once per account and region for access logs).
+    api_cloudwatch_role: bool = True
+    # False: `cdk destroy` removes the bucket (and its objects) and the table; True: both are kept.
+    retain_data: bool = False
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.architecture not in ("x86_64", "arm64"):
+            problems.append(f"architecture must be x86_64 or arm64, not {self.architecture!r}")
+        if self.auth not in ("api_key", "iam"):
+            problems.append(f"auth must be api_key or iam, not {self.auth!r}")
+        if not 3 <= self.max_receive_count <= 5:
+            problems.append(f"max_receive_count must be 3-5, not {self.max_receive_count}")
+        if not 128 <= self.worker_memory_mb <= 10240 or not 128 <= self.api_memory_mb <= 10240:
+            problems.append("Lambda memory must be 128-10240 MB")
+        if not 1 <= self.worker_timeout_s <= 900 or not 1 <= self.api_timeout_s <= 29:
+            problems.append("worker_timeout_s must be 1-900 and api_timeout_s 1-29 (API Gateway's limit)")
+        # 6 x the worker timeout must fit SQS's 12-hour maximum visibility timeout.
+        if 6 * self.worker_timeout_s > 43_200:
+            problems.append("6 x worker_timeout_s exceeds SQS's 12-hour visibility timeout")
+        if not 1 <= self.batch_size <= 10_000:
+            problems.append(f"batch_size must be 1-10000, not {self.batch_size}")
+        if self.batch_size > 10 and self.batching_window_s < 1:
+            problems.append("batch_size above 10 needs batching_window_s >= 1 (SQS event source rule)")
+        if not 0 <= self.batching_window_s <= 300:
+            problems.append("batching_window_s must be 0-300")
+        if not 2 <= self.max_concurrency <= 1000:
+            problems.append(f"max_concurrency must be 2-1000 (SQS event source limits), not {self.max_concurrency}")
+        if self.log_retention_days not in RETENTION_DAYS:
+            problems.append(f"log_retention_days must be one of {RETENTION_DAYS}")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            problems.append(f"log_level {self.log_level!r} is not a logging level")
+        if self.throttle_rate <= 0 or self.throttle_burst < 1:
+            problems.append("throttle_rate must be > 0 and throttle_burst >= 1")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any]) -> StackConfig:
+        """Build from a context getter (``app.node.try_get_context``); unset keys keep their defaults."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = get(f.name)
+            if raw is None:
+                continue
+            try:
+                values[f.name] = _PARSERS[str(f.type)](raw)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"context {f.name}={raw!r}: {exc}") from exc
+        return cls(**values)
+
+    @classmethod
+    def from_mapping(cls, context: Mapping[str, Any]) -> StackConfig:
+        """Build from a plain mapping (tests, tools)."""
+        return cls.from_context(context.get)
+
+    @property
+    def artifact_dir(self) -> Path | None:
+        """The artifact directory as an absolute path (relative paths are from the repository root)."""
+        if self.artifact is None:
+            return None
+        path = Path(self.artifact)
+        return path if path.is_absolute() else ROOT / path
+
+
+def cdk_json_context(path: Path = ROOT / "cdk.json") -> dict[str, Any]:
+    """The ``context`` block of ``cdk.json`` (feature flags and the defaults above)."""
+    return json.loads(path.read_text()).get("context", {})

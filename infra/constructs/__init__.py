@@ -1,0 +1,9 @@
+"""The stack's building blocks: model store, results table, request queue + worker, API, monitoring."""
+
+from infra.constructs.api import RecommendationsApi
+from infra.constructs.model_store import ModelStore
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.queue_worker import QueueWorker
+from infra.constructs.results_table import ResultsTable
+
+__all__ = ["ModelStore", "Monitoring", "QueueWorker", "RecommendationsApi", "ResultsTable"]

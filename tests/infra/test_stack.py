@@ -1,0 +1,833 @@
+"""The synthesized CloudFormation of the recommender stack: wiring, limits, least privilege, cdk-nag, packaging."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_s3 as s3
+from aws_cdk.assertions import Match, Template
+from cdk_nag import AwsSolutionsChecks
+
+from infra.config import (
+    OUTPUT_API_KEY_ID,
+    OUTPUT_API_URL,
+    OUTPUT_BUCKET,
+    OUTPUT_DLQ,
+    OUTPUT_MODEL_PARAMETER,
+    OUTPUT_QUEUE,
+    OUTPUT_TABLE,
+    ConfigError,
+    StackConfig,
+    cdk_json_context,
+)
+from infra.stack import RecommenderStack
+from lambdas.settings import ENV_VARS, PARTITION_KEY, TTL_ATTRIBUTE, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+LAMBDA_UNZIPPED_LIMIT_MB = 250
+GTE = "GreaterThanOrEqualToThreshold"
+
+
+def build_stack(outdir: Path, artifact: Path | None, **context: Any) -> tuple[cdk.App, RecommenderStack]:
+    """The stack as ``cdk synth`` builds it: cdk.json's context, plus overrides."""
+    ctx = cdk_json_context() | {"artifact": str(artifact) if artifact else "none"} | context
+    app = cdk.App(context=ctx, outdir=str(outdir))
+    config = StackConfig.from_context(app.node.try_get_context)
+    return app, RecommenderStack(app, config.stack_name, config=config)
+
+
+def ref_id(stack: cdk.Stack, construct: Any) -> str:
+    """The logical id of an L2 construct's CloudFormation resource."""
+    return stack.resolve(stack.get_logical_id(construct.node.default_child))
+
+
+def arn(logical_id: str) -> dict:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def permissions(template: Template, role_id: str) -> dict[str, set[str]]:
+    """Every action granted to a role (inline policies, attached policies) -> the resources, as JSON strings."""
+    granted: dict[str, set[str]] = {}
+    role = template.to_json()["Resources"][role_id]
+    assert not role["Properties"].get("ManagedPolicyArns"), "no managed policies on function roles"
+    documents = [p["PolicyDocument"] for p in role["Properties"].get("Policies", [])]
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"].get("Roles", []):
+            documents.append(policy["Properties"]["PolicyDocument"])
+    for document in documents:
+        for statement in document["Statement"]:
+            assert statement["Effect"] == "Allow"
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            for action in actions:
+                granted.setdefault(action, set()).update(json.dumps(r, sort_keys=True) for r in resources)
+    return granted
+
+
+def expect(grants: dict[tuple[str, ...], list[Any]]) -> dict[str, set[str]]:
+    """{(actions...): [resources]} -> the shape ``permissions`` returns."""
+    out: dict[str, set[str]] = {}
+    for actions, resources in grants.items():
+        for action in actions:
+            out.setdefault(action, set()).update(json.dumps(r, sort_keys=True) for r in resources)
+    return out
+
+
+@pytest.fixture(scope="module")
+def outdir(tmp_path_factory) -> Path:
+    """One cloud-assembly folder for the module: the bundled assets are built once and reused."""
+    return tmp_path_factory.mktemp("cdk.out")
+
+
+@pytest.fixture(scope="module")
+def stack(outdir, fake_artifact) -> RecommenderStack:
+    return build_stack(outdir, fake_artifact)[1]
+
+
+@pytest.fixture(scope="module")
+def template(stack) -> Template:
+    return Template.from_stack(stack)
+
+
+@pytest.fixture(scope="module")
+def ids(stack) -> dict[str, str]:
+    """Logical ids of the resources the assertions refer to."""
+    qw = stack.queue_worker
+    return {
+        "queue": ref_id(stack, qw.queue),
+        "dlq": ref_id(stack, qw.dlq),
+        "worker": ref_id(stack, qw.worker.function),
+        "worker_role": ref_id(stack, qw.worker.role),
+        "worker_logs": ref_id(stack, qw.worker.log_group),
+        "dlq_worker_role": ref_id(stack, qw.dead_letter_worker.role),
+        "dlq_worker_logs": ref_id(stack, qw.dead_letter_worker.log_group),
+        "api_function": ref_id(stack, stack.api.handler.function),
+        "api_role": ref_id(stack, stack.api.handler.role),
+        "api_logs": ref_id(stack, stack.api.handler.log_group),
+        "api": ref_id(stack, stack.api.api),
+        "access_logs": ref_id(stack, stack.api.access_logs),
+        "table": ref_id(stack, stack.results.table),
+        "bucket": ref_id(stack, stack.model_store.bucket),
+        "parameter": ref_id(stack, stack.model_store.version_parameter),
+    }
+
+
+def asset_dir(outdir: Path, template: Template, function_id: str) -> Path:
+    key = template.to_json()["Resources"][function_id]["Properties"]["Code"]["S3Key"]
+    return outdir / f"asset.{key.removesuffix('.zip')}"
+
+
+def dir_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()) / 2**20
+
+
+# ------------------------------------------------------------------------------------------ queue and worker
+
+
+def test_queue_is_encrypted_long_polled_and_outlasts_six_worker_timeouts(template, ids):
+    """The request queue: SSE-SQS, 20 s long polling, visibility = 6 x the worker timeout, DLQ after 3 receives."""
+    worker_timeout = template.to_json()["Resources"][ids["worker"]]["Properties"]["Timeout"]
+    assert worker_timeout == 30
+    template.has_resource_properties(
+        "AWS::SQS::Queue",
+        {
+            "SqsManagedSseEnabled": True,
+            "ReceiveMessageWaitTimeSeconds": 20,
+            "VisibilityTimeout": 6 * worker_timeout,
+            "RedrivePolicy": {"deadLetterTargetArn": arn(ids["dlq"]), "maxReceiveCount": 3},
+        },
+    )
+    assert Settings(worker_timeout_s=worker_timeout).queue_visibility_timeout_s == 6 * worker_timeout
+
+
+def test_dead_letter_queue_keeps_messages_14_days(template):
+    """The DLQ is encrypted and keeps dead letters for 14 days."""
+    template.has_resource_properties(
+        "AWS::SQS::Queue", {"SqsManagedSseEnabled": True, "MessageRetentionPeriod": 14 * 86400}
+    )
+
+
+def test_queues_refuse_plain_http(template, ids):
+    """Both queue policies deny requests without TLS."""
+    for queue in ("queue", "dlq"):
+        template.has_resource_properties(
+            "AWS::SQS::QueuePolicy",
+            {
+                "Queues": [{"Ref": ids[queue]}],
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
+                    )
+                },
+            },
+        )
+
+
+def test_worker_event_source_batches_with_partial_failures_and_capped_concurrency(template, ids):
+    """Batch size, batching window, ReportBatchItemFailures and max concurrency on the SQS event source."""
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": arn(ids["queue"]),
+            "FunctionName": {"Ref": ids["worker"]},
+            "BatchSize": 10,
+            "MaximumBatchingWindowInSeconds": 1,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": 5},
+        },
+    )
+
+
+def test_dead_letters_are_consumed_to_mark_requests_failed(template, ids):
+    """A small consumer on the DLQ runs the worker package's dlq_handler."""
+    template.has_resource_properties(
+        "AWS::Lambda::Function", {"Handler": "lambdas.worker.handler.dlq_handler", "MemorySize": 256}
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {"EventSourceArn": arn(ids["dlq"]), "FunctionResponseTypes": ["ReportBatchItemFailures"]},
+    )
+
+
+def test_worker_function_sizing_tracing_and_logs(template, ids):
+    """1024 MB, 30 s, Python 3.12 on x86_64, X-Ray active, its own log group kept 30 days."""
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "lambdas.worker.handler.lambda_handler",
+            "Runtime": "python3.12",
+            "Architectures": ["x86_64"],
+            "MemorySize": 1024,
+            "Timeout": 30,
+            "TracingConfig": {"Mode": "Active"},
+            "LoggingConfig": {"LogGroup": {"Ref": ids["worker_logs"]}},
+        },
+    )
+    template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 30})
+
+
+def test_worker_environment_names_come_from_the_settings_module(template, ids):
+    """The worker is configured through lambdas.settings' variable names; its model version comes from SSM."""
+    env = template.to_json()["Resources"][ids["worker"]]["Properties"]["Environment"]["Variables"]
+    assert env["TABLE_NAME"] == {"Ref": ids["table"]}
+    assert env["BUCKET_NAME"] == {"Ref": ids["bucket"]}
+    assert env["MODEL_VERSION_PARAMETER"] == {"Ref": ids["parameter"]}
+    assert env["MODEL_VERSION_CACHE_S"] == "60"
+    assert "MODEL_VERSION" not in env, "a version baked into the function would outlive publish_model"
+    assert env["MAX_RECEIVE_COUNT"] == "3"
+    assert env["WORKER_TIMEOUT_S"] == "30"
+    assert {k for k in env if not k.startswith("POWERTOOLS_")} <= set(ENV_VARS)
+
+
+def test_api_function_environment(template, ids):
+    """The API function knows the table, the queue URL and the bucket, and never loads the model."""
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "lambdas.api.handler.lambda_handler",
+            "MemorySize": 512,
+            "TracingConfig": {"Mode": "Active"},
+            "Environment": {
+                "Variables": Match.object_like(
+                    {
+                        "TABLE_NAME": {"Ref": ids["table"]},
+                        "QUEUE_URL": {"Ref": ids["queue"]},
+                        "BUCKET_NAME": {"Ref": ids["bucket"]},
+                        "RESULTS_PREFIX": Settings().results_prefix,
+                    }
+                )
+            },
+        },
+    )
+
+
+# ------------------------------------------------------------------------------------------ table and bucket
+
+
+def test_table_is_on_demand_with_ttl_pitr_and_encryption(template):
+    """Pay per request, TTL on the settings' attribute, point-in-time recovery, KMS (AWS-managed) encryption."""
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
+            "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "SSESpecification": {"SSEEnabled": True},
+        },
+    )
+
+
+def test_model_bucket_is_versioned_private_logged_with_lifecycle(template, ids):
+    """Versioning, all public access blocked, SSE, access logs, old versions and stale results expire."""
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "VersioningConfiguration": {"Status": "Enabled"},
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+            "LoggingConfiguration": Match.object_like({"LogFilePrefix": "model-bucket/"}),
+            "LifecycleConfiguration": {
+                "Rules": Match.array_with(
+                    [
+                        Match.object_like({"NoncurrentVersionExpiration": {"NoncurrentDays": 30}, "Status": "Enabled"}),
+                        Match.object_like(
+                            {
+                                "Prefix": Settings().results_prefix,
+                                "ExpirationInDays": 8,
+                                "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+                                "Status": "Enabled",
+                            }
+                        ),
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_model_bucket_policy_denies_plain_http(template, ids):
+    """The bucket policy denies every request made without TLS."""
+    template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": ids["bucket"]},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "s3:*",
+                                "Principal": {"AWS": "*"},
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_deploy_uploads_the_artifact_and_initialises_the_version_parameter(template, ids, fake_artifact):
+    """The artifact goes to models/<version>/ (nothing pruned) before the parameter names that version."""
+    version = json.loads((fake_artifact / "manifest.json").read_text())["model_version"]
+    template.has_resource_properties(
+        "Custom::CDKBucketDeployment",
+        {
+            "DestinationBucketName": {"Ref": ids["bucket"]},
+            "DestinationBucketKeyPrefix": f"{Settings().model_prefix}{version}/",
+            "Prune": False,
+        },
+    )
+    template.has_resource_properties("AWS::SSM::Parameter", {"Type": "String", "Value": version})
+    parameter = template.to_json()["Resources"][ids["parameter"]]
+    deployments = template.find_resources("Custom::CDKBucketDeployment")
+    assert set(deployments) <= set(parameter["DependsOn"])
+
+
+# ------------------------------------------------------------------------------------------ least privilege
+
+
+def test_worker_reads_the_model_and_writes_results_nothing_more(template, ids):
+    """Exactly: logs, X-Ray, consume the queue, get/update items, read models/*, put results/*, read the parameter."""
+    bucket = arn(ids["bucket"])
+    prefix = {"models": Settings().model_prefix, "results": Settings().results_prefix}
+    parameter = {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":ssm:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":parameter/",
+                {"Ref": ids["parameter"]},
+            ],
+        ]
+    }
+    assert permissions(template, ids["worker_role"]) == expect(
+        {
+            ("logs:CreateLogStream", "logs:PutLogEvents"): [arn(ids["worker_logs"])],
+            ("xray:PutTraceSegments", "xray:PutTelemetryRecords"): ["*"],
+            (
+                "sqs:ReceiveMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueUrl",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+            ): [arn(ids["queue"])],
+            ("dynamodb:GetItem", "dynamodb:UpdateItem"): [arn(ids["table"])],
+            ("s3:GetObject*", "s3:GetBucket*", "s3:List*"): [
+                bucket,
+                {"Fn::Join": ["", [bucket, f"/{prefix['models']}*"]]},
+            ],
+            (
+                "s3:PutObject",
+                "s3:PutObjectLegalHold",
+                "s3:PutObjectRetention",
+                "s3:PutObjectTagging",
+                "s3:PutObjectVersionTagging",
+                "s3:Abort*",
+            ): [{"Fn::Join": ["", [bucket, f"/{prefix['results']}*"]]}],
+            (
+                "ssm:DescribeParameters",
+                "ssm:GetParameters",
+                "ssm:GetParameter",
+                "ssm:GetParameterHistory",
+            ): [parameter],
+        }
+    )
+
+
+def test_api_sends_to_the_queue_and_reads_writes_the_table_nothing_more(template, ids):
+    """Exactly: logs, X-Ray, send to the queue, read/write the table, read results/* (large results)."""
+    bucket = arn(ids["bucket"])
+    table_rw = (
+        "dynamodb:BatchGetItem",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:Query",
+        "dynamodb:GetItem",
+        "dynamodb:Scan",
+        "dynamodb:ConditionCheckItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:DescribeTable",
+    )
+    assert permissions(template, ids["api_role"]) == expect(
+        {
+            ("logs:CreateLogStream", "logs:PutLogEvents"): [arn(ids["api_logs"])],
+            ("xray:PutTraceSegments", "xray:PutTelemetryRecords"): ["*"],
+            ("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"): [arn(ids["queue"])],
+            table_rw: [arn(ids["table"])],
+            ("s3:GetObject*", "s3:GetBucket*", "s3:List*"): [
+                bucket,
+                {"Fn::Join": ["", [bucket, f"/{Settings().results_prefix}*"]]},
+            ],
+        }
+    )
+
+
+def test_dead_letter_consumer_only_updates_items(template, ids):
+    """Exactly: logs, X-Ray, consume the DLQ, update items."""
+    assert permissions(template, ids["dlq_worker_role"]) == expect(
+        {
+            ("logs:CreateLogStream", "logs:PutLogEvents"): [arn(ids["dlq_worker_logs"])],
+            ("xray:PutTraceSegments", "xray:PutTelemetryRecords"): ["*"],
+            (
+                "sqs:ReceiveMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueUrl",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+            ): [arn(ids["dlq"])],
+            ("dynamodb:UpdateItem",): [arn(ids["table"])],
+        }
+    )
+
+
+# ------------------------------------------------------------------------------------------ API
+
+
+def test_every_method_requires_the_api_key(template):
+    """POST, GET and the OpenAPI document need the key (no anonymous method without CORS preflight)."""
+    methods = template.find_resources("AWS::ApiGateway::Method")
+    assert {m["Properties"]["HttpMethod"] for m in methods.values()} == {"GET", "POST"}
+    assert all(m["Properties"]["ApiKeyRequired"] is True for m in methods.values())
+
+
+def test_usage_plan_throttles_the_generated_api_key(template, ids):
+    """The usage plan carries the context's rate and burst; its key is generated by API Gateway."""
+    template.has_resource_properties(
+        "AWS::ApiGateway::UsagePlan",
+        {
+            "Throttle": {"RateLimit": 50, "BurstLimit": 100},
+            "ApiStages": [Match.object_like({"ApiId": {"Ref": ids["api"]}})],
+        },
+    )
+    template.has_resource_properties("AWS::ApiGateway::UsagePlanKey", {"KeyType": "API_KEY"})
+    template.has_resource_properties("AWS::ApiGateway::ApiKey", {"Enabled": True, "Value": Match.absent()})
+
+
+def test_stage_has_access_logs_throttling_and_tracing(template, ids):
+    """Access logs to CloudWatch, method throttling from context, error-level logging without bodies, X-Ray."""
+    template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "StageName": "v1",
+            "TracingEnabled": True,
+            "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.string_like_regexp("status")},
+            "MethodSettings": [
+                Match.object_like(
+                    {
+                        "HttpMethod": "*",
+                        "ResourcePath": "/*",
+                        "LoggingLevel": "ERROR",
+                        "DataTraceEnabled": False,
+                        "ThrottlingRateLimit": 50,
+                        "ThrottlingBurstLimit": 100,
+                    }
+                )
+            ],
+        },
+    )
+    (stage,) = template.find_resources("AWS::ApiGateway::Stage").values()
+    assert ids["access_logs"] in json.dumps(stage["Properties"]["AccessLogSetting"]["DestinationArn"])
+
+
+def test_requests_are_validated_at_the_edge(template, ids):
+    """POST bodies must parse as JSON, GET needs its path parameter; the validator checks both."""
+    template.has_resource_properties(
+        "AWS::ApiGateway::RequestValidator", {"ValidateRequestBody": True, "ValidateRequestParameters": True}
+    )
+    template.has_resource_properties(
+        "AWS::ApiGateway::Method",
+        {
+            "HttpMethod": "POST",
+            "RequestValidatorId": Match.any_value(),
+            "RequestModels": {"application/json": Match.any_value()},
+            "Integration": Match.object_like({"Type": "AWS_PROXY"}),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ApiGateway::Method",
+        {
+            "HttpMethod": "GET",
+            "RequestValidatorId": Match.any_value(),
+            "RequestParameters": {"method.request.path.request_id": True},
+        },
+    )
+
+
+def test_gateway_errors_use_the_handler_error_shape(template):
+    """API Gateway's own 4xx/5xx answers are {"error": {"code", "message"}} like the handler's."""
+    template.has_resource_properties(
+        "AWS::ApiGateway::GatewayResponse",
+        {
+            "ResponseType": "BAD_REQUEST_BODY",
+            "StatusCode": "400",
+            "ResponseTemplates": {"application/json": Match.string_like_regexp('"code":"invalid_json"')},
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ApiGateway::GatewayResponse",
+        {"ResponseType": "DEFAULT_4XX", "ResponseTemplates": {"application/json": Match.string_like_regexp("error")}},
+    )
+
+
+# ------------------------------------------------------------------------------------------ monitoring, outputs
+
+
+def test_alarms_on_dead_letters_queue_age_worker_errors_throttles_and_api_5xx(template, ids):
+    """The five alarms, each on the right metric and threshold."""
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Threshold": 1,
+            "ComparisonOperator": GTE,
+            "Metrics": Match.array_with([Match.object_like({"Expression": "MAX([visible, received])"})]),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "ApproximateAgeOfOldestMessage",
+            "Namespace": "AWS/SQS",
+            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [ids["queue"], "QueueName"]}}],
+            "Threshold": 300,
+            "ComparisonOperator": GTE,
+        },
+    )
+    for metric in ("Errors", "Throttles"):
+        template.has_resource_properties(
+            "AWS::CloudWatch::Alarm",
+            {
+                "MetricName": metric,
+                "Namespace": "AWS/Lambda",
+                "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": ids["worker"]}}],
+                "Statistic": "Sum",
+                "Threshold": 1,
+                "ComparisonOperator": GTE,
+            },
+        )
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {"MetricName": "5XXError", "Namespace": "AWS/ApiGateway", "Threshold": 1, "ComparisonOperator": GTE},
+    )
+    template.has_resource_properties("AWS::CloudWatch::Dashboard", {"DashboardBody": Match.any_value()})
+
+
+def test_outputs_name_what_clients_and_publish_model_need(template):
+    """API URL, API key id, table, queue, DLQ, bucket and the model parameter are stack outputs."""
+    for key in (
+        OUTPUT_API_URL,
+        OUTPUT_API_KEY_ID,
+        OUTPUT_TABLE,
+        OUTPUT_QUEUE,
+        OUTPUT_DLQ,
+        OUTPUT_BUCKET,
+        OUTPUT_MODEL_PARAMETER,
+    ):
+        template.has_output(key, {"Value": Match.any_value()})
+
+
+def test_no_hard_coded_names_accounts_or_regions(template):
+    """Physical names are generated; no account id or region is written into the template."""
+    named = {
+        "AWS::S3::Bucket": "BucketName",
+        "AWS::DynamoDB::Table": "TableName",
+        "AWS::SQS::Queue": "QueueName",
+        "AWS::Lambda::Function": "FunctionName",
+        "AWS::IAM::Role": "RoleName",
+        "AWS::SSM::Parameter": "Name",
+        "AWS::Logs::LogGroup": "LogGroupName",
+        "AWS::CloudWatch::Alarm": "AlarmName",
+        "AWS::CloudWatch::Dashboard": "DashboardName",
+    }
+    for kind, prop in named.items():
+        for resource in template.find_resources(kind).values():
+            assert prop not in resource.get("Properties", {}), f"{kind} has a hard-coded {prop}"
+    text = json.dumps(template.to_json())
+    assert not re.search(r"\b\d{12}\b", text), "an account id is hard-coded"
+    assert not re.search(r"\b(us|eu|ap|sa|ca|me|af|il|mx)-[a-z]+-\d\b", text), "a region is hard-coded"
+
+
+# ------------------------------------------------------------------------------------------ options
+
+
+@pytest.fixture(scope="module")
+def iam_template(outdir, fake_artifact) -> Template:
+    """The IAM-auth, CORS-enabled, arm64 variant (bundling skipped: only the template matters here)."""
+    _, stack = build_stack(
+        outdir / "iam",
+        fake_artifact,
+        auth="iam",
+        cors_origins="https://app.example",
+        architecture="arm64",
+        dead_letter_consumer="false",
+        dashboard="false",
+        **{"aws:cdk:bundling-stacks": []},
+    )
+    return Template.from_stack(stack)
+
+
+def test_iam_auth_option_signs_requests_instead_of_an_api_key(iam_template):
+    """-c auth=iam: methods use AWS_IAM, no API key or usage plan; CORS preflight stays anonymous."""
+    methods = iam_template.find_resources("AWS::ApiGateway::Method").values()
+    for method in methods:
+        props = method["Properties"]
+        expected = "NONE" if props["HttpMethod"] == "OPTIONS" else "AWS_IAM"
+        assert props["AuthorizationType"] == expected
+        assert not props.get("ApiKeyRequired")
+    assert iam_template.find_resources("AWS::ApiGateway::ApiKey") == {}
+    iam_template.has_resource_properties(
+        "AWS::ApiGateway::Method",
+        {
+            "HttpMethod": "OPTIONS",
+            "Integration": Match.object_like(
+                {
+                    "IntegrationResponses": [
+                        Match.object_like(
+                            {
+                                "ResponseParameters": Match.object_like(
+                                    {"method.response.header.Access-Control-Allow-Origin": "'https://app.example'"}
+                                )
+                            }
+                        )
+                    ]
+                }
+            ),
+        },
+    )
+    iam_template.has_resource_properties("AWS::Lambda::Function", {"Architectures": ["arm64"], "Runtime": "python3.12"})
+    assert iam_template.find_resources("AWS::CloudWatch::Dashboard") == {}
+
+
+def api_environment(template: Template) -> dict:
+    (function,) = template.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": "lambdas.api.handler.lambda_handler"}}
+    ).values()
+    return function["Properties"]["Environment"]["Variables"]
+
+
+def test_cors_origins_reach_the_api_function_so_its_answers_carry_cors_headers(template, iam_template):
+    """-c cors_origins: API Gateway answers the preflight, the function adds the headers to the real answers."""
+    var = next(name for name, field in ENV_VARS.items() if field == "cors_allow_origins")
+    assert api_environment(iam_template)[var] == "https://app.example"
+    assert Settings.from_env(api_environment(iam_template)).cors_origins == ("https://app.example",)
+    # AND without cors_origins (cdk.json's default) the variable is not set: CORS stays off
+    assert var not in api_environment(template)
+
+
+def test_context_values_are_typed_and_range_checked():
+    """-c values arrive as strings: they are converted, and out-of-range ones are refused."""
+    config = StackConfig.from_mapping({"worker_memory_mb": "2048", "retain_data": "true", "cors_origins": "a,b"})
+    assert (config.worker_memory_mb, config.retain_data, config.cors_origins) == (2048, True, ("a", "b"))
+    for bad in ({"max_receive_count": "6"}, {"auth": "none"}, {"log_retention_days": "10"}, {"max_concurrency": "1"}):
+        with pytest.raises(ConfigError):
+            StackConfig.from_mapping(bad)
+
+
+def test_a_missing_artifact_stops_the_synth(tmp_path):
+    """Without -c artifact=none, a missing artifact is an error, never a deploy that serves nothing."""
+    with pytest.raises(ConfigError, match="make export"):
+        build_stack(tmp_path, tmp_path / "no-such-artifact", **{"aws:cdk:bundling-stacks": []})
+
+
+# ------------------------------------------------------------------------------------------ cdk-nag
+
+
+def nag_errors(app: cdk.App, outdir: Path) -> list[str]:
+    """Run cdk-nag's AWS Solutions pack at synth; ``RULE path`` for every unacknowledged error finding."""
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    try:
+        app.synth()
+    except RuntimeError as exc:
+        if "ValidationFailed" not in str(exc):
+            raise
+    report = outdir / "validation-report.json"
+    if not report.exists():
+        return []
+    found = []
+    for plugin in json.loads(report.read_text())["pluginReports"]:
+        for violation in plugin["violations"]:
+            if violation["ruleName"].startswith("AwsSolutions-") and violation["severity"] == "error":
+                found += [f"{violation['ruleName']} {c['constructPath']}" for c in violation["violatingConstructs"]]
+    return found
+
+
+def test_cdk_nag_aws_solutions_finds_nothing_unacknowledged(outdir, fake_artifact):
+    """Every AwsSolutions finding on the stack is fixed or acknowledged with a reason (the synth would fail)."""
+    app, _ = build_stack(outdir / "nag", fake_artifact, **{"aws:cdk:bundling-stacks": []})
+    assert nag_errors(app, outdir / "nag") == []
+
+
+def test_cdk_nag_check_is_live(tmp_path):
+    """The same check reports a plainly non-compliant bucket (so an empty list above means something)."""
+    app = cdk.App(outdir=str(tmp_path))
+    s3.Bucket(cdk.Stack(app, "Bad"), "Open")
+    assert any(e.startswith("AwsSolutions-S10 ") for e in nag_errors(app, tmp_path))
+
+
+# ------------------------------------------------------------------------------------------ packaging
+
+
+def test_worker_asset_has_no_training_stack_and_fits_lambda(outdir, template, ids):
+    """The bundled worker: onnxruntime + numpy for cp312 x86_64, no TensorFlow/Keras/pandas, well under 250 MB."""
+    path = asset_dir(outdir, template, ids["worker"])
+    top = {p.name.lower() for p in path.iterdir()}
+    assert not top & {"tensorflow", "keras", "tf_keras", "pandas", "tensorboard", "torch"}
+    assert {"onnxruntime", "numpy", "pydantic_core", "aws_lambda_powertools", "lambdas"} <= top
+    assert (path / "lambdas" / "worker" / "handler.py").exists()
+    assert not (path / "model").exists(), "the model comes from S3, not the code package"
+    native = {p.name for p in (path / "pydantic_core").glob("*.so")}
+    assert any("cpython-312-x86_64-linux-gnu" in n for n in native), native
+    assert dir_mb(path) < LAMBDA_UNZIPPED_LIMIT_MB * 0.6
+
+
+def test_api_asset_leaves_the_model_dependencies_out(outdir, template, ids):
+    """The API package has the handlers and pydantic but neither numpy nor onnxruntime."""
+    path = asset_dir(outdir, template, ids["api_function"])
+    top = {p.name.lower() for p in path.iterdir()}
+    assert not top & {"numpy", "onnxruntime"}
+    assert {"pydantic", "aws_lambda_powertools", "lambdas"} <= top
+    assert dir_mb(path) < 40
+
+
+def test_api_handler_imports_without_numpy_or_onnxruntime():
+    """What the API package lacks is never imported by the API handler."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'numpy', 'onnxruntime', 'tensorflow', 'keras', 'pandas'}:\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import lambdas.api.handler\n"
+    )
+    env = {"PATH": "", "AWS_DEFAULT_REGION": "us-east-1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+# ------------------------------------------------------------------------------------------ moto CloudFormation
+
+
+def moto_compatible(template: dict) -> dict:
+    """The template minus what moto cannot create: CDK's custom resources (their Lambda code runs only in Docker
+    under moto) and CloudWatch alarms and dashboards (no moto CloudFormation support); SSM parameters get a name
+    (moto cannot generate one)."""
+    template = json.loads(json.dumps(template))
+    resources = template["Resources"]
+    dropped = {
+        k for k, v in resources.items() if v["Type"].startswith("Custom::") or v["Type"].startswith("AWS::CloudWatch::")
+    }
+    for key in dropped:
+        del resources[key]
+    for resource in resources.values():
+        if isinstance(resource.get("DependsOn"), list):
+            resource["DependsOn"] = [d for d in resource["DependsOn"] if d not in dropped]
+        if resource["Type"] == "AWS::SSM::Parameter":
+            resource["Properties"]["Name"] = "recommender-model-version"
+    template["Outputs"] = {k: v for k, v in template["Outputs"].items() if not any(d in json.dumps(v) for d in dropped)}
+    return template
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
+def test_template_creates_in_moto_and_publish_model_finds_it(moto_aws, template, fake_artifact):
+    """CloudFormation (moto) creates the queue pair, functions, event sources, table, bucket and API from the
+    template; publish_model then publishes through the stack's outputs."""
+    import boto3
+
+    from infra import publish_model
+
+    account = boto3.client("sts").get_caller_identity()["Account"]
+    assets = f"cdk-hnb659fds-assets-{account}-us-east-1"
+    boto3.client("s3").create_bucket(Bucket=assets)
+    boto3.client("ssm").put_parameter(Name="/cdk-bootstrap/hnb659fds/version", Value="30", Type="String")
+    for resource in template.find_resources("AWS::Lambda::Function").values():
+        boto3.client("s3").put_object(Bucket=assets, Key=resource["Properties"]["Code"]["S3Key"], Body=b"PK")
+    cfn = boto3.client("cloudformation")
+    cfn.create_stack(StackName="Recs", TemplateBody=json.dumps(moto_compatible(template.to_json())))
+    stack = cfn.describe_stacks(StackName="Recs")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+    sqs = boto3.client("sqs")
+    attributes = sqs.get_queue_attributes(QueueUrl=outputs[OUTPUT_QUEUE], AttributeNames=["All"])["Attributes"]
+    assert attributes["VisibilityTimeout"] == "180"
+    assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == 3
+    table = boto3.client("dynamodb").describe_table(TableName=outputs[OUTPUT_TABLE])["Table"]
+    assert table["KeySchema"] == [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}]
+    functions = {f["Handler"]: f for f in boto3.client("lambda").list_functions()["Functions"]}
+    assert functions["lambdas.worker.handler.lambda_handler"]["MemorySize"] == 1024
+    mappings = boto3.client("lambda").list_event_source_mappings()["EventSourceMappings"]
+    assert {m["BatchSize"] for m in mappings} == {10}
+    assert boto3.client("apigateway").get_rest_apis()["items"]
+
+    assert publish_model.main(["--artifact", str(fake_artifact), "--stack", "Recs"]) == 0
+    version = json.loads((fake_artifact / "manifest.json").read_text())["model_version"]
+    value = boto3.client("ssm").get_parameter(Name=outputs[OUTPUT_MODEL_PARAMETER])["Parameter"]["Value"]
+    assert value == version
+    keys = boto3.client("s3").list_objects_v2(Bucket=outputs[OUTPUT_BUCKET])["Contents"]
+    assert f"models/{version}/manifest.json" in {k["Key"] for k in keys}
