@@ -19,7 +19,9 @@ import onnxruntime as ort
 from lambdas.engine.artifact import Artifact, load_artifact
 
 CANDIDATES = 300
-FOLD_IN_L2 = 1.0  # ridge on the new user's factors and bias (cold start)
+# Cold start (fold-in) regularisation, chosen with ``python -m model_export.cold_start_eval`` (README, "Cold start").
+FOLD_IN_L2 = 3.0  # ridge on the new user's rating factors and bias
+FOLD_IN_RANK_L2 = 10.0  # Gaussian prior on the new user's interaction factors
 BATCH_CHUNK = 64
 
 
@@ -58,6 +60,14 @@ class Engine:
         self.popularity, self.counts = c["popularity"], c["rating_counts"]
         self.h_indptr, self.h_items, self.h_ratings = c["history_indptr"], c["history_items"], c["history_ratings"]
         self.has_deep = "deep_user_kernel" in w
+        # The softmax confidence weights the interaction head was trained with (well-rated movies count more).
+        train_cfg = a.manifest.get("training", {}).get("train_config", {})
+        self.fold_in_defaults = {
+            "l2": FOLD_IN_L2,
+            "rank_l2": FOLD_IN_RANK_L2,
+            "liked_weight": float(train_cfg.get("liked_weight", 1.0)),
+            "liked_threshold": float(train_cfg.get("liked_threshold", 4.0)),
+        }
         rank = w["item_rank"]
         norms = np.linalg.norm(rank, axis=1, keepdims=True)
         self._similar = rank / np.where(norms > 0, norms, 1.0)
@@ -161,11 +171,15 @@ class Engine:
 
     def _user_inputs(self, users: np.ndarray):
         w = self.w
-        mf = w["user_mf"][users]
-        deep = np.zeros((len(users), 0), np.float32)
-        if self.has_deep:
-            deep = mf if "user_implicit" not in w else np.concatenate([mf, w["user_implicit"][users]], axis=1)
-        return w["user_rank"][users], mf, w["user_bias"][users], deep
+        rank, mf = w["user_rank"][users], w["user_mf"][users]
+        implicit = w["user_implicit"][users] if "user_implicit" in w else None
+        return rank, mf, w["user_bias"][users], self.deep_inputs(implicit, mf)
+
+    def deep_inputs(self, implicit: np.ndarray | None, mf: np.ndarray) -> np.ndarray:
+        """The deep branch's user input [B, D]: the rating factors, plus the implicit ones when the model has them."""
+        if not self.has_deep:
+            return np.zeros((len(mf), 0), np.float32)
+        return mf if implicit is None or "user_implicit" not in self.w else np.concatenate([mf, implicit], axis=1)
 
     def _items(self, scores: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> list[dict]:
         keep = np.isfinite(scores)
@@ -233,13 +247,27 @@ class Engine:
                 results.append(self._result(user_id, "popular", fallback))
         return results
 
-    def fold_in(self, items: np.ndarray, ratings: np.ndarray, l2: float = FOLD_IN_L2):
-        """A new user's factors against the frozen item factors.
+    def fold_in(
+        self,
+        items: np.ndarray,
+        ratings: np.ndarray,
+        l2: float | None = None,
+        rank_l2: float | None = None,
+        liked_weight: float | None = None,
+        liked_threshold: float | None = None,
+    ):
+        """A new user's factors against the frozen item factors; unset arguments take ``fold_in_defaults``.
 
-        Rating head: ridge regression of ``r - mu - b_i`` on ``[q_i, 1]`` (factors and bias).
-        Interaction head: the regularised softmax maximum-likelihood user vector over the whole
-        catalogue (Newton steps; the Hessian uses the 2,000 most probable movies).
+        Rating head: ridge regression of ``r - mu - b_i`` on ``[q_i, 1]`` (factors and bias), penalty ``l2``.
+        Interaction head: the softmax maximum-likelihood user vector over the whole catalogue with a Gaussian
+        prior (``rank_l2``), each rated movie weighted as in training (``liked_weight`` for ratings >=
+        ``liked_threshold``, mean weight 1); Newton steps, the Hessian over the 2,000 most probable movies.
         """
+        d = self.fold_in_defaults
+        l2 = d["l2"] if l2 is None else l2
+        rank_l2 = d["rank_l2"] if rank_l2 is None else rank_l2
+        liked_weight = d["liked_weight"] if liked_weight is None else liked_weight
+        liked_threshold = d["liked_threshold"] if liked_threshold is None else liked_threshold
         w = self.w
         q = w["item_mf"][items].astype(np.float64)
         a = np.hstack([q, np.ones((len(items), 1))])
@@ -247,18 +275,21 @@ class Engine:
         sol = np.linalg.solve(a.T @ a + l2 * np.eye(a.shape[1]), a.T @ y)
         p, b = sol[:-1], sol[-1]
         qr, c = w["item_rank"].astype(np.float64), w["item_rank_bias"].astype(np.float64)
+        weights = np.where(ratings >= liked_threshold, liked_weight, 1.0)
+        weights /= weights.mean()
         pr = np.zeros(qr.shape[1])
-        target = qr[items].sum(axis=0)
+        target = weights @ qr[items]
         n = len(items)
+        n_top = min(2000, len(c))
         for _ in range(12):
             s = qr @ pr + c
             prob = np.exp(s - s.max())
             prob /= prob.sum()
             mean = prob @ qr
-            grad = target - n * mean - l2 * pr
-            top = np.argpartition(-prob, min(2000, len(prob)) - 1)[: min(2000, len(prob))]
+            grad = target - n * mean - rank_l2 * pr
+            top = np.argpartition(-prob, n_top - 1)[:n_top]
             qt = qr[top] - mean
-            hess = n * (qt.T * prob[top]) @ qt + l2 * np.eye(len(pr))
+            hess = n * (qt.T * prob[top]) @ qt + rank_l2 * np.eye(len(pr))
             step = np.linalg.solve(hess, grad)
             pr += step
             if np.abs(step).max() < 1e-5:
@@ -289,9 +320,7 @@ class Engine:
             return res
         items = np.array([i for i, _ in known], dtype=np.int64)
         pr, p, b = self.fold_in(items, np.array([r for _, r in known]))
-        deep = np.zeros((1, 0), np.float32)
-        if self.has_deep:
-            deep = p[None, :] if "user_implicit" not in self.w else np.concatenate([p, pr])[None, :]
+        deep = self.deep_inputs(pr[None, :], p[None, :])
         exclude = mask[None, :].copy()
         if exclude_seen:
             exclude[0, items] = True

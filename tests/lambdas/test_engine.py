@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("onnxruntime")
@@ -115,6 +116,28 @@ def test_cold_start_of_an_existing_users_ratings_resembles_their_recommendations
     trained = {m["movie_id"] for m in engine.recommend(8, k=10)["items"]}
     popular = {m["movie_id"] for m in engine.popular(10, exclude=engine._seen(u))}
     assert len(folded & trained) >= len(popular & trained)
+
+
+def test_cold_start_weighs_well_rated_movies_as_training_did(engine):
+    # A movie rated 5 pulls the new user's interaction vector harder than one rated 1 (liked_weight from training).
+    assert engine.fold_in_defaults["liked_weight"] > 1.0
+    items = np.array([engine.item_index(3), engine.item_index(11)])
+    pr, _, _ = engine.fold_in(items, np.array([5.0, 1.0]))
+    q = engine.w["item_rank"][items]
+    flat, _, _ = engine.fold_in(items, np.array([5.0, 1.0]), liked_weight=1.0)
+    assert pr @ q[0] - pr @ q[1] > flat @ q[0] - flat @ q[1]
+
+
+def test_cold_start_evaluation_protocol(engine, small_model_dir):
+    # model_export.cold_start_eval: the users it keeps and its figures are well defined on the small model.
+    from model_export.cold_start_eval import evaluate, test_users
+
+    users = test_users(engine, small_model_dir / "test.csv", n=5)
+    assert users and all(len(engine._seen(u)) >= 5 and rel for u, rel in users)
+    pop = evaluate(engine, users, 5, popular=True)
+    folded = evaluate(engine, users, 5, seed=0)
+    assert folded == evaluate(engine, users, 5, seed=0)  # seeded
+    assert all(0.0 <= r[m] <= 1.0 for r in (pop, folded) for m in ("ndcg@10", "recall@10"))
 
 
 def test_similar_movies(engine):
