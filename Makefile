@@ -5,7 +5,7 @@ SYSTEM_PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv test lint demo local openapi train export bench bench-quality package clean
+.PHONY: venv test lint demo local openapi train export bench bench-quality tune lr-find package clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -54,6 +54,17 @@ bench: train
 # Our variants vs baselines, Surprise SVD/SVD++, implicit ALS/BPR and EASE (writes artifacts/bench_quality.md).
 bench-quality: $(VENV)/.bench-installed
 	$(PY) -m training.bench_quality
+
+# Hyperparameter search with Optuna (seeded, resumable SQLite study, pruning); report in artifacts/tune.
+# TUNE_ARGS, e.g. "--test-file u1 --objective ndcg@10 --sampler random"; see python -m training.tune --help.
+TRIALS ?= 20
+TUNE_ARGS ?=
+tune: venv
+	$(PY) -m training.tune --trials $(TRIALS) $(TUNE_ARGS)
+
+# Learning-rate range test for the served model's settings (artifacts/lr_find/lr_find.{json,png}).
+lr-find: venv
+	$(PY) -m training.lr_find
 
 # The worker Lambda's deployment package, built without Docker (pip for the Lambda platform, trimmed).
 package: export

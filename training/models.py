@@ -46,6 +46,8 @@ class ModelConfig:
     l2: float = 3e-3  # L2 on the embedding tables (applied to the whole table every step)
     bias_l2: float = 1e-5
     dense_l2: float = 0.0
+    l1: float = 0.0  # L1 on the user/item embedding tables (sparser factors), besides l2
+    dense_l1: float = 0.0  # L1 on the deep branch's kernels, besides dense_l2
     batchnorm: bool = True
     alpha: float | None = None  # hybrid only: None learns it
     rank_dim: int = 128  # 0 disables the interaction head
@@ -127,14 +129,23 @@ class ItemTower(layers.Layer):
         return {**super().get_config(), "n_items": self.n_items, "dim": self.dim, "l2": self.l2}
 
 
-def _embedding(n: int, dim: int, l2: float, name: str, init: str = "he_normal") -> layers.Embedding:
-    reg = keras.regularizers.L2(l2) if l2 > 0 else None
+def _regularizer(l1: float, l2: float) -> keras.regularizers.Regularizer | None:
+    """L1, L2, both (elastic net) or none."""
+    if l1 > 0 and l2 > 0:
+        return keras.regularizers.L1L2(l1=l1, l2=l2)
+    if l1 > 0:
+        return keras.regularizers.L1(l1)
+    return keras.regularizers.L2(l2) if l2 > 0 else None
+
+
+def _embedding(n: int, dim: int, l2: float, name: str, init: str = "he_normal", l1: float = 0.0) -> layers.Embedding:
+    reg = _regularizer(l1, l2)
     return layers.Embedding(n, dim, embeddings_initializer=init, embeddings_regularizer=reg, name=name)
 
 
 def _deep_branch(x, cfg: ModelConfig):
     """f([p; q]): Dense(h0)-ReLU-Dropout, then Dense(h_i)-[BatchNorm]-ReLU, then Dense(1)."""
-    reg = keras.regularizers.L2(cfg.dense_l2) if cfg.dense_l2 > 0 else None
+    reg = _regularizer(cfg.dense_l1, cfg.dense_l2)
     for depth, width in enumerate(cfg.hidden):
         x = layers.Dense(width, kernel_initializer="he_normal", kernel_regularizer=reg, name=f"deep_dense_{depth}")(x)
         if depth == 0:
@@ -153,8 +164,8 @@ def build_model(n_users: int, n_items: int, cfg: ModelConfig) -> keras.Model:
     user = keras.Input(shape=(), dtype="int32", name="user")
     item = keras.Input(shape=(), dtype="int32", name="item")
 
-    p = _embedding(n_users, cfg.dim, cfg.l2, "user_embedding")(user)
-    q = _embedding(n_items, cfg.dim, cfg.l2, "item_embedding")(item)
+    p = _embedding(n_users, cfg.dim, cfg.l2, "user_embedding", l1=cfg.l1)(user)
+    q = _embedding(n_items, cfg.dim, cfg.l2, "item_embedding", l1=cfg.l1)(item)
     b_u = _embedding(n_users, 1, cfg.bias_l2, "user_bias", init="zeros")(user)
     b_i = _embedding(n_items, 1, cfg.bias_l2, "item_bias", init="zeros")(item)
 

@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -260,7 +261,7 @@ class HeadwiseEarlyStopping:
         keras = _keras()
 
         class _Impl(keras.callbacks.Callback):
-            def __init__(self, rec_factory, val: Interactions | None, task, patience: int, progress) -> None:
+            def __init__(self, rec_factory, val: Interactions | None, task, patience: int, progress, on_epoch) -> None:
                 super().__init__()
                 self.rec_factory, self.val, self.task, self.patience, self.progress = (
                     rec_factory,
@@ -269,6 +270,7 @@ class HeadwiseEarlyStopping:
                     patience,
                     progress,
                 )
+                self.on_epoch = on_epoch
                 self.best_rmse, self.best_ndcg = np.inf, -np.inf
                 self.rating_weights = self.rank_weights = None
                 self.best_epochs = {"rating": 0, "ranking": 0}
@@ -306,6 +308,8 @@ class HeadwiseEarlyStopping:
                     parts = " ".join(f"{k}={v:.4f}" for k, v in row.items() if k not in ("epoch", "lr"))
                     self.progress(f"epoch {epoch + 1:3d}  lr={lr:.2e}  {parts}  ({time.perf_counter() - self.t0:.1f}s)")
                 self.t0 = time.perf_counter()
+                if self.on_epoch is not None:
+                    self.on_epoch(row)  # may raise (a pruned tuning trial): training stops there
                 if self.wait >= self.patience:
                     self.model.stop_training = True
                 sync_implicit_copies(self.model)
@@ -340,6 +344,22 @@ def choose_blend(rec: Recommender, task: RankingTask | None) -> tuple[float, dic
     return best, found
 
 
+def compiled_models(n_users: int, n_items: int, cfg: TrainConfig):
+    """The pairwise model and its catalogue-wide training twin (same layers), compiled with Adam at ``cfg.lr``."""
+    keras = _keras()
+    from training.models import build_model, training_model
+
+    model = build_model(n_users, n_items, cfg.model)
+    losses = {"rating": "mse"}
+    weights = {"rating": 1.0}
+    if cfg.model.rank_dim > 0:
+        losses["interaction"] = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        weights["interaction"] = cfg.rank_weight
+    trainer = training_model(model)
+    trainer.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=losses, loss_weights=weights)
+    return model, trainer
+
+
 def sync_implicit_copies(model) -> None:
     """Copy the interaction head's factors into the deep branch's frozen inputs (if the model has them)."""
     names = {lyr.name for lyr in model.layers}
@@ -352,10 +372,13 @@ def fit(
     train_ratings: pd.DataFrame,
     cfg: TrainConfig | None = None,
     progress=print,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> tuple[Recommender, dict]:
     """Train on ``train_ratings`` (normalised table); returns the model and a training summary.
 
     A seeded ``val_fraction`` of the rows is held out for early stopping and never trained on.
+    ``on_epoch`` gets each epoch's row (``epoch``, ``lr``, losses, ``val_rmse``, ``val_ndcg@10``); an
+    exception it raises stops training and propagates (``training.tune`` prunes trials that way).
     """
     cfg = cfg or TrainConfig()
     keras = _keras()
@@ -378,19 +401,10 @@ def fit(
         *(a[val_mask] for a in (data.users, data.items, data.ratings, data.timestamps)), len(users), len(items)
     )
 
-    from training.models import build_model, training_model
-
     model_cfg = cfg.model
     model_cfg.global_mean = float(fit_part.ratings.mean())
-    model = build_model(len(users), len(items), model_cfg)
+    model, trainer = compiled_models(len(users), len(items), cfg)
     with_head = model_cfg.rank_dim > 0
-    losses = {"rating": "mse"}
-    weights = {"rating": 1.0}
-    if with_head:
-        losses["interaction"] = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        weights["interaction"] = cfg.rank_weight
-    trainer = training_model(model)
-    trainer.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=losses, loss_weights=weights)
 
     rec = Recommender(model, users, items, cfg)
     rec.train = fit_part
@@ -404,7 +418,7 @@ def fit(
         task = RankingTask.build(
             fit_part.users, fit_part.items, val.users, val.items, val.ratings, len(users), len(items)
         )
-    stopper = HeadwiseEarlyStopping(current, val, task, cfg.patience, progress)
+    stopper = HeadwiseEarlyStopping(current, val, task, cfg.patience, progress, on_epoch)
     callbacks = [stopper] + [c for c in [_lr_callback(cfg)] if c is not None]
     if progress:
         progress(
@@ -544,7 +558,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dropout", type=float, default=m.dropout)
     g.add_argument("--l2", type=float, default=m.l2, help="L2 on the user/movie embedding tables")
     g.add_argument("--bias-l2", type=float, default=m.bias_l2, help="L2 on the user/movie bias tables")
-    g.add_argument("--dense-l2", type=float, default=m.dense_l2)
+    g.add_argument("--dense-l2", type=float, default=m.dense_l2, help="L2 on the deep branch's kernels")
+    g.add_argument("--l1", type=float, default=m.l1, help="L1 on the user/movie embedding tables")
+    g.add_argument("--dense-l1", type=float, default=m.dense_l1, help="L1 on the deep branch's kernels")
     g.add_argument("--no-batchnorm", dest="batchnorm", action="store_false")
     g.add_argument("--alpha", type=float, default=None, help="hybrid: fixed MF weight (default: learned)")
     g.add_argument("--rank-dim", type=int, default=m.rank_dim, help="interaction head size (0: MSE only)")
@@ -573,6 +589,63 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     o.add_argument("--seed", type=int, default=d.seed)
 
 
+# Options a --config file may not set: where data and outputs go are the command line's business.
+NOT_IN_CONFIG = {"help", "config", "out", "quiet", "data_dir", "ratings", "movies", "dataset"}
+CONFIG_ALIASES = {"variant": "kind"}
+
+
+def read_config_file(path: Path, parser: argparse.ArgumentParser) -> dict:
+    """Hyperparameters from a JSON object of option names (``"dim": 64``, ``"lr-schedule": "cosine"``).
+
+    Keys starting with ``_`` are comments (``training.tune`` records its study there). Values are converted
+    with the option's own type; an unknown option or a bad value is a :class:`DataError` naming the file.
+    """
+    try:
+        raw = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the config file ({exc.strerror})") from exc
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: a config file is a JSON object of option names and values")
+    actions = {a.dest: a for a in parser._actions if a.dest not in NOT_IN_CONFIG}
+    values: dict = {}
+    for key, value in raw.items():
+        if key.startswith("_"):
+            continue
+        dest = key.lstrip("-").replace("-", "_")
+        dest = CONFIG_ALIASES.get(dest, dest)
+        action = actions.get(dest)
+        if action is None:
+            known = ", ".join([*sorted(d for d in actions if d != "kind"), "variant"])
+            raise DataError(f"{path}: unknown option {key!r}; known: {known}")
+        try:
+            if isinstance(action, argparse.BooleanOptionalAction) or (action.const is not None and action.nargs == 0):
+                if not isinstance(value, bool):
+                    raise ValueError(f"expected true or false, got {value!r}")
+            elif value is not None and action.type is not None:
+                if action.nargs in ("+", "*"):
+                    value = [action.type(v) for v in (value if isinstance(value, list) else [value])]
+                else:
+                    value = action.type(value)
+            if action.choices is not None and value not in action.choices:
+                raise ValueError(f"{value!r} is not one of {', '.join(map(str, action.choices))}")
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{path}: option {key!r}: {exc}") from exc
+        values[dest] = value
+    return values
+
+
+def parse_with_config(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; a ``--config FILE`` supplies defaults that explicit flags still override."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", type=Path)
+    known, _ = pre.parse_known_args(argv)
+    if known.config is not None:
+        parser.set_defaults(**read_config_file(known.config, parser))
+    return parser.parse_args(argv)
+
+
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     model = ModelConfig(
         kind=a.kind,
@@ -582,6 +655,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         l2=a.l2,
         bias_l2=a.bias_l2,
         dense_l2=a.dense_l2,
+        l1=a.l1,
+        dense_l1=a.dense_l1,
         batchnorm=a.batchnorm,
         alpha=a.alpha,
         rank_dim=a.rank_dim,
@@ -679,9 +754,12 @@ def main(argv: list[str] | None = None) -> int:
     add_train_args(p)
     p.add_argument("--out", type=Path, required=True, help="output model directory")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
-    a = p.parse_args(argv)
+    p.add_argument(
+        "--config", type=Path, help="JSON file of hyperparameters (e.g. training.tune's best_config.json); flags win"
+    )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
+        a = parse_with_config(p, argv)
         _, meta = run(a, a.out, progress=None if a.quiet else lambda s: print(s, flush=True))
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
