@@ -137,6 +137,8 @@ def weight_arrays(w) -> dict[str, np.ndarray]:
     }
     if w.user_implicit is not None:
         out["user_implicit"], out["item_implicit"] = w.user_implicit, w.item_implicit
+    if w.item_features is not None:
+        out["item_features"] = w.item_features  # already inside catalogue.onnx's precomputed item part
     if w.has_deep:
         out["deep_user_kernel"], out["deep_item_kernel"], out["deep_bias"] = (
             w.deep_user_kernel,

@@ -51,10 +51,10 @@ def split(name: str, data_dir: str | None):
     return ds, ds.ratings[mask].reset_index(drop=True), ds.ratings[~mask].reset_index(drop=True)
 
 
-def ours(variant: str, train, test, scale) -> dict:
+def ours(variant: str, train, test, scale, movies=None) -> dict:
     model_kw, train_kw = VARIANTS[variant]
     cfg = TrainConfig(model=ModelConfig(**model_kw), **train_kw)
-    rec, summary = fit(train, cfg, progress=None)
+    rec, summary = fit(train, cfg, progress=None, movies=movies)
     row = evaluate(rec, test, scale, baselines=False)["model"]
     return {**row, "fit_s": summary["fit_seconds"], "epochs": summary["epochs_run"], "rank_blend": cfg.rank_blend}, rec
 
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         rec = None
         for variant in a.variants:
             print(f"[{name}] training {variant} ...", flush=True)
-            rows[variant], fitted = ours(variant, train, test, ds.rating_scale)
+            rows[variant], fitted = ours(variant, train, test, ds.rating_scale, ds.movies)
             rec = rec or fitted
         if not a.no_peers and rec is not None:
             print(f"[{name}] peers and baselines ...", flush=True)

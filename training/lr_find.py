@@ -30,6 +30,7 @@ from training.train import (
     add_train_args,
     compiled_models,
     config_from_args,
+    item_feature_matrix,
     load_data,
     make_batches,
     parse_with_config,
@@ -40,7 +41,9 @@ SMOOTHING = 0.95  # exponential smoothing of the per-batch loss
 DIVERGED = 4.0  # stop once the smoothed loss exceeds this multiple of its minimum
 
 
-def range_test(train_ratings, cfg: TrainConfig, min_lr: float = 1e-5, max_lr: float = 1e-1, steps: int = 200) -> dict:
+def range_test(
+    train_ratings, cfg: TrainConfig, min_lr: float = 1e-5, max_lr: float = 1e-1, steps: int = 200, movies=None
+) -> dict:
     """The smoothed loss per learning rate, and the suggested learning rate (steepest descent)."""
     if not 0 < min_lr < max_lr:
         raise ValueError("need 0 < --min-lr < --max-lr")
@@ -53,7 +56,7 @@ def range_test(train_ratings, cfg: TrainConfig, min_lr: float = 1e-5, max_lr: fl
     users, items = IdMap(pd.unique(train_ratings["user_id"])), IdMap(pd.unique(train_ratings["movie_id"]))
     data = to_interactions(train_ratings, users, items)
     cfg.model.global_mean = float(data.ratings.mean())
-    _, trainer = compiled_models(len(users), len(items), cfg)
+    _, trainer = compiled_models(len(users), len(items), cfg, item_feature_matrix(cfg, movies, items)[0])
     batches = make_batches(data, cfg, cfg.model.rank_dim > 0)
     factor = (max_lr / min_lr) ** (1.0 / (steps - 1))
     rows: list[dict] = []
@@ -123,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         a = parse_with_config(p, argv)
-        _, _, train_df, _ = load_data(a)
-        result = range_test(train_df, config_from_args(a), a.min_lr, a.max_lr, a.steps)
+        ds, _, train_df, _ = load_data(a)
+        result = range_test(train_df, config_from_args(a), a.min_lr, a.max_lr, a.steps, ds.movies)
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

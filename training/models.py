@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 MODEL_KINDS = ("residual", "hybrid", "mf", "ncf")
@@ -53,6 +54,7 @@ class ModelConfig:
     rank_dim: int = 128  # 0 disables the interaction head
     rank_l2: float = 1e-5
     implicit_inputs: bool = True  # deep branch also reads (copies of) the interaction head's factors
+    item_features: bool = False  # deep branch also reads each movie's genres and release year (training.features)
     global_mean: float = 3.5
     extra: dict = field(default_factory=dict)
 
@@ -159,8 +161,15 @@ def _deep_branch(x, cfg: ModelConfig):
     return layers.Dense(1, kernel_initializer="zeros", name="deep_out")(x)
 
 
-def build_model(n_users: int, n_items: int, cfg: ModelConfig) -> keras.Model:
-    """Build an uncompiled model with inputs ``user``/``item`` (int32) and outputs ``rating``/``interaction``."""
+def build_model(n_users: int, n_items: int, cfg: ModelConfig, item_features=None) -> keras.Model:
+    """Build an uncompiled model with inputs ``user``/``item`` (int32) and outputs ``rating``/``interaction``.
+
+    With ``cfg.item_features`` the deep branch also reads ``item_features`` ([n_items, F], from
+    :func:`training.features.encode_items`), held in a frozen embedding so the model stays ``(user, item)``.
+    """
+    deep_features = cfg.item_features and cfg.kind in ("residual", "hybrid", "ncf")
+    if deep_features and (item_features is None or len(item_features) != n_items):
+        raise ValueError("item_features=True needs an [n_items, F] feature matrix (movie metadata)")
     user = keras.Input(shape=(), dtype="int32", name="user")
     item = keras.Input(shape=(), dtype="int32", name="item")
 
@@ -178,7 +187,13 @@ def build_model(n_users: int, n_items: int, cfg: ModelConfig) -> keras.Model:
             # head after each epoch by the trainer; copies keep the two heads' parameters and snapshots apart.
             copy = lambda n, nm: layers.Embedding(n, cfg.rank_dim, trainable=False, name=nm)  # noqa: E731
             parts += [copy(n_users, "implicit_user")(user), copy(n_items, "implicit_item")(item)]
+        features = None
+        if cfg.item_features:
+            features = layers.Embedding(n_items, item_features.shape[1], trainable=False, name="item_features")
+            parts.append(features(item))
         deep = _deep_branch(layers.Concatenate(name="deep_input")(parts), cfg)
+        if features is not None:
+            features.set_weights([np.asarray(item_features, np.float32)])
     if cfg.kind == "residual":
         terms += [mf, deep]
     elif cfg.kind == "hybrid":

@@ -47,6 +47,7 @@ class ServingWeights:
     item_bias: np.ndarray  # [N] b_i
     user_implicit: np.ndarray | None = None  # [U, R] frozen copy of p' read by the deep branch
     item_implicit: np.ndarray | None = None  # [N, R]
+    item_features: np.ndarray | None = None  # [N, F] genres and year (training.features), deep branch only
     deep_user_kernel: np.ndarray | None = None  # [D (+R), H0]
     deep_item_kernel: np.ndarray | None = None  # [D (+R), H0]
     deep_bias: np.ndarray | None = None  # [H0]
@@ -64,7 +65,8 @@ class ServingWeights:
 
     def item_deep_part(self) -> np.ndarray:
         """[N, H0]: the item side of the first deep layer, plus its bias (precomputed once per model)."""
-        item_in = self.item_mf if self.item_implicit is None else np.concatenate([self.item_mf, self.item_implicit], 1)
+        parts = [a for a in (self.item_mf, self.item_implicit, self.item_features) if a is not None]
+        item_in = np.concatenate(parts, axis=1)
         return (item_in @ self.deep_item_kernel + self.deep_bias).astype(np.float32)
 
 
@@ -166,9 +168,12 @@ def from_keras(model, kind: str, global_mean: float, gamma: float) -> ServingWei
         return w
     if "implicit_user" in names:
         w.user_implicit, w.item_implicit = get("implicit_user")[0], get("implicit_item")[0]
+    if "item_features" in names:
+        w.item_features = get("item_features")[0]
     kernel0, w.deep_bias = get("deep_dense_0")
     r = 0 if w.user_implicit is None else w.user_implicit.shape[1]
-    # Concatenate order in the model: [p, q] or [p, q, p'_copy, q'_copy]
+    # Concatenate order in the model: [p, q], then [p'_copy, q'_copy] if any, then the item features if any;
+    # everything after the user's part is item-side.
     w.deep_user_kernel = np.concatenate([kernel0[:d], kernel0[2 * d : 2 * d + r]])
     w.deep_item_kernel = np.concatenate([kernel0[d : 2 * d], kernel0[2 * d + r :]])
     depth = 1

@@ -344,12 +344,24 @@ def choose_blend(rec: Recommender, task: RankingTask | None) -> tuple[float, dic
     return best, found
 
 
-def compiled_models(n_users: int, n_items: int, cfg: TrainConfig):
+def item_feature_matrix(cfg: TrainConfig, movies: pd.DataFrame | None, items: IdMap):
+    """The deep branch's movie features in model item order (``(None, [])`` when the config does not use them)."""
+    if not cfg.model.item_features or cfg.model.kind == "mf":
+        return None, []
+    from training.features import encode_items
+
+    matrix, names = (None, []) if movies is None or movies.empty else encode_items(movies, list(items.ids))
+    if matrix is None or not (matrix[:, :-2].any() or not matrix[:, -1].all()):  # no genre nor year anywhere
+        raise ValueError("--item-features needs movie metadata with genres or years (a MovieLens data set or --movies)")
+    return matrix, names
+
+
+def compiled_models(n_users: int, n_items: int, cfg: TrainConfig, item_features: np.ndarray | None = None):
     """The pairwise model and its catalogue-wide training twin (same layers), compiled with Adam at ``cfg.lr``."""
     keras = _keras()
     from training.models import build_model, training_model
 
-    model = build_model(n_users, n_items, cfg.model)
+    model = build_model(n_users, n_items, cfg.model, item_features)
     losses = {"rating": "mse"}
     weights = {"rating": 1.0}
     if cfg.model.rank_dim > 0:
@@ -373,12 +385,14 @@ def fit(
     cfg: TrainConfig | None = None,
     progress=print,
     on_epoch: Callable[[dict], None] | None = None,
+    movies: pd.DataFrame | None = None,
 ) -> tuple[Recommender, dict]:
     """Train on ``train_ratings`` (normalised table); returns the model and a training summary.
 
     A seeded ``val_fraction`` of the rows is held out for early stopping and never trained on.
     ``on_epoch`` gets each epoch's row (``epoch``, ``lr``, losses, ``val_rmse``, ``val_ndcg@10``); an
     exception it raises stops training and propagates (``training.tune`` prunes trials that way).
+    ``movies`` (the data set's movies table) is needed when ``cfg.model.item_features`` is on.
     """
     cfg = cfg or TrainConfig()
     keras = _keras()
@@ -403,7 +417,8 @@ def fit(
 
     model_cfg = cfg.model
     model_cfg.global_mean = float(fit_part.ratings.mean())
-    model, trainer = compiled_models(len(users), len(items), cfg)
+    features, feature_names = item_feature_matrix(cfg, movies, items)
+    model, trainer = compiled_models(len(users), len(items), cfg, features)
     with_head = model_cfg.rank_dim > 0
 
     rec = Recommender(model, users, items, cfg)
@@ -443,6 +458,7 @@ def fit(
         "val_ndcg@10": None if stopper.best_ndcg == -np.inf else stopper.best_ndcg,
         "history": stopper.history,
         "rank_blend_search": blend_search,
+        "item_features": feature_names,
         "n_train": len(fit_part.users),
         "n_val": len(val.users),
     }
@@ -571,6 +587,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         default=m.implicit_inputs,
         help="feed the interaction head's factors to the deep branch",
     )
+    g.add_argument(
+        "--item-features",
+        action=argparse.BooleanOptionalAction,
+        default=m.item_features,
+        help="feed each movie's genres and release year to the deep branch",
+    )
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=d.epochs)
     o.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -662,6 +684,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         rank_dim=a.rank_dim,
         rank_l2=a.rank_l2,
         implicit_inputs=a.implicit_inputs,
+        item_features=a.item_features,
     )
     return TrainConfig(
         epochs=a.epochs,
@@ -723,7 +746,7 @@ def run(a: argparse.Namespace, out: Path | None, progress=print) -> tuple[Recomm
 
     cfg = config_from_args(a)
     ds, spec, train_df, test_df = load_data(a)
-    rec, summary = fit(train_df, cfg, progress)
+    rec, summary = fit(train_df, cfg, progress, movies=ds.movies)
     metrics = evaluate(rec, test_df, ds.rating_scale, baselines=False) if test_df is not None and len(test_df) else {}
     meta = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -79,17 +79,26 @@ SPACE = (
     Param("lr_schedule", "choice", choices=("exponential", "cosine", "plateau"), grid=("exponential",)),
     Param("rank_dim", "choice", choices=(64, 128, 256), grid=(128,)),
     Param("liked_weight", "float", 1.0, 5.0, grid=(3.0,)),
+    Param("item_features", "choice", choices=(True, False), grid=(True, False)),
 )
 
 
-def make_sampler(name: str, seed: int):
+def search_space(movies) -> tuple[Param, ...]:
+    """SPACE, without the movie features when the data set has no genres or years to give them."""
+    has_metadata = movies is not None and not movies.empty
+    if has_metadata:
+        has_metadata = bool(movies["genres"].map(len).any() or movies["year"].fillna(0).gt(0).any())
+    return tuple(p for p in SPACE if p.name != "item_features" or has_metadata)
+
+
+def make_sampler(name: str, seed: int, space: tuple[Param, ...] = SPACE):
     import optuna
 
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.GridSampler({p.name: list(p.grid) for p in SPACE}, seed=seed)
+    return optuna.samplers.GridSampler({p.name: list(p.grid) for p in space}, seed=seed)
 
 
 def apply_params(a: argparse.Namespace, params: dict) -> argparse.Namespace:
@@ -112,10 +121,12 @@ def run_study(a: argparse.Namespace, progress=print):
     metric, direction = OBJECTIVES[a.objective]
     a.out.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{Path(a.storage).resolve()}" if a.storage else None
+    ds, _, train_df, _ = load_data(a)  # the test part is never looked at here
+    space = search_space(ds.movies)
     study = optuna.create_study(
         study_name=a.study_name,
         storage=storage,
-        sampler=make_sampler(a.sampler, a.seed),
+        sampler=make_sampler(a.sampler, a.seed, space),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=a.prune_after_trials, n_warmup_steps=a.prune_warmup),
         direction=direction,
         load_if_exists=True,
@@ -123,7 +134,6 @@ def run_study(a: argparse.Namespace, progress=print):
     if study.user_attrs.get("objective", a.objective) != a.objective:
         raise DataError(f"study {a.study_name!r} in {a.storage} optimises {study.user_attrs['objective']}")
     study.set_user_attr("objective", a.objective)
-    ds, _, train_df, _ = load_data(a)  # the test part is never looked at here
     finished = lambda: sum(t.state.is_finished() for t in study.trials)  # noqa: E731
     if progress:
         progress(
@@ -132,7 +142,7 @@ def run_study(a: argparse.Namespace, progress=print):
         )
 
     def objective(trial) -> float:
-        params = {p.name: p.suggest(trial, a.sampler == "grid") for p in SPACE}
+        params = {p.name: p.suggest(trial, a.sampler == "grid") for p in space}
         cfg = config_from_args(apply_params(a, params))
         history: list[dict] = []
 
@@ -145,7 +155,7 @@ def run_study(a: argparse.Namespace, progress=print):
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"epoch {row['epoch']}: {metric}={value:.4f}")
 
-        _, summary = fit(train_df, cfg, progress=None, on_epoch=on_epoch)
+        _, summary = fit(train_df, cfg, progress=None, on_epoch=on_epoch, movies=ds.movies)
         value = summary[metric]
         if value is None:
             raise DataError("the validation part is empty: tuning needs --val-fraction > 0")

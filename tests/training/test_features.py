@@ -1,0 +1,100 @@
+"""Movie features for the deep branch: encoding, the model with and without them, export parity with them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from training.features import encode_items, genre_vocabulary  # noqa: E402
+from training.models import ModelConfig, build_model  # noqa: E402
+
+MOVIES = pd.DataFrame(
+    {
+        "movie_id": [10, 11, 12, 13],
+        "title": ["A", "B", "C", "D"],
+        "year": [1990, None, 2010, 0],
+        "genres": [["Drama", "Comedy"], ["(no genres listed)"], ["Sci-Fi"], ["Drama", "Western"]],
+    }
+)
+
+
+def test_genres_are_multi_hot_over_the_training_vocabulary():
+    matrix, names = encode_items(MOVIES, [12, 10, 11])
+    assert names == ["genre:Comedy", "genre:Drama", "genre:Sci-Fi", "year", "year_missing"]
+    np.testing.assert_array_equal(matrix[:, :3], [[0, 0, 1], [1, 1, 0], [0, 0, 0]])  # placeholder = no genre
+    assert matrix.dtype == np.float32
+
+
+def test_genres_outside_a_fixed_vocabulary_and_unknown_movies_are_ignored():
+    matrix, names = encode_items(MOVIES, [13, 99], vocabulary=["Drama", "Sci-Fi"])
+    assert names[:2] == ["genre:Drama", "genre:Sci-Fi"]
+    np.testing.assert_array_equal(matrix[:, :2], [[1, 0], [0, 0]])  # Western dropped; movie 99 has no metadata
+    assert matrix[1, -1] == 1.0  # ... and no year
+
+
+def test_missing_years_get_the_median_and_a_flag():
+    matrix, _ = encode_items(MOVIES, [10, 11, 12, 13])
+    year, missing = matrix[:, -2], matrix[:, -1]
+    np.testing.assert_array_equal(missing, [0, 1, 0, 1])  # None and 0 are unknown years
+    np.testing.assert_allclose(year, [(1990 - 2000) / 20, 0.0, (2010 - 2000) / 20, 0.0])  # median 2000
+    assert genre_vocabulary(MOVIES) == ["Comedy", "Drama", "Sci-Fi", "Western"]
+
+
+def test_the_deep_branch_reads_the_features_and_they_stay_fixed():
+    features, _ = encode_items(MOVIES, [10, 11, 12, 13])
+    cfg = ModelConfig(dim=4, hidden=(16, 8), rank_dim=3, item_features=True)
+    keras.utils.set_random_seed(0)
+    model = build_model(5, 4, cfg, features)
+    table = model.get_layer("item_features")
+    assert not table.trainable
+    np.testing.assert_array_equal(table.get_weights()[0], features)
+    # the output layer starts at zero: give it weights so the branch shows in the prediction
+    out = model.get_layer("deep_out")
+    out.set_weights([np.ones_like(w) for w in out.get_weights()])
+    x = {"user": np.array([0, 1, 2], np.int32), "item": np.array([0, 1, 2], np.int32)}
+    before = model.predict(x, verbose=0)["rating"]
+    table.set_weights([features + 1.0])
+    assert not np.allclose(before, model.predict(x, verbose=0)["rating"])
+    with pytest.raises(ValueError, match="feature matrix"):
+        build_model(5, 4, cfg)
+    assert "item_features" not in {lyr.name for lyr in build_model(5, 4, ModelConfig(dim=4, rank_dim=3)).layers}
+
+
+def test_training_with_features_exports_with_parity(small_model_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from model_export.export import export
+    from training import train as train_cli
+
+    model_dir = tmp_path / "model"
+    args = [
+        "--ratings",
+        str(small_model_dir.parent / "ratings.csv"),
+        "--movies",
+        str(small_model_dir.parent / "movies.csv"),
+    ]
+    small = ["--epochs", "3", "--dim", "8", "--hidden", "32", "16", "--rank-dim", "8", "--batch-size", "256"]
+    assert train_cli.main([*args, *small, "--item-features", "--quiet", "--out", str(model_dir)]) == 0
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    assert meta["train_config"]["model"]["item_features"] is True
+    assert "year" in meta["training"]["item_features"] and any(
+        n.startswith("genre:") for n in meta["training"]["item_features"]
+    )
+    artifact = tmp_path / "artifact"
+    export(model_dir, artifact, log=lambda *_: None)  # raises unless ONNX matches Keras within 1e-4
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert manifest["parity"]["max_abs_diff"] <= 1e-4
+    weights = np.load(artifact / "weights.npz", allow_pickle=False)
+    assert weights["item_features"].shape[1] == len(meta["training"]["item_features"])
+
+
+def test_features_need_movie_metadata(tmp_path, capsys, small_model_dir):
+    from training import train as train_cli
+
+    args = ["--ratings", str(small_model_dir.parent / "ratings.csv"), "--item-features", "--epochs", "1"]
+    assert train_cli.main([*args, "--quiet", "--out", str(tmp_path / "m")]) == 2
+    assert "needs movie metadata" in capsys.readouterr().err
