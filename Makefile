@@ -5,7 +5,7 @@ SYSTEM_PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv test lint demo local openapi train export bench bench-quality tune lr-find package clean
+.PHONY: venv test lint demo local openapi train export bench bench-quality ablation tune lr-find package clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench: train
 # Our variants vs baselines, Surprise SVD/SVD++, implicit ALS/BPR and EASE (writes artifacts/bench_quality.md).
 bench-quality: $(VENV)/.bench-installed
 	$(PY) -m training.bench_quality
+
+# Each model improvement added one at a time on u1 and ml-latest-small (writes artifacts/ablation.md).
+ablation: venv
+	$(PY) -m training.ablation $(ABLATION_ARGS)
 
 # Hyperparameter search with Optuna (seeded, resumable SQLite study, pruning); report in artifacts/tune.
 # TUNE_ARGS, e.g. "--test-file u1 --objective ndcg@10 --sampler random"; see python -m training.tune --help.

@@ -98,3 +98,15 @@ def test_features_need_movie_metadata(tmp_path, capsys, small_model_dir):
     args = ["--ratings", str(small_model_dir.parent / "ratings.csv"), "--item-features", "--epochs", "1"]
     assert train_cli.main([*args, "--quiet", "--out", str(tmp_path / "m")]) == 2
     assert "needs movie metadata" in capsys.readouterr().err
+
+
+def test_rare_movie_metrics_of_the_ablation(small_model_dir, monkeypatch):
+    from training import ablation
+    from training.train import load
+
+    rec, _ = load(small_model_dir)
+    test = pd.read_csv(small_model_dir / "test.csv")
+    assert ablation.rare_movie_metrics(rec, test, (0.5, 5.0)) == {}  # every movie has >= 5 training ratings
+    monkeypatch.setattr(ablation, "RARE", 10**6)  # now every movie is rare
+    m = ablation.rare_movie_metrics(rec, test, (0.5, 5.0))
+    assert m["rare_ratings"] == len(test) and 0 < m["rare_rmse"] < 2 and 0 <= m["rare_liked_pct"] <= 1
