@@ -47,7 +47,7 @@ STEPS: list[tuple[str, dict, dict]] = [
     ("+ cosine schedule", {}, {"lr_schedule": "cosine"}),
 ]
 MODEL_KEYS = set(ModelConfig.__dataclass_fields__) - {"extra", "global_mean"}
-COLUMNS = ("rmse", "mae", "ndcg@10", "recall@10", "rare_rmse", "rare_liked_pct", "fit_s")
+COLUMNS = ("rmse", "mae", "ndcg@10", "recall@10", "rare_rmse", "rare_pctile", "fit_s")
 
 
 def rare_movie_metrics(rec, test, scale: tuple[float, float]) -> dict:
@@ -68,7 +68,7 @@ def rare_movie_metrics(rec, test, scale: tuple[float, float]) -> dict:
         n_candidates = np.isfinite(scores).sum()
         for i in te.items[liked & (te.users == u)]:
             pct.append(float((scores > scores[i]).sum()) / max(1, n_candidates - 1))
-    out["rare_liked_pct"] = float(np.mean(pct)) if pct else float("nan")
+    out["rare_pctile"] = float(np.mean(pct)) if pct else float("nan")
     return out
 
 

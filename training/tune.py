@@ -223,7 +223,7 @@ def write_report(study, a: argparse.Namespace, argv: list[str]) -> dict[str, Pat
         return out
     best = study.best_trial
     config = {
-        "_comment": f"best of {len(complete)} finished trials of study {study.study_name!r} "
+        "_comment": f"best of {len(complete)} completed trials (pruned ones aside) of study {study.study_name!r} "
         f"({a.objective} on the validation part)",
         "_value": best.value,
         "_trial": best.number,

@@ -109,4 +109,4 @@ def test_rare_movie_metrics_of_the_ablation(small_model_dir, monkeypatch):
     assert ablation.rare_movie_metrics(rec, test, (0.5, 5.0)) == {}  # every movie has >= 5 training ratings
     monkeypatch.setattr(ablation, "RARE", 10**6)  # now every movie is rare
     m = ablation.rare_movie_metrics(rec, test, (0.5, 5.0))
-    assert m["rare_ratings"] == len(test) and 0 < m["rare_rmse"] < 2 and 0 <= m["rare_liked_pct"] <= 1
+    assert m["rare_ratings"] == len(test) and 0 < m["rare_rmse"] < 2 and 0 <= m["rare_pctile"] <= 1
