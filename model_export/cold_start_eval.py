@@ -65,7 +65,7 @@ def evaluate(
             lists.append(top[0])
         rels.append(rel)
     out = ranking_from_lists(lists, rels, k)
-    return {"users": len(users), **{m: out[m] for m in ("ndcg@10", "recall@10")}}
+    return {"users": len(users), **{m: out[m] for m in (f"ndcg@{k}", f"recall@{k}")}}
 
 
 def main(argv: list[str] | None = None) -> int:

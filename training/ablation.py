@@ -9,7 +9,8 @@ Steps are cumulative, each adding one thing to the previous configuration:
 3. ``+ capacity``: 64-dimensional embeddings, deep branch 800-200;
 4. ``+ regularisation``: L2 1e-5 on the deep kernels, L1 1e-7 on the embeddings, dropout 0.4;
 5. ``+ cosine schedule`` (instead of exponential decay);
-6. ``tuned``: a ``training.tune`` best_config.json per data set, when ``--tuned`` names one.
+6. ``tuned``: a ``training.tune`` best_config.json per data set, when ``--tuned`` names one; this step replaces
+   the configuration instead of adding to it (defaults + the file).
 
 Same splits as ``make bench-quality`` (u1.base/u1.test; ml-latest-small's seeded 90/10 rule). Besides RMSE,
 MAE, NDCG@10, Recall@10 and fit time, the *rare-movie* columns look at held-out ratings of movies with fewer

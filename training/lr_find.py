@@ -65,12 +65,19 @@ def range_test(
         def __init__(self) -> None:
             super().__init__()
             self.step, self.avg, self.best = 0, 0.0, math.inf
+            self.seen, self.epoch_mean = 0, 0.0
+
+        def on_epoch_begin(self, epoch, logs=None) -> None:
+            self.seen, self.epoch_mean = 0, 0.0
 
         def on_train_batch_begin(self, batch, logs=None) -> None:
             self.model.optimizer.learning_rate.assign(min_lr * factor**self.step)
 
         def on_train_batch_end(self, batch, logs=None) -> None:
-            loss = float(logs["loss"])
+            # Keras reports the mean loss since the epoch began; recover this batch's own loss from it.
+            mean = float(logs["loss"])
+            loss = (self.seen + 1) * mean - self.seen * self.epoch_mean
+            self.seen, self.epoch_mean = self.seen + 1, mean
             lr = min_lr * factor**self.step
             self.step += 1
             self.avg = SMOOTHING * self.avg + (1 - SMOOTHING) * loss

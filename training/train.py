@@ -645,17 +645,32 @@ def read_config_file(path: Path, parser: argparse.ArgumentParser) -> dict:
             if isinstance(action, argparse.BooleanOptionalAction) or (action.const is not None and action.nargs == 0):
                 if not isinstance(value, bool):
                     raise ValueError(f"expected true or false, got {value!r}")
-            elif value is not None and action.type is not None:
-                if action.nargs in ("+", "*"):
-                    value = [action.type(v) for v in (value if isinstance(value, list) else [value])]
+            elif value is None:
+                if action.default is not None:
+                    raise ValueError("null is not allowed here")
+            elif action.type is not None:
+                if action.nargs not in (None, "?"):
+                    items = value if isinstance(value, list) else [value]
+                    if isinstance(action.nargs, int) and len(items) != action.nargs:
+                        raise ValueError(f"expected {action.nargs} values, got {len(items)}")
+                    value = [_convert(action.type, v) for v in items]
                 else:
-                    value = action.type(value)
+                    value = _convert(action.type, value)
             if action.choices is not None and value not in action.choices:
                 raise ValueError(f"{value!r} is not one of {', '.join(map(str, action.choices))}")
         except (TypeError, ValueError) as exc:
             raise DataError(f"{path}: option {key!r}: {exc}") from exc
         values[dest] = value
     return values
+
+
+def _convert(kind, value):
+    """A JSON value as an option's type; booleans and fractional numbers are not integers."""
+    if isinstance(value, (bool, list, dict)):
+        raise ValueError(f"expected a single {kind.__name__}, got {value!r}")
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"expected an integer, got {value!r}")
+    return kind(value)
 
 
 def parse_with_config(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:

@@ -3,8 +3,9 @@
 Each trial trains with :func:`training.train.fit` on the training part of the split and is scored on ``fit``'s
 seeded validation part (never on the test set, which stays untouched for the final evaluation). The study is
 seeded and stored in SQLite (``--storage``), so an interrupted search resumes where it stopped: ``--trials`` is
-the number of finished trials wanted in the study, not the number to add. Unpromising trials are pruned after
-each epoch (median rule). Outputs, in ``--out``:
+the number of completed or pruned trials wanted in the study, not the number to add (a trial that crashed or
+was interrupted does not count, and a resumed study's sampler continues with a new seed instead of replaying
+the first run's proposals). Unpromising trials are pruned after each epoch (median rule). Outputs, in ``--out``:
 
 * ``best_config.json``: the best trial's hyperparameters as a file ``python -m training.train --config`` takes;
 * ``trials.csv`` and ``report.md``: every trial (state, value, epochs, seconds, parameters);
@@ -131,10 +132,15 @@ def run_study(a: argparse.Namespace, progress=print):
         direction=direction,
         load_if_exists=True,
     )
+    if study.trials:
+        # A resumed study must not replay the first run's proposals: the sampler's seed moves on with the study.
+        study.sampler = make_sampler(a.sampler, a.seed + len(study.trials), space)
     if study.user_attrs.get("objective", a.objective) != a.objective:
         raise DataError(f"study {a.study_name!r} in {a.storage} optimises {study.user_attrs['objective']}")
     study.set_user_attr("objective", a.objective)
-    finished = lambda: sum(t.state.is_finished() for t in study.trials)  # noqa: E731
+    # Done = completed or pruned; a trial that crashed or was interrupted (FAIL, or RUNNING after a kill) is re-run.
+    done_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    finished = lambda: sum(t.state in done_states for t in study.trials)  # noqa: E731
     if progress:
         progress(
             f"study {a.study_name!r}: {a.sampler} sampler, {a.objective} on the validation part of {ds.name} "
@@ -290,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     add_data_args(p)
     add_train_args(p)  # fixed settings for every trial (epochs, patience, variant...); the searched ones are replaced
     t = p.add_argument_group("search")
-    t.add_argument("--trials", type=int, default=20, help="finished trials wanted in the study (resumes)")
+    t.add_argument("--trials", type=int, default=20, help="completed + pruned trials wanted in the study (resumes)")
     t.add_argument("--objective", choices=sorted(OBJECTIVES), default="rmse")
     t.add_argument("--sampler", choices=SAMPLERS, default="tpe")
     t.add_argument("--storage", type=Path, default=Path("artifacts/tune/study.db"), help="SQLite file of the study")

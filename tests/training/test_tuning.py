@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 
@@ -29,13 +30,22 @@ def ratings_csv(tmp_path_factory):
     return path
 
 
+@pytest.fixture(autouse=True)
+def small_space(monkeypatch):
+    """The real search space with tiny models, so each trial takes a second or two."""
+    small = {"dim": (4, 8), "hidden": ("16", "16,8"), "rank_dim": (4, 8)}
+    space = tuple(
+        tune.Param(p.name, p.kind, p.low, p.high, small[p.name], small[p.name][:1]) if p.name in small else p
+        for p in tune.SPACE
+    )
+    monkeypatch.setattr(tune, "SPACE", space)
+
+
 def tune_args(ratings_csv, out, *extra: str) -> list[str]:
-    small = ["--dim", "8", "--hidden", "16", "--rank-dim", "8"]
     return [
         "--ratings",
         str(ratings_csv),
         *TINY[:-1],
-        *small,
         "--storage",
         str(out / "study.db"),
         "--out",
@@ -61,20 +71,26 @@ def test_a_seeded_tuning_run_writes_its_report_and_resumes(ratings_csv, tmp_path
     # the best configuration is a file training.train accepts
     model_dir = tmp_path / "model"
     args = ["--ratings", str(ratings_csv), "--config", str(tmp_path / "best_config.json"), "--out", str(model_dir)]
-    assert train_cli.main([*args, *TINY, "--dim", "8", "--rank-dim", "8"]) == 0
+    assert train_cli.main([*args, *TINY, "--dim", "6", "--rank-dim", "8"]) == 0
     meta = json.loads((model_dir / "metadata.json").read_text())
     assert meta["train_config"]["lr"] == pytest.approx(best["lr"])
-    assert meta["train_config"]["model"]["dim"] == 8  # an explicit flag wins over the file
+    assert meta["train_config"]["model"]["dim"] == 6  # an explicit flag wins over the file
 
     # WHEN asked for 3 trials on the same storage THEN only one more runs (the study resumes)
     assert tune.main(tune_args(ratings_csv, tmp_path, "--trials", "3", "--objective", "rmse")) == 0
     assert "2 of 3 trials already done" in capsys.readouterr().out
     with sqlite3.connect(tmp_path / "study.db") as db:
         assert db.execute("select count(*) from trials").fetchone()[0] == 3
+    # the resumed run proposes something new instead of replaying trial 0 (its sampler was reseeded)
+    rows = list(csv.DictReader((tmp_path / "trials.csv").read_text().splitlines()))
+    assert [r["number"] for r in rows] == ["0", "1", "2"]
+    assert {k: v for k, v in rows[2].items() if k in ("lr", "l2")} != {
+        k: v for k, v in rows[0].items() if k in ("lr", "l2")
+    }
 
 
 def test_same_seed_same_suggestions(ratings_csv, tmp_path):
-    # Two studies with the same seed propose the same first parameters (TPE starts with seeded random draws).
+    # Two studies with the same seed propose the same first parameters.
     for run in ("a", "b"):
         assert tune.main(tune_args(ratings_csv, tmp_path / run, "--trials", "1", "--sampler", "random")) == 0
     a, b = (json.loads((tmp_path / r / "best_config.json").read_text()) for r in ("a", "b"))
@@ -104,6 +120,10 @@ def test_a_study_cannot_switch_objective(ratings_csv, tmp_path, capsys):
         ('{"lr": "fast"}', "option 'lr'"),
         ('{"lr-schedule": "sometimes"}', "option 'lr-schedule'"),
         ('{"batchnorm": "yes"}', "expected true or false"),
+        ('{"dim": true}', "option 'dim': expected a single int"),
+        ('{"dim": 2.5}', "option 'dim': expected an integer"),
+        ('{"dim": null}', "option 'dim': null is not allowed"),
+        ('{"rating_scale": [1]}', "expected 2 values"),
         ("[1, 2]", "JSON object"),
     ],
 )
@@ -118,12 +138,14 @@ def test_bad_config_files_are_clear_errors(ratings_csv, tmp_path, capsys, conten
 
 def test_config_file_sets_defaults_with_dashes_underscores_and_variant(tmp_path):
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"variant": "mf", "lr-schedule": "cosine", "dense_l1": 1e-6, "hidden": [8], "_x": 1}))
+    values = {"variant": "mf", "lr-schedule": "cosine", "dense_l1": 1e-6, "hidden": [8], "_x": 1, "dim": 16.0}
+    path.write_text(json.dumps({**values, "rating_scale": [1, 5], "alpha": None}))
     p = __import__("argparse").ArgumentParser()
     train_cli.add_data_args(p)
     train_cli.add_train_args(p)
     p.add_argument("--config")
     a = train_cli.parse_with_config(p, ["--config", str(path), "--lr", "0.01"])
+    assert a.rating_scale == [1.0, 5.0] and a.dim == 16
     cfg = train_cli.config_from_args(a)
     assert (cfg.model.kind, cfg.lr_schedule, cfg.model.dense_l1, cfg.model.hidden, cfg.lr) == (
         "mf",
