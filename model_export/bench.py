@@ -97,9 +97,10 @@ def synthetic_model_dir(path: Path, n_items: int, n_users: int = 2000, seed: int
 def keras_request(rec, w, u: int, seen: np.ndarray, k: int = 10) -> np.ndarray:
     """The exact served score through Keras predict, top k."""
     n = len(rec.items)
-    out = rec.model.predict(
-        {"user": np.full(n, u, np.int32), "item": np.arange(n, dtype=np.int32)}, batch_size=n, verbose=0
-    )
+    x = {"user": np.full(n, u, np.int32), "item": np.arange(n, dtype=np.int32)}
+    if rec.has_time:  # the serving time (see training.features.scale_time)
+        x["time"] = np.full(n, rec.config.model.time_now, np.float32)
+    out = rec.model.predict(x, batch_size=n, verbose=0)
     score = out["interaction"][:, 0] + w.gamma * out["rating"][:, 0]
     score[seen] = -np.inf
     top = np.argpartition(-score, k - 1)[:k]

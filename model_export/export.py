@@ -58,16 +58,26 @@ def content_version(files: dict[str, dict]) -> str:
 
 
 def convert_pairwise(model, path: Path) -> None:
-    """tf2onnx conversion of the pairwise Keras model with named int32 inputs ``user`` and ``item``."""
+    """tf2onnx conversion of the pairwise Keras model with named int32 inputs ``user`` and ``item`` (and float32
+    ``time``, the scaled rating time, for a model with the time feature)."""
     import tensorflow as tf
     import tf2onnx
 
     spec = (tf.TensorSpec([None], tf.int32, name="user"), tf.TensorSpec([None], tf.int32, name="item"))
+    if any(t.name == "time" for t in model.inputs):
+        spec = (*spec, tf.TensorSpec([None], tf.float32, name="time"))
 
-    @tf.function(input_signature=spec)
-    def serve(user, item):
-        out = model({"user": user, "item": item}, training=False)
-        return {name: tf.identity(t, name=name) for name, t in out.items()}
+        @tf.function(input_signature=spec)
+        def serve(user, item, time):
+            out = model({"user": user, "item": item, "time": time}, training=False)
+            return {name: tf.identity(t, name=name) for name, t in out.items()}
+
+    else:
+
+        @tf.function(input_signature=spec)
+        def serve(user, item):
+            out = model({"user": user, "item": item}, training=False)
+            return {name: tf.identity(t, name=name) for name, t in out.items()}
 
     tf2onnx.convert.from_function(serve, input_signature=spec, opset=catalogue.OPSET, output_path=str(path))
 
@@ -174,8 +184,11 @@ def parity(rec, w, pairwise_path: Path, catalogue_path: Path, n_users: int = 16,
     n = len(rec.items)
     uu = np.repeat(users, n).astype(np.int32)
     ii = np.tile(np.arange(n), len(users)).astype(np.int32)
-    keras_out = rec.model.predict({"user": uu, "item": ii}, batch_size=65536, verbose=0)
-    onnx_out = dict(zip([o.name for o in pair.get_outputs()], pair.run(None, {"user": uu, "item": ii}), strict=True))
+    x = {"user": uu, "item": ii}
+    if rec.has_time:  # scored at the serving time, which the catalogue graph has folded in
+        x["time"] = np.full(len(uu), rec.config.model.time_now, np.float32)
+    keras_out = rec.model.predict(x, batch_size=65536, verbose=0)
+    onnx_out = dict(zip([o.name for o in pair.get_outputs()], pair.run(None, x), strict=True))
     report = {"users": len(users), "movies": n}
     report["pairwise_rating"] = float(np.abs(onnx_out["rating"] - keras_out["rating"]).max())
     # Catalogue graph: its stage-1 scores are Keras's interaction output + gamma * (rating - mu - b_u - deep).

@@ -6,10 +6,11 @@ Steps are cumulative, each adding one thing to the previous configuration:
 
 1. ``base residual``: the served model's defaults without movie features;
 2. ``+ genre/year features`` (``--item-features``);
-3. ``+ capacity``: 64-dimensional embeddings, deep branch 800-200;
-4. ``+ regularisation``: L2 1e-5 on the deep kernels, L1 1e-7 on the embeddings, dropout 0.4;
-5. ``+ cosine schedule`` (instead of exponential decay);
-6. ``tuned``: a ``training.tune`` best_config.json per data set, when ``--tuned`` names one; this step replaces
+3. ``+ time feature`` (``--time-feature``: the rating's time, hence with the year the movie's age);
+4. ``+ capacity``: 64-dimensional embeddings, deep branch 800-200;
+5. ``+ regularisation``: L2 1e-5 on the deep kernels, L1 1e-7 on the embeddings, dropout 0.4;
+6. ``+ cosine schedule`` (instead of exponential decay);
+7. ``tuned``: a ``training.tune`` best_config.json per data set, when ``--tuned`` names one; this step replaces
    the configuration instead of adding to it (defaults + the file).
 
 Same splits as ``make bench-quality`` (u1.base/u1.test; ml-latest-small's seeded 90/10 rule). Besides RMSE,
@@ -43,6 +44,7 @@ RARE = 5  # training ratings below which a movie counts as rare
 STEPS: list[tuple[str, dict, dict]] = [
     ("base residual", {"item_features": False}, {}),
     ("+ genre/year features", {"item_features": True}, {}),
+    ("+ time feature", {"time_feature": True}, {}),
     ("+ capacity", {"dim": 64, "hidden": (800, 200)}, {}),
     ("+ regularisation", {"dense_l2": 1e-5, "l1": 1e-7, "dropout": 0.4}, {}),
     ("+ cosine schedule", {}, {"lr_schedule": "cosine"}),
@@ -59,7 +61,7 @@ def rare_movie_metrics(rec, test, scale: tuple[float, float]) -> dict:
     rare = known & (counts[np.maximum(te.items, 0)] < RARE)
     if not rare.any():
         return {}
-    pred = np.clip(rec.predict(te.users[rare], te.items[rare]), *scale)
+    pred = np.clip(rec.predict(te.users[rare], te.items[rare], te.timestamps[rare]), *scale)
     out = {"rare_rmse": float(np.sqrt(np.mean((pred - te.ratings[rare]) ** 2))), "rare_ratings": int(rare.sum())}
     liked = rare & (te.ratings >= 4.0)
     pct = []

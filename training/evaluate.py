@@ -42,7 +42,7 @@ def evaluate(rec, test: pd.DataFrame, scale: tuple[float, float], k: int = 10, b
     mu = float(np.mean(train.ratings))
     pred = np.full(len(te.users), mu)
     if known.any():
-        pred[known] = rec.predict(te.users[known], te.items[known])
+        pred[known] = rec.predict(te.users[known], te.items[known], te.timestamps[known])
     task = RankingTask.build(train.users, train.items, te.users, te.items, te.ratings, train.n_users, train.n_items)
     report = {
         "test": {

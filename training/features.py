@@ -8,6 +8,9 @@
 * ``year``: ``(release year - 2000) / 20``; a movie without a known year gets the median year of the others
   and ``year_missing`` = 1 (a movie absent from the movies table counts as no genre and no year).
 
+:func:`scale_time` puts rating times on the year column's scale, so the first deep layer can form the movie's
+age at rating time (time - year) from the two; at serving the time is the last training rating's (see README).
+
 The table is a constant of the trained model (a frozen embedding), so the exported item part of the first deep
 layer already contains it and serving needs no new input.
 """
@@ -20,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 NO_GENRE = "(no genres listed)"
+SECONDS_PER_YEAR = 365.25 * 86_400
 YEAR_ORIGIN, YEAR_SCALE = 2000.0, 20.0
 
 
@@ -57,3 +61,9 @@ def encode_items(
     year_col = ((years - YEAR_ORIGIN) / YEAR_SCALE).astype(np.float32)[:, None]
     matrix = np.hstack([genres, year_col, missing.astype(np.float32)[:, None]])
     return matrix, [f"genre:{g}" for g in vocabulary] + ["year", "year_missing"]
+
+
+def scale_time(timestamps) -> np.ndarray:
+    """Unix seconds as the deep branch's time input: (calendar year - 2000) / 20, on the release year's scale."""
+    years = 1970.0 + np.asarray(timestamps, np.float64) / SECONDS_PER_YEAR
+    return ((years - YEAR_ORIGIN) / YEAR_SCALE).astype(np.float32)

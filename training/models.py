@@ -55,6 +55,10 @@ class ModelConfig:
     rank_l2: float = 1e-5
     implicit_inputs: bool = True  # deep branch also reads (copies of) the interaction head's factors
     item_features: bool = False  # deep branch also reads each movie's genres and release year (training.features)
+    # Deep branch also reads the rating's time (input ``time``, scaled by training.features.scale_time); with the
+    # release year among the item features this gives the movie's age at rating time. Serving uses time_now.
+    time_feature: bool = False
+    time_now: float | None = None  # the last training rating's scaled time, set by training
     global_mean: float = 3.5
     extra: dict = field(default_factory=dict)
 
@@ -172,6 +176,7 @@ def build_model(n_users: int, n_items: int, cfg: ModelConfig, item_features=None
         raise ValueError("item_features=True needs an [n_items, F] feature matrix (movie metadata)")
     user = keras.Input(shape=(), dtype="int32", name="user")
     item = keras.Input(shape=(), dtype="int32", name="item")
+    inputs = {"user": user, "item": item}
 
     p = _embedding(n_users, cfg.dim, cfg.l2, "user_embedding", l1=cfg.l1)(user)
     q = _embedding(n_items, cfg.dim, cfg.l2, "item_embedding", l1=cfg.l1)(item)
@@ -191,6 +196,10 @@ def build_model(n_users: int, n_items: int, cfg: ModelConfig, item_features=None
         if cfg.item_features:
             features = layers.Embedding(n_items, item_features.shape[1], trainable=False, name="item_features")
             parts.append(features(item))
+        if cfg.time_feature:
+            # last in the concatenation: scoring.from_keras folds its kernel row into the first layer's bias
+            inputs["time"] = keras.Input(shape=(), dtype="float32", name="time")
+            parts.append(layers.Reshape((1,), name="time_column")(inputs["time"]))
         deep = _deep_branch(layers.Concatenate(name="deep_input")(parts), cfg)
         if features is not None:
             features.set_weights([np.asarray(item_features, np.float32)])
@@ -209,7 +218,7 @@ def build_model(n_users: int, n_items: int, cfg: ModelConfig, item_features=None
     if cfg.rank_dim > 0:
         pr = _embedding(n_users, cfg.rank_dim, cfg.rank_l2, "rank_user_embedding", init="random_normal")(user)
         outputs["interaction"] = ItemTower(n_items, cfg.rank_dim, cfg.rank_l2, name="rank_items")(pr, item)
-    return keras.Model(inputs={"user": user, "item": item}, outputs=outputs, name=f"recsys_{cfg.kind}")
+    return keras.Model(inputs=inputs, outputs=outputs, name=f"recsys_{cfg.kind}")
 
 
 def training_model(model: keras.Model) -> keras.Model:

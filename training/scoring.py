@@ -134,8 +134,12 @@ def full_ratings(w: ServingWeights, users: np.ndarray, item_part: np.ndarray | N
     return r
 
 
-def from_keras(model, kind: str, global_mean: float, gamma: float) -> ServingWeights:
-    """Read :class:`ServingWeights` out of a trained pairwise Keras model from :mod:`training.models`."""
+def from_keras(model, kind: str, global_mean: float, gamma: float, time_now: float | None = None) -> ServingWeights:
+    """Read :class:`ServingWeights` out of a trained pairwise Keras model from :mod:`training.models`.
+
+    A model with the time input is served at ``time_now``: its kernel row times ``time_now`` joins the first
+    layer's bias, so the served graphs need no time input.
+    """
     names = {layer.name for layer in model.layers}
     get = lambda name: [np.asarray(a, np.float32) for a in model.get_layer(name).get_weights()]  # noqa: E731
     p, q = get("user_embedding")[0], get("item_embedding")[0]
@@ -171,6 +175,11 @@ def from_keras(model, kind: str, global_mean: float, gamma: float) -> ServingWei
     if "item_features" in names:
         w.item_features = get("item_features")[0]
     kernel0, w.deep_bias = get("deep_dense_0")
+    if "time" in {t.name for t in model.inputs}:  # the last input row of the first layer
+        if time_now is None:
+            raise ValueError("a model with the time feature needs time_now to be served")
+        w.deep_bias = (w.deep_bias + float(time_now) * kernel0[-1]).astype(np.float32)
+        kernel0 = kernel0[:-1]
     r = 0 if w.user_implicit is None else w.user_implicit.shape[1]
     # Concatenate order in the model: [p, q], then [p'_copy, q'_copy] if any, then the item features if any;
     # everything after the user's part is item-side.

@@ -33,6 +33,7 @@ import pandas as pd
 
 from training import scoring
 from training.data import DataError, Dataset, load_100k_split, load_dataset, load_ratings_file
+from training.features import scale_time
 from training.metrics import RankingTask, evaluate_ranking, rmse
 from training.models import MODEL_KINDS, ModelConfig
 from training.scoring import ServingWeights
@@ -149,6 +150,7 @@ def make_batches(train: Interactions, cfg: TrainConfig, with_head: bool):
             self.rng = np.random.default_rng(cfg.seed)
             self.u = train.users.astype(np.int32)
             self.i = train.items.astype(np.int32)
+            self.t = scale_time(train.timestamps) if cfg.model.time_feature and cfg.model.kind != "mf" else None
             # Confidence weights for the softmax (mean 1): well-rated movies count more as "chosen".
             w = np.where(train.ratings >= cfg.liked_threshold, cfg.liked_weight, 1.0).astype(np.float32)
             self.w = w / w.mean()
@@ -163,6 +165,8 @@ def make_batches(train: Interactions, cfg: TrainConfig, with_head: bool):
         def __getitem__(self, k: int):
             sel = self.perm[k * cfg.batch_size : (k + 1) * cfg.batch_size]
             x = {"user": self.u[sel], "item": self.i[sel]}
+            if self.t is not None:
+                x["time"] = self.t[sel]
             y = {"rating": train.ratings[sel]}
             if not with_head:
                 return x, y
@@ -193,18 +197,28 @@ class Recommender:
         self._weights_cache = None
         self._item_part = None
         self.has_head = any(layer.name == "rank_items" for layer in self.model.layers)
+        self.has_time = any(t.name == "time" for t in self.model.inputs)
 
-    def predict(self, users: np.ndarray, items: np.ndarray, batch_size: int = 65536) -> np.ndarray:
-        """Predicted ratings for index pairs (clipped to nothing: callers clip to their scale)."""
-        out = self.model.predict(
-            {"user": np.asarray(users, np.int32), "item": np.asarray(items, np.int32)}, batch_size=batch_size, verbose=0
-        )
+    def predict(
+        self, users: np.ndarray, items: np.ndarray, times: np.ndarray | None = None, batch_size: int = 65536
+    ) -> np.ndarray:
+        """Predicted ratings for index pairs (clipped to nothing: callers clip to their scale).
+
+        ``times`` (unix seconds) matter only to a model with the time feature; by default it is scored at the
+        time serving uses, the last training rating's.
+        """
+        x = {"user": np.asarray(users, np.int32), "item": np.asarray(items, np.int32)}
+        if self.has_time:
+            x["time"] = (
+                np.full(len(x["user"]), self.config.model.time_now, np.float32) if times is None else scale_time(times)
+            )
+        out = self.model.predict(x, batch_size=batch_size, verbose=0)
         return np.asarray(out["rating"] if isinstance(out, dict) else out)[:, 0]
 
     def serving_weights(self) -> ServingWeights:
         """The numbers the served score uses (see :mod:`training.scoring`)."""
         m = self.config.model
-        return scoring.from_keras(self.model, m.kind, m.global_mean, self.config.rank_blend or 0.0)
+        return scoring.from_keras(self.model, m.kind, m.global_mean, self.config.rank_blend or 0.0, m.time_now)
 
     def rank_scores(self, users: np.ndarray) -> np.ndarray:
         """(len(users), n_items) served scores, exactly as serving computes them with exclude-seen on.
@@ -288,7 +302,7 @@ class HeadwiseEarlyStopping:
                 rec = self.rec_factory()
                 improved = False
                 if self.val is not None and len(self.val.users):
-                    pred = rec.predict(self.val.users, self.val.items)
+                    pred = rec.predict(self.val.users, self.val.items, self.val.timestamps)
                     logs["val_rmse"] = rmse(self.val.ratings, pred)
                     if logs["val_rmse"] < self.best_rmse - 1e-5:
                         self.best_rmse, improved = logs["val_rmse"], True
@@ -417,6 +431,10 @@ def fit(
 
     model_cfg = cfg.model
     model_cfg.global_mean = float(fit_part.ratings.mean())
+    if model_cfg.time_feature:
+        if not (fit_part.timestamps > 0).any():
+            raise ValueError("--time-feature needs rating timestamps, and this data has none")
+        model_cfg.time_now = float(scale_time(fit_part.timestamps.max()))
     features, feature_names = item_feature_matrix(cfg, movies, items)
     model, trainer = compiled_models(len(users), len(items), cfg, features)
     with_head = model_cfg.rank_dim > 0
@@ -588,6 +606,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         help="feed the interaction head's factors to the deep branch",
     )
     g.add_argument(
+        "--time-feature",
+        action=argparse.BooleanOptionalAction,
+        default=m.time_feature,
+        help="feed the rating's time to the deep branch (serving: the last training rating's time)",
+    )
+    g.add_argument(
         "--item-features",
         action=argparse.BooleanOptionalAction,
         default=m.item_features,
@@ -700,6 +724,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         rank_l2=a.rank_l2,
         implicit_inputs=a.implicit_inputs,
         item_features=a.item_features,
+        time_feature=a.time_feature,
     )
     return TrainConfig(
         epochs=a.epochs,

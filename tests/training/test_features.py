@@ -10,7 +10,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from training.features import encode_items, genre_vocabulary  # noqa: E402
+from training.features import encode_items, genre_vocabulary, scale_time  # noqa: E402
 from training.models import ModelConfig, build_model  # noqa: E402
 
 MOVIES = pd.DataFrame(
@@ -78,16 +78,24 @@ def test_training_with_features_exports_with_parity(small_model_dir, tmp_path):
         str(small_model_dir.parent / "movies.csv"),
     ]
     small = ["--epochs", "3", "--dim", "8", "--hidden", "32", "16", "--rank-dim", "8", "--batch-size", "256"]
-    assert train_cli.main([*args, *small, "--item-features", "--quiet", "--out", str(model_dir)]) == 0
+    flags = ["--item-features", "--time-feature", "--quiet"]
+    assert train_cli.main([*args, *small, *flags, "--out", str(model_dir)]) == 0
     meta = json.loads((model_dir / "metadata.json").read_text())
-    assert meta["train_config"]["model"]["item_features"] is True
+    model_meta = meta["train_config"]["model"]
+    assert model_meta["item_features"] is True and model_meta["time_feature"] is True
+    # served at the last training rating's time, on the year column's scale
+    last = pd.read_csv(small_model_dir.parent / "ratings.csv")["timestamp"].max()
+    assert model_meta["time_now"] == pytest.approx(float(scale_time(last)), abs=1e-3)
     assert "year" in meta["training"]["item_features"] and any(
         n.startswith("genre:") for n in meta["training"]["item_features"]
     )
     artifact = tmp_path / "artifact"
-    export(model_dir, artifact, log=lambda *_: None)  # raises unless ONNX matches Keras within 1e-4
+    # raises unless ONNX matches Keras within 1e-4: the pairwise graph with its time input, and the catalogue
+    # graph (time folded into the first layer's bias) against Keras predict at time_now
+    export(model_dir, artifact, log=lambda *_: None)
     manifest = json.loads((artifact / "manifest.json").read_text())
     assert manifest["parity"]["max_abs_diff"] <= 1e-4
+    assert "time" in [i["name"] for i in manifest["onnx"]["pairwise"]["inputs"]]
     weights = np.load(artifact / "weights.npz", allow_pickle=False)
     assert weights["item_features"].shape[1] == len(meta["training"]["item_features"])
 
@@ -110,3 +118,23 @@ def test_rare_movie_metrics_of_the_ablation(small_model_dir, monkeypatch):
     monkeypatch.setattr(ablation, "RARE", 10**6)  # now every movie is rare
     m = ablation.rare_movie_metrics(rec, test, (0.5, 5.0))
     assert m["rare_ratings"] == len(test) and 0 < m["rare_rmse"] < 2 and 0 <= m["rare_pctile"] <= 1
+
+
+def test_time_feature_is_an_input_that_changes_predictions_and_needs_timestamps():
+    cfg = ModelConfig(dim=4, hidden=(16, 8), rank_dim=3, time_feature=True)
+    keras.utils.set_random_seed(0)
+    model = build_model(5, 4, cfg)
+    assert "time" in [t.name for t in model.inputs]
+    out = model.get_layer("deep_out")
+    out.set_weights([np.ones_like(w) for w in out.get_weights()])
+    x = {"user": np.array([0, 1], np.int32), "item": np.array([0, 1], np.int32)}
+    early = model.predict({**x, "time": scale_time([8e8, 8e8])}, verbose=0)["rating"]
+    late = model.predict({**x, "time": scale_time([1.5e9, 1.5e9])}, verbose=0)["rating"]
+    assert not np.allclose(early, late)
+    assert scale_time([946_684_800])[0] == pytest.approx(0.0, abs=1e-3)  # 2000-01-01 is the origin
+
+    from training.train import TrainConfig, fit
+
+    ratings = pd.DataFrame({"user_id": [1, 1, 2, 2], "movie_id": [1, 2, 1, 2], "rating": [4.0, 3, 5, 2]})
+    with pytest.raises(ValueError, match="needs rating timestamps"):
+        fit(ratings.assign(timestamp=0), TrainConfig(epochs=1, model=cfg), progress=None)
