@@ -81,15 +81,19 @@ SPACE = (
     Param("rank_dim", "choice", choices=(64, 128, 256), grid=(128,)),
     Param("liked_weight", "float", 1.0, 5.0, grid=(3.0,)),
     Param("item_features", "choice", choices=(True, False), grid=(True, False)),
+    Param("time_feature", "choice", choices=(True, False), grid=(False,)),
 )
 
 
-def search_space(movies) -> tuple[Param, ...]:
-    """SPACE, without the movie features when the data set has no genres or years to give them."""
+def search_space(movies, ratings) -> tuple[Param, ...]:
+    """SPACE, without the movie features when the data set has no genres or years to give them, and without the
+    time feature when its ratings have no timestamps."""
     has_metadata = movies is not None and not movies.empty
     if has_metadata:
         has_metadata = bool(movies["genres"].map(len).any() or movies["year"].fillna(0).gt(0).any())
-    return tuple(p for p in SPACE if p.name != "item_features" or has_metadata)
+    has_time = bool((ratings["timestamp"] > 0).any())
+    drop = {name for name, ok in (("item_features", has_metadata), ("time_feature", has_time)) if not ok}
+    return tuple(p for p in SPACE if p.name not in drop)
 
 
 def make_sampler(name: str, seed: int, space: tuple[Param, ...] = SPACE):
@@ -123,7 +127,7 @@ def run_study(a: argparse.Namespace, progress=print):
     a.out.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{Path(a.storage).resolve()}" if a.storage else None
     ds, _, train_df, _ = load_data(a)  # the test part is never looked at here
-    space = search_space(ds.movies)
+    space = search_space(ds.movies, train_df)
     study = optuna.create_study(
         study_name=a.study_name,
         storage=storage,

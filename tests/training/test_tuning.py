@@ -65,6 +65,7 @@ def test_a_seeded_tuning_run_writes_its_report_and_resumes(ratings_csv, tmp_path
     best = json.loads((tmp_path / "best_config.json").read_text())
     assert best["_value"] > 0 and {p.name for p in tune.SPACE} - {"item_features"} <= set(best)
     assert "item_features" not in best  # the data set has no movie metadata, so the features are not searched
+    assert "time_feature" in best  # but it has timestamps
     rows = (tmp_path / "trials.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("number,state,rmse")
 
