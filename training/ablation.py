@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-from training.bench_quality import split
+from training.bench_quality import split, write_results
 from training.evaluate import evaluate, format_table
 from training.models import ModelConfig
 from training.train import TrainConfig, fit, to_interactions
@@ -125,10 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{name}: {len(train):,} training / {len(test):,} test ratings ({rare} of rare movies)\n{table}\n")
         md += [f"\n**{name}** ({len(train):,} training / {len(test):,} test ratings; {rare} of rare movies)\n"]
         md += ["```", table, "```"]
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "ablation.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
-    (a.out / "ablation.md").write_text("\n".join(md) + "\n")
-    print(f"wrote {a.out / 'ablation.md'}")
+    write_results(a.out, "ablation", results, md)
     return 0
 
 

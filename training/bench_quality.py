@@ -125,11 +125,16 @@ def main(argv: list[str] | None = None) -> int:
         table = format_table(rows)
         print(f"\n{name}: {len(train):,} training / {len(test):,} test ratings\n{table}\n", flush=True)
         md += [f"\n**{name}** ({len(train):,} training / {len(test):,} test ratings)\n", "```", table, "```"]
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "bench_quality.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
-    (a.out / "bench_quality.md").write_text("\n".join(md) + "\n")
-    print(f"wrote {a.out / 'bench_quality.md'}")
+    write_results(a.out, "bench_quality", results, md)
     return 0
+
+
+def write_results(out: Path, name: str, results: dict, md: list[str]) -> None:
+    """``out/name.json`` (every figure) and ``out/name.md`` (the tables as printed, with the command)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    (out / f"{name}.md").write_text("\n".join(md) + "\n")
+    print(f"wrote {out / f'{name}.md'}")
 
 
 if __name__ == "__main__":
