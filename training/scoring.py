@@ -49,8 +49,8 @@ class ServingWeights:
     item_implicit: np.ndarray | None = None  # [N, R]
     item_features: np.ndarray | None = None  # [N, F] genres and year (training.features), deep branch only
     deep_user_kernel: np.ndarray | None = None  # [D (+R), H0]
-    deep_item_kernel: np.ndarray | None = None  # [D (+R), H0]
-    deep_bias: np.ndarray | None = None  # [H0]
+    deep_item_kernel: np.ndarray | None = None  # [D (+R) (+F), H0]: rows for q, q'_copy, item features
+    deep_bias: np.ndarray | None = None  # [H0], with the time feature's row x time_now folded in
     deep_layers: list[DeepLayer] = field(default_factory=list)
 
     @property
