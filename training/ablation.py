@@ -4,8 +4,10 @@
 
 Steps are cumulative, each adding one thing to the previous configuration:
 
-1. ``base residual``: the served model's defaults without movie features;
-2. ``+ genre/year features`` (``--item-features``);
+1. ``base residual``: the model served before this step list existed: no movie features, L2 1e-5 on the
+   interaction head;
+2. ``+ ranking-head L2 5e-5`` (``--rank-l2``);
+3. ``+ genre/year features`` (``--item-features``); steps 1-3 are the served defaults;
 3. ``+ time feature`` (``--time-feature``: the rating's time, hence with the year the movie's age);
 4. ``+ capacity``: 64-dimensional embeddings, deep branch 800-200;
 5. ``+ regularisation``: L2 1e-5 on the deep kernels, L1 1e-7 on the embeddings, dropout 0.4;
@@ -42,7 +44,8 @@ from training.train import TrainConfig, fit, to_interactions
 RARE = 5  # training ratings below which a movie counts as rare
 
 STEPS: list[tuple[str, dict, dict]] = [
-    ("base residual", {"item_features": False}, {}),
+    ("base residual", {"item_features": False, "rank_l2": 1e-5}, {}),
+    ("+ ranking-head L2 5e-5", {"rank_l2": 5e-5}, {}),
     ("+ genre/year features", {"item_features": True}, {}),
     ("+ time feature", {"time_feature": True}, {}),
     ("+ capacity", {"dim": 64, "hidden": (800, 200)}, {}),

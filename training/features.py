@@ -27,6 +27,14 @@ SECONDS_PER_YEAR = 365.25 * 86_400
 YEAR_ORIGIN, YEAR_SCALE = 2000.0, 20.0
 
 
+def has_metadata(movies: pd.DataFrame | None) -> bool:
+    """Whether a movies table gives any movie a genre or a release year (what the features are made of)."""
+    if movies is None or movies.empty:
+        return False
+    genres = movies["genres"].map(lambda gs: any(g and g != NO_GENRE for g in gs)).any()
+    return bool(genres or movies["year"].fillna(0).gt(0).any())
+
+
 def genre_vocabulary(movies: pd.DataFrame, item_ids: Iterable | None = None) -> list[str]:
     """Sorted genres of the given items (all movies when ``item_ids`` is None), the placeholder excluded."""
     rows = movies if item_ids is None else movies[movies["movie_id"].isin(pd.Index(list(item_ids)))]

@@ -359,7 +359,14 @@ def choose_blend(rec: Recommender, task: RankingTask | None) -> tuple[float, dic
 
 
 def item_feature_matrix(cfg: TrainConfig, movies: pd.DataFrame | None, items: IdMap):
-    """The deep branch's movie features in model item order (``(None, [])`` when the config does not use them)."""
+    """The deep branch's movie features in model item order (``(None, [])`` when the config does not use them).
+
+    ``item_features=None`` (auto) is resolved here, in ``cfg``: on when ``movies`` has genres or years to encode.
+    """
+    if cfg.model.item_features is None:
+        from training.features import has_metadata
+
+        cfg.model.item_features = cfg.model.kind != "mf" and has_metadata(movies)
     if not cfg.model.item_features or cfg.model.kind == "mf":
         return None, []
     from training.features import encode_items
@@ -480,7 +487,9 @@ def fit(
         "n_train": len(fit_part.users),
         "n_val": len(val.users),
     }
-    rec.train = fit_part
+    # Every rating the user gave counts as seen from here on (exclude-seen, histories, popularity, evaluation):
+    # the validation part was only held out of the fit, and recommending a movie already rated wastes a slot.
+    rec.train = data
     return rec, summary
 
 
@@ -615,7 +624,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         "--item-features",
         action=argparse.BooleanOptionalAction,
         default=m.item_features,
-        help="feed each movie's genres and release year to the deep branch",
+        help="feed each movie's genres and release year to the deep branch (default: when the movie metadata has them)",
     )
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=d.epochs)

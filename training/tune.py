@@ -79,6 +79,7 @@ SPACE = (
     Param("lr", "log", 5e-4, 1e-2, grid=(1e-3, 3e-3)),
     Param("lr_schedule", "choice", choices=("exponential", "cosine", "plateau"), grid=("exponential",)),
     Param("rank_dim", "choice", choices=(64, 128, 256), grid=(128,)),
+    Param("rank_l2", "log", 3e-6, 3e-4, grid=(5e-5,)),
     Param("liked_weight", "float", 1.0, 5.0, grid=(3.0,)),
     Param("item_features", "choice", choices=(True, False), grid=(True, False)),
     Param("time_feature", "choice", choices=(True, False), grid=(False,)),
@@ -88,9 +89,9 @@ SPACE = (
 def search_space(movies, ratings) -> tuple[Param, ...]:
     """SPACE, without the movie features when the data set has no genres or years to give them, and without the
     time feature when its ratings have no timestamps."""
-    has_metadata = movies is not None and not movies.empty
-    if has_metadata:
-        has_metadata = bool(movies["genres"].map(len).any() or movies["year"].fillna(0).gt(0).any())
+    from training.features import has_metadata as metadata_present
+
+    has_metadata = metadata_present(movies)
     has_time = bool((ratings["timestamp"] > 0).any())
     drop = {name for name, ok in (("item_features", has_metadata), ("time_feature", has_time)) if not ok}
     return tuple(p for p in SPACE if p.name not in drop)

@@ -130,3 +130,30 @@ def test_brief_training_on_real_ml_latest_small(data_dir, tmp_path):
     meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
     assert meta["n_users"] == 610 and meta["split"] == {**meta["split"], "kind": "random", "seed": 42}
     assert meta["metrics"]["rmse"] < 1.0 and meta["metrics"]["ndcg@10"] > 0.05
+
+
+def test_ratings_held_out_for_validation_still_count_as_seen(synthetic):
+    # GIVEN a model trained with a validation part, WHEN it ranks, THEN every movie the user rated is excluded,
+    # including the validation ratings it was not fitted on (they are the user's ratings all the same)
+    train, _ = synthetic
+    rec, summary = fit(train, small_cfg(epochs=1, val_fraction=0.2), progress=None)
+    assert summary["n_val"] > 0 and len(rec.train.users) == len(train) == summary["n_train"] + summary["n_val"]
+    all_seen = to_interactions(train, rec.users, rec.items)
+    users = np.arange(10)
+    scores = rec.rank_scores(users)
+    for row, u in enumerate(users):
+        assert np.isneginf(scores[row, all_seen.items[all_seen.users == u]]).all()
+
+
+def test_movie_features_default_to_on_when_there_is_metadata(synthetic):
+    import pandas as pd
+
+    train, _ = synthetic
+    movies = pd.DataFrame({"movie_id": sorted(train["movie_id"].unique()), "title": "x", "year": 1999})
+    movies["genres"] = [["Drama"] if m % 2 else ["Comedy"] for m in movies["movie_id"]]
+    with_meta, s = fit(train, small_cfg(epochs=1), progress=None, movies=movies)
+    assert with_meta.config.model.item_features is True and s["item_features"][-2:] == ["year", "year_missing"]
+    without, s = fit(train, small_cfg(epochs=1), progress=None)
+    assert without.config.model.item_features is False and s["item_features"] == []
+    mf, _ = fit(train, small_cfg("mf", epochs=1), progress=None, movies=movies)
+    assert mf.config.model.item_features is False  # no deep branch to read them
