@@ -1,8 +1,9 @@
 """``make demo``: the product end to end on this machine.
 
-Trains and exports the served model if there is no artifact yet, starts the local stack (moto + the Lambda handlers
-+ the HTTP API), submits a known-user request, a cold-start request from a few ratings, a similar-movies request and
-a batch, polls each with the client and prints the results with titles, then stops.
+Exports the served model if there is no artifact yet (training a quick one first if there is no model either),
+starts the local stack (moto + the Lambda handlers + the HTTP API), submits a known-user request, a cold-start
+request from a few ratings, a similar-movies request and a batch, polls each with the client and prints the results
+with titles, then stops.
 
 ``python -m infra.demo [--artifact artifacts/artifact] [--model artifacts/model] [--verbose]``
 """
@@ -22,6 +23,10 @@ from lambdas.service.logs import logger
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "artifacts" / "model"
+DEMO_MODEL = ROOT / "artifacts" / "demo-model"
+# With no model at all, the demo trains the served configuration for at most this many epochs (about 2 minutes on
+# 2 cores instead of 4-5: the full run early-stops after about 30). `make train export` replaces it with the full one.
+DEMO_EPOCHS = 12
 
 # MovieLens ids (ml-latest-small): 260, 1196, 1210 = the original Star Wars trilogy, 2571 = The Matrix, 1 = Toy Story.
 REQUESTS = [
@@ -35,13 +40,23 @@ REQUESTS = [
 ]
 
 
-def ensure_artifact(artifact: Path, model: Path) -> None:
-    """Train (if no model) and export (if no artifact), each as its own process, as ``make export`` does."""
+def ensure_artifact(artifact: Path, model: Path, demo_model: Path = DEMO_MODEL) -> None:
+    """Export ``model`` (if no artifact), each step its own process as ``make export`` runs it.
+
+    With no trained model either, a quick one (the served configuration, at most ``DEMO_EPOCHS`` epochs) is
+    trained into ``demo_model`` and exported; the full model (``make train``) is left to be built on its own.
+    """
     if (artifact / "manifest.json").exists():
         return
     if not (model / "metadata.json").exists():
-        print(f"== no model at {model}: training it (python -m training.train --out {model})", flush=True)
-        subprocess.run([sys.executable, "-m", "training.train", "--out", str(model)], cwd=ROOT, check=True)
+        model = demo_model
+        cmd = ["-m", "training.train", "--epochs", str(DEMO_EPOCHS), "--out", str(model)]
+        print(
+            f"== no model yet: training a quick one ({' '.join(['python', *cmd])}; "
+            "`make train export` builds the full one)",
+            flush=True,
+        )
+        subprocess.run([sys.executable, *cmd], cwd=ROOT, check=True)
     print(f"== exporting {model} to {artifact}", flush=True)
     subprocess.run(
         [sys.executable, "-m", "model_export.export", "--model", str(model), "--out", str(artifact)],
