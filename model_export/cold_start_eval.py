@@ -68,13 +68,28 @@ def evaluate(
     return {"users": len(users), **{m: out[m] for m in (f"ndcg@{k}", f"recall@{k}")}}
 
 
+def _prior(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m model_export.cold_start_eval", description=__doc__.split("\n")[0])
     p.add_argument("--artifact", type=Path, default=ROOT / "artifacts" / "artifact")
     p.add_argument("--model", type=Path, default=ROOT / "artifacts" / "model", help="for its test.csv")
     p.add_argument("--n", type=int, nargs="+", default=[5, 20], help="ratings the new user gives")
     p.add_argument("--l2", type=float, nargs="+", default=[0.3, 1.0, 3.0, 10.0], help="rating-head ridge")
-    p.add_argument("--rank-l2", type=float, nargs="+", default=[0.3, 1.0, 3.0, 10.0], help="interaction-head prior")
+    p.add_argument(
+        "--rank-l2",
+        type=_prior,
+        nargs="+",
+        default=["auto", 3.0, 10.0, 30.0],
+        help="interaction-head prior: numbers, or auto (the engine's rule from the number of ratings)",
+    )
     p.add_argument("--liked-weight", type=float, nargs="+", default=[1.0, 3.0])
     a = p.parse_args(argv)
     engine = Engine(a.artifact)
@@ -85,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         pop = evaluate(engine, users, n, popular=True)
         print(f"{n:>3} {'popularity':>21} {pop['users']:>5} {pop['ndcg@10']:>8.4f} {pop['recall@10']:>9.4f}")
         for l2, rank_l2, lw in itertools.product(a.l2, a.rank_l2, a.liked_weight):
-            r = evaluate(engine, users, n, l2=l2, rank_l2=rank_l2, liked_weight=lw)
-            print(f"{n:>3} {l2:>5g} {rank_l2:>7g} {lw:>7g} {r['users']:>5} {r['ndcg@10']:>8.4f} {r['recall@10']:>9.4f}")
+            prior = None if rank_l2 == "auto" else rank_l2
+            r = evaluate(engine, users, n, l2=l2, rank_l2=prior, liked_weight=lw)
+            row = f"{n:>3} {l2:>5g} {rank_l2!s:>7} {lw:>7g} {r['users']:>5}"
+            print(f"{row} {r['ndcg@10']:>8.4f} {r['recall@10']:>9.4f}")
     return 0
 
 

@@ -21,7 +21,10 @@ from lambdas.engine.artifact import Artifact, load_artifact
 CANDIDATES = 300
 # Cold start (fold-in) regularisation, chosen with ``python -m model_export.cold_start_eval`` (README, "Cold start").
 FOLD_IN_L2 = 3.0  # ridge on the new user's rating factors and bias
-FOLD_IN_RANK_L2 = 10.0  # Gaussian prior on the new user's interaction factors
+# Gaussian prior on the new user's interaction factors: max(MIN, PER_RATING x ratings given). A fixed prior
+# over-fits many ratings or wastes a few; the best fixed one was 3 for 1-5 ratings, 10 for 20 and 30 for 50.
+FOLD_IN_RANK_L2_MIN = 3.0
+FOLD_IN_RANK_L2_PER_RATING = 0.5
 BATCH_CHUNK = 64
 
 
@@ -64,7 +67,7 @@ class Engine:
         train_cfg = a.manifest.get("training", {}).get("train_config", {})
         self.fold_in_defaults = {
             "l2": FOLD_IN_L2,
-            "rank_l2": FOLD_IN_RANK_L2,
+            "rank_l2": None,  # None: the rule above, from the number of ratings
             "liked_weight": float(train_cfg.get("liked_weight", 1.0)),
             "liked_threshold": float(train_cfg.get("liked_threshold", 4.0)),
         }
@@ -260,12 +263,15 @@ class Engine:
 
         Rating head: ridge regression of ``r - mu - b_i`` on ``[q_i, 1]`` (factors and bias), penalty ``l2``.
         Interaction head: the softmax maximum-likelihood user vector over the whole catalogue with a Gaussian
-        prior (``rank_l2``), each rated movie weighted as in training (``liked_weight`` for ratings >=
-        ``liked_threshold``, mean weight 1); Newton steps, the Hessian over the 2,000 most probable movies.
+        prior (``rank_l2``; by default ``max(FOLD_IN_RANK_L2_MIN, FOLD_IN_RANK_L2_PER_RATING * len(items))``),
+        each rated movie weighted as in training (``liked_weight`` for ratings >= ``liked_threshold``, mean
+        weight 1); Newton steps, the Hessian over the 2,000 most probable movies.
         """
         d = self.fold_in_defaults
         l2 = d["l2"] if l2 is None else l2
         rank_l2 = d["rank_l2"] if rank_l2 is None else rank_l2
+        if rank_l2 is None:
+            rank_l2 = max(FOLD_IN_RANK_L2_MIN, FOLD_IN_RANK_L2_PER_RATING * len(items))
         liked_weight = d["liked_weight"] if liked_weight is None else liked_weight
         liked_threshold = d["liked_threshold"] if liked_threshold is None else liked_threshold
         w = self.w

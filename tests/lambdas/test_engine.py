@@ -128,6 +128,19 @@ def test_cold_start_weighs_well_rated_movies_as_training_did(engine):
     assert pr @ q[0] - pr @ q[1] > flat @ q[0] - flat @ q[1]
 
 
+def test_the_fold_in_prior_grows_with_the_number_of_ratings(engine):
+    from lambdas.engine.engine import FOLD_IN_RANK_L2_MIN, FOLD_IN_RANK_L2_PER_RATING
+
+    for n in (1, 40):
+        u = engine.user_index(8)
+        items = engine.h_items[engine.h_indptr[u] : engine.h_indptr[u + 1]][:n]
+        ratings = np.full(len(items), 4.5)
+        prior = max(FOLD_IN_RANK_L2_MIN, FOLD_IN_RANK_L2_PER_RATING * len(items))
+        default, _, _ = engine.fold_in(items, ratings)
+        np.testing.assert_allclose(default, engine.fold_in(items, ratings, rank_l2=prior)[0])
+        assert not np.allclose(default, engine.fold_in(items, ratings, rank_l2=prior * 10)[0])
+
+
 def test_cold_start_evaluation_protocol(engine, small_model_dir):
     # model_export.cold_start_eval: the users it keeps and its figures are well defined on the small model.
     from model_export.cold_start_eval import evaluate, test_users
