@@ -1,6 +1,6 @@
 """``make ablation``: what each model improvement is worth, added one at a time, on ml-100k u1 and ml-latest-small.
 
-``python -m training.ablation [--datasets u1 ml-latest-small] [--tuned u1=FILE ml-latest-small=FILE]``
+``python -m training.ablation [--datasets u1 ml-latest-small] [--tuned u1=FILE ml-latest-small=FILE] [--steps N ...]``
 
 Steps are cumulative, each adding one thing to the previous configuration:
 
@@ -8,12 +8,15 @@ Steps are cumulative, each adding one thing to the previous configuration:
    interaction head;
 2. ``+ ranking-head L2 5e-5`` (``--rank-l2``);
 3. ``+ genre/year features`` (``--item-features``); steps 1-3 are the served defaults;
-3. ``+ time feature`` (``--time-feature``: the rating's time, hence with the year the movie's age);
-4. ``+ capacity``: 64-dimensional embeddings, deep branch 800-200;
-5. ``+ regularisation``: L2 1e-5 on the deep kernels, L1 1e-7 on the embeddings, dropout 0.4;
-6. ``+ cosine schedule`` (instead of exponential decay);
-7. ``tuned``: a ``training.tune`` best_config.json per data set, when ``--tuned`` names one; this step replaces
+4. ``+ time feature`` (``--time-feature``: the rating's time, hence with the year the movie's age);
+5. ``+ capacity``: 64-dimensional embeddings, deep branch 800-200;
+6. ``+ regularisation``: L2 1e-5 on the deep kernels, L1 1e-7 on the embeddings, dropout 0.4;
+7. ``+ cosine schedule`` (instead of exponential decay);
+8. ``tuned``: a ``training.tune`` best_config.json per data set, when ``--tuned`` names one; this step replaces
    the configuration instead of adding to it (defaults + the file).
+
+``--steps`` runs only the steps with those numbers (to add a row, e.g. ``--steps 8`` for a new tuned
+configuration); the configuration of a step is the same whether or not the steps before it ran.
 
 Same splits as ``make bench-quality`` (u1.base/u1.test; ml-latest-small's seeded 90/10 rule). Besides RMSE,
 MAE, NDCG@10, Recall@10 and fit time, the *rare-movie* columns look at held-out ratings of movies with fewer
@@ -100,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tuned", nargs="*", default=[], metavar="DATASET=FILE", help="best_config.json per data set")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", type=Path, default=Path("artifacts"))
+    p.add_argument("--steps", nargs="+", type=int, metavar="N", help="run only these steps (numbered from 1)")
     a = p.parse_args(argv)
+    n_steps = len(STEPS) + 1
+    if a.steps and not all(1 <= n <= n_steps for n in a.steps):
+        p.error(f"--steps: numbers from 1 to {n_steps} ({n_steps} = tuned)")
     tuned = dict(t.split("=", 1) for t in a.tuned)
     args = argv if argv is not None else sys.argv[1:]
     md = [f"Command: `{shlex.join(['python', '-m', 'training.ablation', *args])}`"]
@@ -113,11 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         steps = list(STEPS)
         if name in tuned:
             steps.append(("tuned (" + Path(tuned[name]).name + ")", *tuned_step(Path(tuned[name]))))
-        for step, m_kw, t_kw in steps:
+        for number, (step, m_kw, t_kw) in enumerate(steps, start=1):
             if step.startswith("tuned"):
                 model_kw, train_kw = dict(m_kw), dict(t_kw)
             else:
                 model_kw, train_kw = {**model_kw, **m_kw}, {**train_kw, **t_kw}
+            if a.steps and number not in a.steps:
+                continue
             t0 = time.perf_counter()
             print(f"[{name}] {step} ...", flush=True)
             rows[step] = run_step(train, test, ds, model_kw, train_kw)

@@ -138,3 +138,45 @@ def test_time_feature_is_an_input_that_changes_predictions_and_needs_timestamps(
     ratings = pd.DataFrame({"user_id": [1, 1, 2, 2], "movie_id": [1, 2, 1, 2], "rating": [4.0, 3, 5, 2]})
     with pytest.raises(ValueError, match="needs rating timestamps"):
         fit(ratings.assign(timestamp=0), TrainConfig(epochs=1, model=cfg), progress=None)
+
+
+def test_ablation_steps_run_only_the_chosen_rows_with_the_accumulated_configuration(tmp_path, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from training import ablation
+
+    monkeypatch.setattr(ablation, "split", lambda name, data_dir: (SimpleNamespace(), [0] * 8, [0] * 2))
+    seen: list[tuple[dict, dict]] = []
+
+    def fake_run_step(train, test, ds, model_kw, train_kw):
+        seen.append((model_kw, train_kw))
+        return {c: 0.5 for c in ablation.COLUMNS}
+
+    monkeypatch.setattr(ablation, "run_step", fake_run_step)
+    tuned = tmp_path / "best_config.json"
+    tuned.write_text(json.dumps({"_value": 0.9, "dim": 16, "hidden": [200], "lr": 0.01}))
+    assert (
+        ablation.main(["--datasets", "u1", "--tuned", f"u1={tuned}", "--steps", "3", "7", "8", "--out", str(tmp_path)])
+        == 0
+    )
+    assert len(seen) == 3
+    assert seen[0][0] == {"item_features": True, "rank_l2": 5e-5}  # steps 1-3 built up
+    assert seen[1] == (
+        {
+            "item_features": True,
+            "rank_l2": 5e-5,
+            "time_feature": True,
+            "dim": 64,
+            "hidden": (800, 200),
+            "dense_l2": 1e-5,
+            "l1": 1e-7,
+            "dropout": 0.4,
+        },
+        {"lr_schedule": "cosine"},
+    )
+    assert seen[2] == ({"dim": 16, "hidden": (200,)}, {"lr": 0.01})  # tuned replaces the configuration
+    rows = json.loads((tmp_path / "ablation.json").read_text())["u1"]
+    assert list(rows) == ["+ genre/year features", "+ cosine schedule", "tuned (best_config.json)"]
+    with pytest.raises(SystemExit):
+        ablation.main(["--datasets", "u1", "--steps", "9"])  # no tuned file: still 1..8, 9 is out of range
+    assert "--steps" in capsys.readouterr().err
