@@ -5,7 +5,9 @@ seeded validation part (never on the test set, which stays untouched for the fin
 seeded and stored in SQLite (``--storage``), so an interrupted search resumes where it stopped: ``--trials`` is
 the number of completed or pruned trials wanted in the study, not the number to add (a trial that crashed or
 was interrupted does not count, and a resumed study's sampler continues with a new seed instead of replaying
-the first run's proposals). Unpromising trials are pruned after each epoch (median rule). Outputs, in ``--out``:
+the first run's proposals). Trial 0 of a new study (tpe, random) is the configuration the fixed arguments give
+(with none: the served defaults), so the best trial is never worse than the untuned model on validation. Unpromising
+trials are pruned after each epoch (median rule). Outputs, in ``--out``:
 
 * ``best_config.json``: the best trial's hyperparameters as a file ``python -m training.train --config`` takes;
 * ``trials.csv`` and ``report.md``: every trial (state, value, epochs, seconds, parameters);
@@ -107,6 +109,25 @@ def make_sampler(name: str, seed: int, space: tuple[Param, ...] = SPACE):
     return optuna.samplers.GridSampler({p.name: list(p.grid) for p in space}, seed=seed)
 
 
+def baseline_params(a: argparse.Namespace, space: tuple[Param, ...]) -> dict:
+    """The searched parameters as the fixed arguments set them (with no options: the served defaults), for the
+    first trial of a new study. A value outside its range is moved to the nearest end (L1 0 -> 1e-8); a choice
+    the space does not offer is left to the sampler."""
+    out: dict = {}
+    for prm in space:
+        value = getattr(a, prm.name, None)
+        if prm.name == "hidden" and value is not None:
+            value = ",".join(str(int(h)) for h in value)
+        if prm.name == "item_features" and value is None:
+            value = True  # in the space only when the movies have genres or years, where the default is on
+        if prm.kind == "choice":
+            if value in prm.choices:
+                out[prm.name] = value
+        elif value is not None:
+            out[prm.name] = min(max(float(value), prm.low), prm.high)
+    return out
+
+
 def apply_params(a: argparse.Namespace, params: dict) -> argparse.Namespace:
     """A copy of the parsed arguments with a trial's parameters in place."""
     b = argparse.Namespace(**vars(a))
@@ -140,6 +161,9 @@ def run_study(a: argparse.Namespace, progress=print):
     if study.trials:
         # A resumed study must not replay the first run's proposals: the sampler's seed moves on with the study.
         study.sampler = make_sampler(a.sampler, a.seed + len(study.trials), space)
+    elif a.sampler != "grid":
+        # Trial 0 is the untuned configuration, so the best trial is never worse than it on the validation part.
+        study.enqueue_trial(baseline_params(a, space))
     if study.user_attrs.get("objective", a.objective) != a.objective:
         raise DataError(f"study {a.study_name!r} in {a.storage} optimises {study.user_attrs['objective']}")
     study.set_user_attr("objective", a.objective)

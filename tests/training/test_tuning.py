@@ -91,13 +91,23 @@ def test_a_seeded_tuning_run_writes_its_report_and_resumes(ratings_csv, tmp_path
 
 
 def test_same_seed_same_suggestions(ratings_csv, tmp_path):
-    # Two studies with the same seed propose the same first parameters.
+    # Two studies with the same seed propose the same parameters after the baseline trial 0.
     for run in ("a", "b"):
-        assert tune.main(tune_args(ratings_csv, tmp_path / run, "--trials", "1", "--sampler", "random")) == 0
-    a, b = (json.loads((tmp_path / r / "best_config.json").read_text()) for r in ("a", "b"))
-    assert {k: v for k, v in a.items() if not k.startswith("_")} == {
-        k: v for k, v in b.items() if not k.startswith("_")
-    }
+        assert tune.main(tune_args(ratings_csv, tmp_path / run, "--trials", "2", "--sampler", "random")) == 0
+    a, b = (list(csv.DictReader((tmp_path / r / "trials.csv").read_text().splitlines())) for r in ("a", "b"))
+    params = lambda row: {k: v for k, v in row.items() if k in {p.name for p in tune.SPACE}}  # noqa: E731
+    assert params(a[1]) == params(b[1]) and params(a[1]) != params(a[0])
+
+
+def test_trial_zero_of_a_new_study_is_the_untuned_configuration(ratings_csv, tmp_path):
+    args = tune_args(ratings_csv, tmp_path, "--trials", "1", "--dim", "8", "--lr", "0.02", "--l1", "0")
+    assert tune.main(args) == 0
+    row = next(csv.DictReader((tmp_path / "trials.csv").read_text().splitlines()))
+    assert int(row["dim"]) == 8  # as given
+    assert row["hidden"] in ("16", "16,8")  # the default 400,100 is not offered in this space: sampled
+    assert float(row["lr"]) == pytest.approx(1e-2)  # 0.02 is above the range: moved to its end
+    assert float(row["l1"]) == pytest.approx(1e-8) and float(row["dropout"]) == pytest.approx(0.3)
+    assert row["batchnorm"] == "True" and row["lr_schedule"] == "exponential" and row["time_feature"] == "False"
 
 
 def test_grid_sampler_only_proposes_grid_values(ratings_csv, tmp_path):
