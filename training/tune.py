@@ -124,7 +124,8 @@ def baseline_params(a: argparse.Namespace, space: tuple[Param, ...]) -> dict:
             if value in prm.choices:
                 out[prm.name] = value
         elif value is not None:
-            out[prm.name] = min(max(float(value), prm.low), prm.high)
+            value = min(max(float(value), prm.low), prm.high)
+            out[prm.name] = round(value) if prm.kind == "int" else value
     return out
 
 
