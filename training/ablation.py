@@ -7,15 +7,17 @@ Steps are cumulative, each adding one thing to the previous configuration:
 1. ``base residual``: the model served before this step list existed: no movie features, L2 1e-5 on the
    interaction head;
 2. ``+ ranking-head L2 5e-5`` (``--rank-l2``);
-3. ``+ genre/year features`` (``--item-features``); steps 1-3 are the served defaults;
-4. ``+ time feature`` (``--time-feature``: the rating's time, hence with the year the movie's age);
-5. ``+ capacity``: 64-dimensional embeddings, deep branch 800-200;
-6. ``+ regularisation``: L2 1e-5 on the deep kernels, L1 1e-7 on the embeddings, dropout 0.4;
-7. ``+ cosine schedule`` (instead of exponential decay);
-8. ``tuned``: a ``training.tune`` best_config.json per data set, when ``--tuned`` names one; this step replaces
+3. ``+ genre/year features`` (``--item-features``);
+4. ``+ user-balanced ranking loss``: each user's softmax weights scaled by (their ratings) ** -0.35, with the
+   ranking-head L2 at 7e-5 (``--user-balance``, ``--rank-l2``); steps 1-4 are the served defaults;
+5. ``+ time feature`` (``--time-feature``: the rating's time, hence with the year the movie's age);
+6. ``+ capacity``: 64-dimensional embeddings, deep branch 800-200;
+7. ``+ regularisation``: L2 1e-5 on the deep kernels, L1 1e-7 on the embeddings, dropout 0.4;
+8. ``+ cosine schedule`` (instead of exponential decay);
+9. ``tuned``: a ``training.tune`` best_config.json per data set, when ``--tuned`` names one; this step replaces
    the configuration instead of adding to it (defaults + the file).
 
-``--steps`` runs only the steps with those numbers (to add a row, e.g. ``--steps 8`` for a new tuned
+``--steps`` runs only the steps with those numbers (to add a row, e.g. ``--steps 9`` for a new tuned
 configuration); the configuration of a step is the same whether or not the steps before it ran.
 
 Same splits as ``make bench-quality`` (u1.base/u1.test; ml-latest-small's seeded 90/10 rule). Besides RMSE,
@@ -47,9 +49,10 @@ from training.train import TrainConfig, fit, to_interactions
 RARE = 5  # training ratings below which a movie counts as rare
 
 STEPS: list[tuple[str, dict, dict]] = [
-    ("base residual", {"item_features": False, "rank_l2": 1e-5}, {}),
+    ("base residual", {"item_features": False, "rank_l2": 1e-5}, {"user_balance": 0.0}),
     ("+ ranking-head L2 5e-5", {"rank_l2": 5e-5}, {}),
     ("+ genre/year features", {"item_features": True}, {}),
+    ("+ user-balanced ranking loss", {"rank_l2": 7e-5}, {"user_balance": 0.35}),
     ("+ time feature", {"time_feature": True}, {}),
     ("+ capacity", {"dim": 64, "hidden": (800, 200)}, {}),
     ("+ regularisation", {"dense_l2": 1e-5, "l1": 1e-7, "dropout": 0.4}, {}),

@@ -37,6 +37,7 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     # ablations of the served model's choices
     "residual, no implicit inputs": ({"implicit_inputs": False}, {}),
     "residual, no liked weighting": ({}, {"liked_weight": 1.0}),
+    "residual, no user balance": ({"rank_l2": 5e-5}, {"user_balance": 0.0}),
     "residual, logit only (gamma 0)": ({}, {"rank_blend": 0.0}),
 }
 DEFAULT_VARIANTS = ["residual (served)", "residual, MSE only", "hybrid (learned alpha)", "mf", "ncf"]

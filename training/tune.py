@@ -81,8 +81,9 @@ SPACE = (
     Param("lr", "log", 5e-4, 1e-2, grid=(1e-3, 3e-3)),
     Param("lr_schedule", "choice", choices=("exponential", "cosine", "plateau"), grid=("exponential",)),
     Param("rank_dim", "choice", choices=(64, 128, 256), grid=(128,)),
-    Param("rank_l2", "log", 3e-6, 3e-4, grid=(5e-5,)),
+    Param("rank_l2", "log", 3e-6, 3e-4, grid=(7e-5,)),
     Param("liked_weight", "float", 1.0, 5.0, grid=(3.0,)),
+    Param("user_balance", "float", 0.0, 1.0, grid=(0.35,)),
     Param("item_features", "choice", choices=(True, False), grid=(True, False)),
     Param("time_feature", "choice", choices=(True, False), grid=(False,)),
 )

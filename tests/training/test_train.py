@@ -157,3 +157,24 @@ def test_movie_features_default_to_on_when_there_is_metadata(synthetic):
     assert without.config.model.item_features is False and s["item_features"] == []
     mf, _ = fit(train, small_cfg("mf", epochs=1), progress=None, movies=movies)
     assert mf.config.model.item_features is False  # no deep branch to read them
+
+
+def test_softmax_weights_balance_users_and_favour_liked_ratings():
+    # GIVEN user 0 with 9 ratings and user 1 with 1, one of user 0's liked (>= 4)
+    from training.train import Interactions, softmax_weights
+
+    users = np.array([0] * 9 + [1])
+    ratings = np.array([4.5] + [3.0] * 8 + [3.0], dtype=np.float32)
+    data = Interactions(users, np.arange(10), ratings, np.zeros(10, np.int64), 2, 10)
+    # WHEN there is no balancing THEN every rating weighs the same but the liked one (3x), mean 1
+    flat = softmax_weights(data, TrainConfig(user_balance=0.0))
+    assert flat.mean() == pytest.approx(1.0) and flat[0] == pytest.approx(3 * flat[1]) and flat[1] == flat[9]
+    # WHEN balancing fully THEN each user's weights sum to the same (the liked rating still 3x its neighbours)
+    full = softmax_weights(data, TrainConfig(user_balance=1.0))
+    assert full.mean() == pytest.approx(1.0) and full[0] == pytest.approx(3 * full[1])
+    assert full[9] == pytest.approx(9 * full[1])
+    # AND the served default sits in between: a heavy user's rating weighs 9 ** -0.35 of a light user's
+    half = softmax_weights(data, TrainConfig())
+    assert half[1] / half[9] == pytest.approx(9 ** -TrainConfig().user_balance, rel=1e-5)
+    with pytest.raises(ValueError, match="user_balance"):
+        TrainConfig(user_balance=1.5)
