@@ -1,6 +1,6 @@
 """``make bench-quality``: our variants next to baselines and peer libraries, same split, same run.
 
-``python -m training.bench_quality [--datasets u1 ml-latest-small] [--variants ...] [--no-peers]``
+``python -m training.bench_quality [--datasets ...] [--variants ...] [--no-peers] [--ease-lambdas L ...]``
 
 Data sets: ``u1`` is ml-100k's canonical u1.base/u1.test; ``ml-latest-small`` uses the seeded
 90/10 rule (row in training when ``default_rng(42).random(n)[row] < 0.9``). Every method is scored
@@ -19,13 +19,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ notices (oneDNN, tf.data) are noise here
 
+import pandas as pd
 
 from training.data import load_100k_split, load_dataset
 from training.evaluate import baseline_metrics, evaluate, format_table, rating_metrics
 from training.metrics import RankingTask, evaluate_ranking
 from training.models import ModelConfig
 from training.splits import random_holdout
-from training.train import TrainConfig, fit, to_interactions
+from training.train import IdMap, TrainConfig, fit, to_interactions
 
 # name -> (ModelConfig overrides, TrainConfig overrides)
 VARIANTS: dict[str, tuple[dict, dict]] = {
@@ -60,10 +61,11 @@ def ours(variant: str, train, test, scale, movies=None) -> dict:
     return {**row, "fit_s": summary["fit_seconds"], "epochs": summary["epochs_run"], "rank_blend": cfg.rank_blend}, rec
 
 
-def peers(rec, train, test, scale) -> dict[str, dict]:
+def peers(train, test, scale, ease_lambdas: tuple[float, ...] = (400.0,)) -> dict[str, dict]:
     from training.peers import EASE, ImplicitPeer, SurprisePeer
 
-    tr, te = to_interactions(train, rec.users, rec.items), to_interactions(test, rec.users, rec.items)
+    users, items = IdMap(pd.unique(train["user_id"])), IdMap(pd.unique(train["movie_id"]))  # as training.fit's
+    tr, te = to_interactions(train, users, items), to_interactions(test, users, items)
     task = RankingTask.build(tr.users, tr.items, te.users, te.items, te.ratings, tr.n_users, tr.n_items)
     out: dict[str, dict] = {}
     for name, algo in (("Surprise SVD", "svd"), ("Surprise SVD++", "svdpp")):
@@ -80,9 +82,10 @@ def peers(rec, train, test, scale) -> dict[str, dict]:
         t0 = time.perf_counter()
         model = ImplicitPeer(algo, random_state=0).fit(tr.users, tr.items, tr.n_users, tr.n_items)
         out[name] = {"fit_s": time.perf_counter() - t0, **_ranking(model.score, task)}
-    t0 = time.perf_counter()
-    ease = EASE().fit(tr.users, tr.items, tr.n_users, tr.n_items, lam=400.0)
-    out["EASE (lambda 400)"] = {"fit_s": time.perf_counter() - t0, **_ranking(ease.score, task)}
+    for lam in ease_lambdas:
+        t0 = time.perf_counter()
+        ease = EASE().fit(tr.users, tr.items, tr.n_users, tr.n_items, lam=lam)
+        out[f"EASE (lambda {lam:g})"] = {"fit_s": time.perf_counter() - t0, **_ranking(ease.score, task)}
     out.update(baseline_metrics(tr, te, task, scale))
     return out
 
@@ -98,13 +101,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datasets", nargs="+", default=["u1", "ml-latest-small"])
     p.add_argument(
         "--variants",
-        nargs="+",
+        nargs="*",
         default=DEFAULT_VARIANTS,
         choices=list(VARIANTS),
         metavar="VARIANT",
         help=", ".join(VARIANTS),
     )
     p.add_argument("--no-peers", action="store_true", help="skip the peer libraries and baselines")
+    p.add_argument(
+        "--ease-lambdas",
+        nargs="+",
+        type=float,
+        default=[400.0],
+        metavar="L",
+        help="EASE's L2 weight; several give one EASE row each (400 is best on u1, 100 on ml-latest-small)",
+    )
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", type=Path, default=Path("artifacts"))
     a = p.parse_args(argv)
@@ -114,14 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in a.datasets:
         ds, train, test = split(name, a.data_dir)
         rows: dict[str, dict] = {}
-        rec = None
         for variant in a.variants:
             print(f"[{name}] training {variant} ...", flush=True)
-            rows[variant], fitted = ours(variant, train, test, ds.rating_scale, ds.movies)
-            rec = rec or fitted
-        if not a.no_peers and rec is not None:
+            rows[variant], _ = ours(variant, train, test, ds.rating_scale, ds.movies)
+        if not a.no_peers:
             print(f"[{name}] peers and baselines ...", flush=True)
-            rows.update(peers(rec, train, test, ds.rating_scale))
+            rows.update(peers(train, test, ds.rating_scale, tuple(a.ease_lambdas)))
         results[name] = rows
         table = format_table(rows)
         print(f"\n{name}: {len(train):,} training / {len(test):,} test ratings\n{table}\n", flush=True)
