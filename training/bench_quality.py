@@ -53,9 +53,11 @@ def split(name: str, data_dir: str | None):
     return ds, ds.ratings[mask].reset_index(drop=True), ds.ratings[~mask].reset_index(drop=True)
 
 
-def ours(variant: str, train, test, scale, movies=None) -> dict:
+def ours(variant: str, train, test, scale, movies=None, seed: int | None = None) -> dict:
     model_kw, train_kw = VARIANTS[variant]
     cfg = TrainConfig(model=ModelConfig(**model_kw), **train_kw)
+    if seed is not None:
+        cfg.seed = seed  # initialisation, batch order and validation part; the train/test split stays
     rec, summary = fit(train, cfg, progress=None, movies=movies)
     row = evaluate(rec, test, scale, baselines=False)["model"]
     return {**row, "fit_s": summary["fit_seconds"], "epochs": summary["epochs_run"], "rank_blend": cfg.rank_blend}, rec
@@ -116,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="L",
         help="EASE's L2 weight; several give one EASE row each (400 is best on u1, 100 on ml-latest-small)",
     )
+    p.add_argument("--seed", type=int, default=None, help="training seed of our variants (default: theirs, 42)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", type=Path, default=Path("artifacts"))
     a = p.parse_args(argv)
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         rows: dict[str, dict] = {}
         for variant in a.variants:
             print(f"[{name}] training {variant} ...", flush=True)
-            rows[variant], _ = ours(variant, train, test, ds.rating_scale, ds.movies)
+            rows[variant], _ = ours(variant, train, test, ds.rating_scale, ds.movies, a.seed)
         if not a.no_peers:
             print(f"[{name}] peers and baselines ...", flush=True)
             rows.update(peers(train, test, ds.rating_scale, tuple(a.ease_lambdas)))
