@@ -156,15 +156,15 @@ def test_ablation_steps_run_only_the_chosen_rows_with_the_accumulated_configurat
     tuned = tmp_path / "best_config.json"
     tuned.write_text(json.dumps({"_value": 0.9, "dim": 16, "hidden": [200], "lr": 0.01}))
     assert (
-        ablation.main(["--datasets", "u1", "--tuned", f"u1={tuned}", "--steps", "3", "7", "8", "--out", str(tmp_path)])
+        ablation.main(["--datasets", "u1", "--tuned", f"u1={tuned}", "--steps", "3", "8", "9", "--out", str(tmp_path)])
         == 0
     )
     assert len(seen) == 3
-    assert seen[0][0] == {"item_features": True, "rank_l2": 5e-5}  # steps 1-3 built up
+    assert seen[0] == ({"item_features": True, "rank_l2": 5e-5}, {"user_balance": 0.0})  # steps 1-3 built up
     assert seen[1] == (
         {
             "item_features": True,
-            "rank_l2": 5e-5,
+            "rank_l2": 7e-5,
             "time_feature": True,
             "dim": 64,
             "hidden": (800, 200),
@@ -172,11 +172,11 @@ def test_ablation_steps_run_only_the_chosen_rows_with_the_accumulated_configurat
             "l1": 1e-7,
             "dropout": 0.4,
         },
-        {"lr_schedule": "cosine"},
+        {"user_balance": 0.35, "lr_schedule": "cosine"},
     )
     assert seen[2] == ({"dim": 16, "hidden": (200,)}, {"lr": 0.01})  # tuned replaces the configuration
     rows = json.loads((tmp_path / "ablation.json").read_text())["u1"]
     assert list(rows) == ["+ genre/year features", "+ cosine schedule", "tuned (best_config.json)"]
     with pytest.raises(SystemExit):
-        ablation.main(["--datasets", "u1", "--steps", "9"])  # no tuned file: still 1..8, 9 is out of range
+        ablation.main(["--datasets", "u1", "--steps", "10"])  # no tuned file: still 1..9, 10 is out of range
     assert "--steps" in capsys.readouterr().err
