@@ -26,7 +26,7 @@ from training.evaluate import baseline_metrics, evaluate, format_table, rating_m
 from training.metrics import RankingTask, evaluate_ranking
 from training.models import ModelConfig
 from training.splits import random_holdout
-from training.train import IdMap, TrainConfig, fit, to_interactions
+from training.train import IdMap, Recommender, TrainConfig, fit, to_interactions
 
 # name -> (ModelConfig overrides, TrainConfig overrides)
 VARIANTS: dict[str, tuple[dict, dict]] = {
@@ -53,7 +53,7 @@ def split(name: str, data_dir: str | None):
     return ds, ds.ratings[mask].reset_index(drop=True), ds.ratings[~mask].reset_index(drop=True)
 
 
-def ours(variant: str, train, test, scale, movies=None, seed: int | None = None) -> dict:
+def ours(variant: str, train, test, scale, movies=None, seed: int | None = None) -> tuple[dict, Recommender]:
     model_kw, train_kw = VARIANTS[variant]
     cfg = TrainConfig(model=ModelConfig(**model_kw), **train_kw)
     if seed is not None:
