@@ -31,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ notices (oneDNN, tf
 
 import numpy as np
 
+from lambdas.service import movie_index
 from model_export import catalogue
 from training.data import DataError
 
@@ -131,6 +132,27 @@ def catalogue_arrays(rec, movies) -> dict[str, np.ndarray]:
         "history_items": t.items[order].astype(np.int32),
         "history_ratings": t.ratings[order].astype(np.float32),
     }
+
+
+def movie_index_document(cat: dict[str, np.ndarray], example_users: int = 8) -> dict:
+    """The API's title index (``movies.json.gz``, see :mod:`lambdas.service.movie_index`) from the catalogue arrays.
+
+    The example users are the ones with the most training ratings (ties by index): ids a visitor can try.
+    """
+    names = [str(g) for g in cat["genre_names"]]
+    indptr, gids = cat["genre_indptr"], cat["genre_ids"]
+    genres = [[names[j] for j in gids[indptr[i] : indptr[i + 1]]] for i in range(len(cat["item_ids"]))]
+    per_user = np.diff(cat["history_indptr"])
+    users = np.argsort(-per_user, kind="stable")[:example_users]
+    return movie_index.build_document(
+        ids=cat["item_ids"].tolist(),
+        titles=cat["titles"].tolist(),
+        years=cat["years"].tolist(),
+        genres=genres,
+        n_ratings=cat["rating_counts"].tolist(),
+        mean_ratings=cat["mean_ratings"].tolist(),
+        example_users=sorted(cat["user_ids"][users].tolist()),
+    )
 
 
 def weight_arrays(w) -> dict[str, np.ndarray]:
@@ -273,8 +295,10 @@ def export(model_dir: Path, out: Path, log=print) -> dict:
         onnx.save(catalogue.build(w), stage / "catalogue.onnx")
         with open(stage / "weights.npz", "wb") as f:
             np.savez(f, **weight_arrays(w))
+        cat = catalogue_arrays(rec, movies)
         with open(stage / "catalogue.npz", "wb") as f:
-            np.savez(f, **catalogue_arrays(rec, movies))
+            np.savez(f, **cat)
+        (stage / movie_index.FILENAME).write_bytes(movie_index.dump(movie_index_document(cat)))
         log("checking parity with Keras ...")
         report = parity(rec, w, stage / "pairwise.onnx", stage / "catalogue.onnx")
         files = {

@@ -14,19 +14,30 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.api import errors
-from lambdas.api.models import UUID_PATTERN, ErrorResponse, RecommendationRequest, StatusResponse, SubmitResponse
+from lambdas.api.models import (
+    MAX_GENRES,
+    UUID_PATTERN,
+    ErrorResponse,
+    ModelCard,
+    MovieList,
+    RecommendationRequest,
+    StatusResponse,
+    SubmitResponse,
+)
+from lambdas.service import catalogue
 from lambdas.service import status as status_service
 from lambdas.service import submit as submit_service
 from lambdas.service.aws import get_services
 from lambdas.service.errors import ServiceError
 from lambdas.service.logs import logger
+from lambdas.service.movie_index import MAX_LIMIT, MAX_QUERY
 from lambdas.settings import Settings
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
@@ -150,6 +161,55 @@ def get_request(
 ) -> Response[StatusResponse]:
     logger.append_keys(request_id=request_id)
     document = status_service.read_status(get_services(), request_id)
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=document)
+
+
+@app.get(
+    "/movies",
+    summary="Search the served catalogue by title, or list its most-rated movies",
+    description=(
+        "With `q`: movies whose title matches, best first (the whole title, then its start, then a word's start, "
+        "then all words in any order, then anywhere; ties go to the more-rated movie). Case and diacritics do not "
+        'matter, and MovieLens\'s trailing articles are found both ways ("the matrix" finds "Matrix, The"). '
+        "Without `q`: the most-rated movies. `genres` keeps movies with at least one of them, `exclude_genres` drops "
+        "movies with any of them. Answered from a small index published with the model: no model is loaded."
+    ),
+    operation_id="listMovies",
+    tags=["catalogue"],
+    responses={
+        200: {"description": "One page of movies", "content": {content_types.APPLICATION_JSON: {"model": MovieList}}},
+        422: _error("A parameter is out of range or names an unknown genre (`validation_error`, `unknown_genre`)"),
+        503: _error("No model is published, or its index cannot be read now", retry_after=True),
+        500: _error(INTERNAL),
+    },
+)
+def list_movies(
+    q: Annotated[str | None, Query(max_length=MAX_QUERY, description="Title words (any case, accents optional)")] = (
+        None
+    ),
+    genres: Annotated[list[str] | None, Query(max_length=MAX_GENRES, description="Keep these genres")] = None,
+    exclude_genres: Annotated[list[str] | None, Query(max_length=MAX_GENRES, description="Drop these")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Movies per page")] = 10,
+    offset: Annotated[int, Query(ge=0, le=100_000, description="Movies to skip (paging)")] = 0,
+) -> Response[MovieList]:
+    document = catalogue.movies(get_services(), q, genres, exclude_genres, limit, offset)
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=document)
+
+
+@app.get(
+    "/model",
+    summary="The served model: version, training data, held-out metrics, genres",
+    description="From the served artifact's manifest; no model is loaded.",
+    operation_id="getModel",
+    tags=["catalogue"],
+    responses={
+        200: {"description": "The model card", "content": {content_types.APPLICATION_JSON: {"model": ModelCard}}},
+        503: _error("No model is published, or its files cannot be read now", retry_after=True),
+        500: _error(INTERNAL),
+    },
+)
+def get_model() -> Response[ModelCard]:
+    document = catalogue.model_card(get_services())
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=document)
 
 

@@ -28,7 +28,7 @@ MAX_K = 100
 MAX_RATINGS = 500
 MAX_BATCH_USERS = 100
 MAX_GENRES = 20
-REQUEST_KINDS = ("user_id", "ratings", "similar_to", "user_ids")
+REQUEST_KINDS = ("user_id", "ratings", "similar_to", "user_ids", "profile_of")
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 MAX_ID_LENGTH = 64
@@ -53,12 +53,12 @@ Id = Annotated[
 MovieKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
 Rating = Annotated[float, Field(strict=True, ge=RATING_MIN, le=RATING_MAX, allow_inf_nan=False)]
 Genre = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-RequestKind = Literal["user", "cold_start", "similar", "batch"]
+RequestKind = Literal["user", "cold_start", "similar", "batch", "profile"]
 Status = Literal["PENDING", "COMPLETED", "FAILED"]
 
 
 class RecommendationRequest(BaseModel):
-    """A recommendation request: exactly one of ``user_id``, ``ratings``, ``similar_to``, ``user_ids``."""
+    """A request: exactly one of ``user_id``, ``ratings``, ``similar_to``, ``user_ids``, ``profile_of``."""
 
     model_config = ConfigDict(extra="forbid", title="RecommendationRequest")
 
@@ -83,6 +83,13 @@ class RecommendationRequest(BaseModel):
     user_ids: list[Id] | None = Field(
         None, min_length=1, max_length=MAX_BATCH_USERS, description=f"A batch of 1-{MAX_BATCH_USERS} users"
     )
+    profile_of: Id | None = Field(
+        None,
+        description=(
+            "A known user's profile instead of recommendations: their rating history and their taste by genre. An "
+            "unknown user is accepted (202) and the request ends FAILED with error code `unknown_user`."
+        ),
+    )
     k: StrictInt = Field(10, ge=1, le=MAX_K, description="How many movies per list")
     exclude_seen: StrictBool = Field(True, description="Leave out movies the user has rated (or gave in `ratings`)")
     genres: list[Genre] | None = Field(
@@ -92,6 +99,13 @@ class RecommendationRequest(BaseModel):
     include_metadata: StrictBool = Field(True, description="Titles, years and genres with every movie")
     include_history: StrictBool = Field(
         False, description="With `user_id`/`user_ids`: the user's highest-rated movies in the training data"
+    )
+    include_popular: StrictBool = Field(
+        False,
+        description=(
+            "With `user_id`: also the popularity ranking (`popular`) under the same filters and exclude-seen rule, "
+            "to compare personalised with popular recommendations"
+        ),
     )
 
     @model_validator(mode="after")
@@ -110,6 +124,8 @@ class RecommendationRequest(BaseModel):
             return "cold_start"
         if self.similar_to is not None:
             return "similar"
+        if self.profile_of is not None:
+            return "profile"
         return "batch"
 
 
@@ -152,6 +168,9 @@ class UserResult(ResponseModel):
     items: list[Movie]
     model_version: str
     history: list[Movie] | None = None
+    popular: list[Movie] | None = Field(
+        None, description="With `include_popular`: the most-rated movies under the same filters (score: ratings)"
+    )
     unknown_movies: list[int | str] | None = Field(None, description="Movie ids in `ratings` the model does not know")
 
 
@@ -161,6 +180,28 @@ class SimilarResult(ResponseModel):
     strategy: Literal["similar"]
     movie: Movie
     items: list[Movie]
+    model_version: str
+
+
+class GenreTaste(ResponseModel):
+    """One genre in a user's ratings."""
+
+    genre: str
+    count: int = Field(description="How many of the user's rated movies have this genre")
+    share: float = Field(description="That count over the user's number of ratings (a movie can have several genres)")
+    mean_rating: float = Field(description="The user's mean rating of those movies")
+    liked: int = Field(description="How many of them the user rated 4 or more")
+
+
+class ProfileResult(ResponseModel):
+    """A known user's profile: ratings summary, taste by genre (most-rated genre first) and highest-rated movies."""
+
+    strategy: Literal["profile"]
+    user_id: int | str
+    n_ratings: int
+    mean_rating: float
+    genres: list[GenreTaste]
+    history: list[Movie] = Field(description="Highest-rated first (most recent first among equal ratings)")
     model_version: str
 
 
@@ -199,5 +240,53 @@ class StatusResponse(ResponseModel):
     updated_at: str = Field(description="ISO 8601, UTC")
     expires_at: str = Field(description="When the request and its result are deleted (ISO 8601, UTC)")
     model_version: str | None = None
-    result: UserResult | SimilarResult | BatchResult | None = None
+    result: UserResult | SimilarResult | BatchResult | ProfileResult | None = None
     error: ErrorBody | None = None
+
+
+class CatalogueMovie(ResponseModel):
+    """A movie of the served catalogue, with how often and how well it was rated in the training data."""
+
+    movie_id: int | str
+    title: str
+    year: int | None = None
+    genres: list[str]
+    n_ratings: int
+    mean_rating: float
+
+
+class MovieList(ResponseModel):
+    """``GET /movies``: title matches (best first) or, without ``q``, the most-rated movies."""
+
+    model_version: str
+    order: Literal["title_match", "popular"]
+    query: str | None = None
+    total: int = Field(description="How many movies match (all pages)")
+    offset: int
+    movies: list[CatalogueMovie]
+
+
+class DatasetInfo(ResponseModel):
+    name: str | None = None
+    n_ratings: int | None = None
+    n_users: int | None = None
+    n_items: int | None = None
+    rating_scale: list[float] | None = None
+
+
+class ModelCard(ResponseModel):
+    """``GET /model``: the served model, its training data and held-out metrics (from its artifact's manifest)."""
+
+    model_version: str
+    created: str | None = Field(None, description="When the artifact was exported (ISO 8601, UTC)")
+    trained: str | None = Field(None, description="When the model was trained (ISO 8601, UTC)")
+    model_kind: str | None = None
+    n_users: int | None = None
+    n_movies: int | None = None
+    dataset: DatasetInfo | None = None
+    split: str | None = None
+    metrics: dict[str, float] = Field(description="Held-out metrics (rmse, ndcg@10, ...)")
+    rating_scale: list[float] | None = None
+    similarity: str | None = Field(None, description="How similar movies are ranked")
+    genres: list[str]
+    example_users: list[int | str] = Field(description="A few user ids of the training data, to try")

@@ -381,6 +381,46 @@ class Engine:
             "top_genres": [{"genre": self.genre_names[j], "liked": int(counts[j])} for j in order],
         }
 
+    def profile(self, user_id: Any, n_history: int = 20) -> dict:
+        """A known user's ratings summary, taste by genre (most-rated genre first) and highest-rated movies."""
+        u = self.user_index(user_id)
+        if u < 0:
+            raise RequestError("unknown_user", f"user {user_id!r} is not in the model's training data")
+        lo, hi = self.h_indptr[u], self.h_indptr[u + 1]
+        items, ratings = self.h_items[lo:hi], self.h_ratings[lo:hi].astype(np.float64)
+        has = self.genres[items]  # [n, G]
+        counts = has.sum(axis=0)
+        sums = ratings @ has
+        liked = (ratings >= 4.0) @ has
+        n = len(items)
+        order = [int(j) for j in np.argsort(-counts, kind="stable") if counts[j] > 0]
+        return {
+            "strategy": "profile",
+            "user_id": self._key(user_id, self.numeric_users),
+            "n_ratings": int(n),
+            "mean_rating": round(float(ratings.mean()), 4) if n else 0.0,
+            "genres": [
+                {
+                    "genre": self.genre_names[j],
+                    "count": int(counts[j]),
+                    "share": round(float(counts[j]) / n, 4),
+                    "mean_rating": round(float(sums[j]) / float(counts[j]), 4),
+                    "liked": int(liked[j]),
+                }
+                for j in order
+            ],
+            "history": self.history(user_id, n_history),
+            "model_version": self.model_version,
+        }
+
+    def popular_for(
+        self, user_id: Any, k: int = 10, exclude_seen: bool = True, genres=None, exclude_genres=None
+    ) -> list[dict]:
+        """The popularity ranking as ``user_id`` would get it: same filters, their rated movies left out."""
+        u = self.user_index(user_id)
+        seen = self._seen(u).tolist() if u >= 0 and exclude_seen else []
+        return self.popular(k, genres, exclude_genres, exclude=seen)
+
     def _result(self, user_id: Any, strategy: str, items: list[dict]) -> dict:
         out = {"strategy": strategy, "items": items, "model_version": self.model_version}
         if user_id is not None:

@@ -21,6 +21,7 @@ from lambdas.service.aws import Services
 from lambdas.service.logs import logger
 
 HISTORY_SIZE = 10
+PROFILE_HISTORY_SIZE = 20
 METADATA_KEYS = ("title", "year", "genres")
 
 
@@ -132,10 +133,14 @@ def run_request(engine: Any, request: RecommendationRequest) -> dict:
         result = engine.recommend(request.user_id, **opts)
         if request.include_history:
             result["history"] = engine.history(request.user_id, HISTORY_SIZE)
+        if request.include_popular:
+            result["popular"] = engine.popular_for(request.user_id, **opts)
     elif request.ratings is not None:
         result = engine.cold_start(request.ratings, **opts)
     elif request.similar_to is not None:
         result = _similar(engine, request)
+    elif request.profile_of is not None:
+        result = engine.profile(request.profile_of, PROFILE_HISTORY_SIZE)
     else:
         results = engine.recommend_batch(request.user_ids, **opts)
         if request.include_history:

@@ -102,7 +102,13 @@ BAD_INPUTS = [
     bad("empty body", "", 422, V, "a JSON body is required"),
     bad("json null", "null", 422, V, "a JSON body is required"),
     bad("json array", "[19]", 422, V, "body: must be a JSON object"),
-    bad("no request kind", '{"k": 5}', 422, V, "exactly one of user_id, ratings, similar_to, user_ids is required"),
+    bad(
+        "no request kind",
+        '{"k": 5}',
+        422,
+        V,
+        "exactly one of user_id, ratings, similar_to, user_ids, profile_of is required",
+    ),
     bad("two kinds", '{"user_id": 1, "similar_to": 2}', 422, V, "(got user_id, similar_to)"),
     bad("unknown field", '{"user_id": 1, "limit": 5}', 422, V, "body.limit: unknown field"),
     bad("k zero", '{"user_id": 1, "k": 0}', 422, V, "body.k: Input should be greater than or equal to 1"),
@@ -249,7 +255,7 @@ def test_malformed_or_unknown_request_id(flow, lambda_context, request_id, statu
 
 def test_unknown_route_and_unexpected_errors_answer_json_without_details(flow, lambda_context, monkeypatch):
     event = load_event("api_get_recommendation.json")
-    event["path"] = "/movies"
+    event["path"] = "/no-such-route"
     status, _, answer = _answer(api.lambda_handler(event, lambda_context))
     assert status == 404 and answer["error"]["code"] == "not_found"
 

@@ -16,7 +16,13 @@ from model_export import export as export_mod
 
 def test_manifest_describes_a_complete_artifact(small_artifact):
     manifest = verify(small_artifact)
-    assert set(manifest["files"]) == {"pairwise.onnx", "catalogue.onnx", "weights.npz", "catalogue.npz"}
+    assert set(manifest["files"]) == {
+        "pairwise.onnx",
+        "catalogue.onnx",
+        "weights.npz",
+        "catalogue.npz",
+        "movies.json.gz",
+    }
     assert len(manifest["model_version"]) == 16
     assert manifest["parity"]["max_abs_diff"] <= 1e-4 and manifest["parity"]["users"] > 0
     cat_inputs = [i["name"] for i in manifest["onnx"]["catalogue"]["inputs"]]
