@@ -1,24 +1,25 @@
 """``make demo``: the product end to end on this machine.
 
 Exports the served model if there is no artifact yet (training a quick one first if there is no model either),
-starts the local stack (moto + the Lambda handlers + the HTTP API), submits a known-user request, a cold-start
-request from a few ratings, a similar-movies request and a batch, polls each with the client and prints the results
-with titles, then stops.
+starts the local stack (moto + the Lambda handlers + the HTTP API + the web page), submits a known-user request, a
+cold-start request from a few ratings, a similar-movies request and a batch, polls each with the client and prints
+the results with titles; then, run in a terminal, keeps serving the web page until Ctrl-C (``--no-serve``: stops).
 
-``python -m infra.demo [--artifact artifacts/artifact] [--model artifacts/model] [--verbose]``
+``python -m infra.demo [--artifact artifacts/artifact] [--model artifacts/model] [--port 8765] [--[no-]serve]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from infra.local import DEFAULT_ARTIFACT, LocalStack
+from infra.local import DEFAULT_ARTIFACT, DEFAULT_PORT, LocalStack
 from lambdas.client import Client, format_status
-from lambdas.service import model_store
+from lambdas.service import model_store, movie_index
 from lambdas.service.logs import logger
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,8 +48,13 @@ def ensure_artifact(artifact: Path, model: Path, demo_model: Path = DEMO_MODEL) 
     trained into ``demo_model`` and exported; the full model (``make train``) is left to be built on its own.
     """
     if (artifact / "manifest.json").exists():
-        return
-    if not (model / "metadata.json").exists():
+        files = json.loads((artifact / "manifest.json").read_text()).get("files", {})
+        if movie_index.FILENAME in files:
+            return
+        print(f"== {artifact} predates the web page's movie index ({movie_index.FILENAME}): exporting it again")
+    if not (model / "metadata.json").exists() and (demo_model / "metadata.json").exists():
+        model = demo_model
+    elif not (model / "metadata.json").exists():
         model = demo_model
         cmd = ["-m", "training.train", "--epochs", str(DEMO_EPOCHS), "--out", str(model)]
         print(
@@ -85,6 +91,9 @@ def run(stack: LocalStack, out=sys.stdout) -> int:
         print(f"   POST {body} -> 202 {accepted['request_id']} ({ms:.0f} ms)", file=out)
         submitted.append((title, accepted, time.perf_counter()))
     failures = 0
+    found = client.request("GET", "/movies?q=the%20matrix&limit=3").body
+    titles = "; ".join(m["title"] for m in found.get("movies", [])) or found
+    print(f"   GET /movies?q=the matrix (title search for the page's type-ahead) -> {titles}", file=out)
     for title, accepted, t0 in submitted:
         doc = client.wait(accepted["request_id"], timeout_s=120)
         print(f"\n== {title}: {doc['status']} after {time.perf_counter() - t0:.2f} s", file=out)
@@ -98,7 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifact", type=Path, default=DEFAULT_ARTIFACT)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="trained model (used only to export)")
     parser.add_argument("--verbose", action="store_true", help="show the handlers' JSON logs")
+    parser.add_argument(
+        "--serve",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the local stack and its web page running until Ctrl-C (default: when run in a terminal)",
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT}; 0: any)")
     args = parser.parse_args(argv)
+    serve = sys.stdin.isatty() if args.serve is None else args.serve
     t0 = time.perf_counter()
     try:
         ensure_artifact(args.artifact, args.model)
@@ -107,9 +124,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not args.verbose:
         logger.setLevel("WARNING")
-    with LocalStack(args.artifact, port=0) as stack:
+    try:
+        stack = LocalStack(args.artifact, port=args.port).start()
+    except OSError:
+        stack = LocalStack(args.artifact, port=0).start()  # the usual port is taken (a `make local` running?)
+    try:
         failures = run(stack)
-    print(f"\n== done in {time.perf_counter() - t0:.1f} s; local stack stopped", flush=True)
+        print(f"\n== done in {time.perf_counter() - t0:.1f} s", flush=True)
+        if serve:
+            print(f"\n== the web page: open {stack.url}/ in a browser (Ctrl-C stops the local stack)", flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        else:
+            print(f"   the web page was at {stack.url}/ (`make local` serves it until Ctrl-C)", flush=True)
+    finally:
+        stack.stop()
+    print("== local stack stopped", flush=True)
     return 1 if failures else 0
 
 

@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import boto3
 
-from lambdas.service import aws, model_store
+from lambdas.service import aws, catalogue, model_store
 from lambdas.service.logs import logger
 from lambdas.settings import PARTITION_KEY, TTL_ATTRIBUTE, Settings
 
@@ -47,7 +47,46 @@ ROUTES = (
     (re.compile(r"^/recommendations/?$"), "/recommendations", None),
     (re.compile(r"^/recommendations/(?P<request_id>[^/]+)$"), "/recommendations/{request_id}", "request_id"),
     (re.compile(r"^/openapi\.json$"), "/openapi.json", None),
+    (re.compile(r"^/movies/?$"), "/movies", None),
+    (re.compile(r"^/model/?$"), "/model", None),
 )
+# The web page (web/) is served at / and the API also under /api/, as the deployed CloudFront distribution does.
+WEB_ROOT = ROOT / "web"
+API_PREFIX = "/api"
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".json": "application/json",
+    ".txt": "text/plain; charset=utf-8",
+}
+# The same security headers as the deployed site's CloudFront response headers policy.
+STATIC_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "Cache-Control": "no-cache",
+}
+
+
+def static_file(path: str, root: Path = WEB_ROOT) -> Path | None:
+    """The file under ``root`` that ``path`` names (``/`` is index.html), or None (never outside ``root``)."""
+    rel = path.lstrip("/") or "index.html"
+    if any(part in ("", ".", "..") for part in rel.split("/")) or "\\" in rel:
+        return None
+    candidate = (root / rel).resolve()
+    if root.resolve() not in candidate.parents or not candidate.is_file():
+        return None
+    if candidate.suffix not in STATIC_TYPES:
+        return None
+    return candidate
 
 
 @dataclass
@@ -92,7 +131,9 @@ def local_settings(suffix: str, endpoint_url: str, cache_dir: Path, visibility_t
 def api_event(method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str) -> dict:
     """An API Gateway REST proxy event (stage ``local``) for one HTTP request."""
     url = urlsplit(target)
-    path = unquote(url.path) or "/"
+    full_path = unquote(url.path) or "/"
+    # /api/recommendations is /recommendations (CloudFront strips the prefix in the deployed stack)
+    path = full_path[len(API_PREFIX) :] or "/" if full_path.startswith(API_PREFIX + "/") else full_path
     resource, path_params = "/{proxy+}", {"proxy": path.lstrip("/")}
     for pattern, template, param in ROUTES:
         match = pattern.match(path)
@@ -125,7 +166,7 @@ def api_event(method: str, target: str, headers: list[tuple[str, str]], body: by
             "apiId": "local",
             "resourcePath": resource,
             "httpMethod": method,
-            "path": path,
+            "path": full_path,
             "protocol": "HTTP/1.1",
             "stage": "local",
             "requestId": str(uuid.uuid4()),
@@ -299,6 +340,7 @@ class LocalStack:
             self._moto = None
         aws.configure(None)
         model_store.clear_cache()
+        catalogue.clear_cache()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -383,6 +425,10 @@ def _handler_class(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", "the body is too large")
             body = self.rfile.read(size) if size else b""
+            if self.command in ("GET", "HEAD") and not self.path.startswith(API_PREFIX + "/"):
+                page = static_file(unquote(urlsplit(self.path).path))
+                if page is not None:
+                    return self._static(page)
             event = api_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
             event["headers"] = {**(event["headers"] or {}), "X-Forwarded-Proto": "http"}
             result = stack.invoke_api(event)
@@ -395,6 +441,17 @@ def _handler_class(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
             for name, value in headers.items():
                 if name.lower() not in ("content-length", "connection"):
                     self.send_header(name, str(value))
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        def _static(self, page: Path) -> None:
+            data = page.read_bytes()
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", STATIC_TYPES[page.suffix])
+            for name, value in STATIC_HEADERS.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             if self.command != "HEAD":
@@ -444,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {s.model_version} from {args.artifact}", flush=True)
     print(f"queue {s.queue_url} (DLQ after {s.max_receive_count} receives), table {s.table_name}", flush=True)
     print(f"API URL: {stack.url}", flush=True)
+    print(f"Web page: {stack.url}/", flush=True)
     try:
         while True:
             time.sleep(3600)

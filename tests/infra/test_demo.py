@@ -14,9 +14,21 @@ def _record(monkeypatch) -> list[list[str]]:
 def test_an_existing_artifact_is_used_as_it_is(tmp_path, monkeypatch):
     calls = _record(monkeypatch)
     (tmp_path / "artifact").mkdir()
-    (tmp_path / "artifact" / "manifest.json").write_text("{}")
+    (tmp_path / "artifact" / "manifest.json").write_text('{"files": {"movies.json.gz": {}}}')
     demo.ensure_artifact(tmp_path / "artifact", tmp_path / "model", tmp_path / "demo-model")
     assert calls == []
+
+
+def test_an_artifact_without_the_movie_index_is_exported_again(tmp_path, monkeypatch):
+    calls = _record(monkeypatch)
+    (tmp_path / "artifact").mkdir()
+    (tmp_path / "artifact" / "manifest.json").write_text('{"files": {"catalogue.npz": {}}}')
+    (tmp_path / "demo-model").mkdir()
+    (tmp_path / "demo-model" / "metadata.json").write_text("{}")
+    demo.ensure_artifact(tmp_path / "artifact", tmp_path / "model", tmp_path / "demo-model")
+    assert calls == [
+        ["-m", "model_export.export", "--model", str(tmp_path / "demo-model"), "--out", str(tmp_path / "artifact")]
+    ]
 
 
 def test_a_trained_model_is_exported_not_retrained(tmp_path, monkeypatch):

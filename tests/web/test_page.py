@@ -1,0 +1,244 @@
+"""The web page in headless Chromium against the local stack, used as a person would: one test per flow.
+
+Each test locates elements by role and label, asserts with ``expect`` (which waits), never sleeps, and ends with a
+screenshot. The page's own data (example users, titles) comes from the API, so the tests run on any artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from lambdas.client import Client
+from tests.web.conftest import PHONE
+
+expect = pytest.importorskip("playwright.sync_api").expect
+
+SERIOUS = ("serious", "critical")
+
+
+def model_card(site) -> dict:
+    return Client(site.url).request("GET", "/api/model").body
+
+
+def popular(site, **params) -> list[dict]:
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return Client(site.url).request("GET", f"/api/movies?{query}").body["movies"]
+
+
+def accessibility_problems(page) -> list[str]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = Axe().run(page).response["violations"]
+    return [f"{v['id']} ({v['impact']}): {v['help']}" for v in found if v["impact"] in SERIOUS]
+
+
+def test_known_user_sees_personal_and_popular_lists_and_live_genre_filters(page, site, screenshots):
+    card = model_card(site)
+    user = card["example_users"][0]
+    # GIVEN the page; WHEN a person picks one of the suggested users
+    page.goto(f"{site.url}/")
+    page.get_by_role("link", name=str(user), exact=True).first.click()
+
+    # THEN their top 10, the popular top 10 and the movies they rated highest are shown side by side
+    personal = page.locator("#user-personal li.card")
+    expect(personal).to_have_count(10)
+    expect(page.locator("#user-popular li.card")).to_have_count(10)
+    expect(page.locator("#user-history li.card").first).to_contain_text("Rated")
+    expect(page.get_by_role("heading", name=f"Recommended for user {user}")).to_be_visible()
+    expect(personal.first).to_contain_text("Predicted rating")
+    expect(page.locator("#user-overlap")).to_have_text(re.compile(r"\d+ of 10 also in the personal list"))
+
+    # WHEN "only this genre" is ticked, THEN the lists follow at once, without pressing Recommend again
+    genre = card["genres"][0]
+    page.get_by_text("Genre filters").click()
+    page.locator('[data-genres="include"]').get_by_label(genre, exact=True).check()
+    expect(personal.first.locator(".meta")).to_contain_text(genre)
+    expect(personal.last.locator(".meta")).to_contain_text(genre)
+    for meta in personal.locator(".meta").all_inner_texts():
+        assert genre in meta
+    page.screenshot(path=screenshots / "known-user-desktop.png", full_page=True)
+
+
+def test_a_request_shows_its_pending_state_while_it_is_polled(page, site):
+    pending = {"left": 4}
+
+    def hold(route):
+        # the first polls answer PENDING, as a busy worker would
+        if route.request.method == "GET" and pending["left"] > 0:
+            pending["left"] -= 1
+            doc = {"request_id": route.request.url.rsplit("/", 1)[-1], "status": "PENDING", "kind": "user"}
+            return route.fulfill(status=200, content_type="application/json", body=json.dumps(doc))
+        return route.continue_()
+
+    page.route(re.compile(r".*/api/recommendations/[0-9a-f-]{36}$"), hold)
+    user = model_card(site)["example_users"][0]
+    page.goto(f"{site.url}/#/user/{user}")
+    expect(page.get_by_role("status")).to_contain_text(f"Finding recommendations for user {user}")
+    expect(page.locator("#view-user")).to_have_attribute("aria-busy", "true")
+    expect(page.locator("#user-personal li.card")).to_have_count(10)
+    expect(page.locator("#view-user")).to_have_attribute("aria-busy", "false")
+    expect(page.get_by_role("status")).to_have_text("")
+
+
+def test_new_visitor_rates_with_the_keyboard_and_the_ratings_survive_a_reload(page, site, screenshots):
+    genre = model_card(site)["genres"][0]
+    first = popular(site, genres=genre, limit=1)[0]
+    page.goto(f"{site.url}/#/new")
+    view = page.locator("#view-new")
+
+    # WHEN a person uses only the keyboard: tick a genre, show movies, rate three of them with the arrow keys
+    view.get_by_label(genre, exact=True).focus()
+    page.keyboard.press("Space")
+    expect(view.get_by_label(genre, exact=True)).to_be_checked()
+    view.get_by_role("button", name="Show movies to rate").focus()
+    page.keyboard.press("Enter")
+    cards = page.locator("#new-to-rate li.card")
+    expect(cards.first).to_contain_text(first["title"])  # the genre's most-rated movie first
+    expect(page.locator("#new-recs-note")).to_have_text("Rate 3 more movies to see recommendations.")
+    cards.first.get_by_role("radio").first.focus()
+    for n in range(3):
+        for _ in range(7):  # 0.5 -> 4 stars
+            page.keyboard.press("ArrowRight")
+        expect(cards.nth(n).locator(".yours")).to_have_text("Your rating: 4")
+        page.keyboard.press("Tab")  # to the next movie's stars (a rated movie has no "Haven't seen")
+
+    # THEN recommendations appear from those ratings
+    expect(page.locator("#new-recs li.card")).to_have_count(10)
+    expect(page.locator("#new-recs-note")).to_have_text("From your 3 ratings.")
+    expect(page.locator("#new-count")).to_have_text("You rated 3 movies.")
+    rated = cards.first.locator("h3").inner_text()
+    page.screenshot(path=screenshots / "new-visitor-desktop.png", full_page=True)
+
+    # WHEN the page is reloaded, THEN the ratings are still there, and so are the recommendations
+    page.reload()
+    expect(page.locator("#new-count")).to_have_text("You rated 3 movies.")
+    expect(cards.first.locator("h3")).to_have_text(rated)
+    expect(cards.first.locator(".yours")).to_have_text("Your rating: 4")
+    expect(page.locator("#new-recs li.card")).to_have_count(10)
+
+    # WHEN "Haven't seen" is pressed on an unrated movie, THEN it goes and another takes its place
+    unrated = cards.nth(3)
+    skipped = unrated.locator("h3").inner_text()
+    before = cards.count()
+    unrated.get_by_role("button", name=re.compile("^Haven't seen")).press("Enter")
+    expect(page.locator("#new-to-rate h3", has_text=re.compile(f"^{re.escape(skipped)}$"))).to_have_count(0)
+    expect(page.get_by_role("status")).to_have_text("")
+    exhausted = page.get_by_role("button", name="More movies").is_disabled()  # the genre has no more movies
+    expect(cards).to_have_count(before - 1 if exhausted else before)
+    expect(page.locator("#new-to-rate li:focus-within")).to_have_count(1)  # focus stays in the list
+
+    # WHEN the visitor starts over, THEN nothing is kept
+    view.get_by_role("button", name="Start over").click()
+    expect(page.locator("#new-rate-section")).to_be_hidden()
+    page.reload()
+    expect(view.get_by_label(genre, exact=True)).not_to_be_checked()
+    assert page.evaluate("localStorage.length") == 0
+
+
+def test_similar_movies_from_a_type_ahead_search_and_each_result_links_on(page, site, screenshots):
+    target = popular(site, limit=1)[0]
+    words = target["title"].split()
+    query = " ".join(words[:2]).rstrip(",").lower()
+    page.goto(f"{site.url}/#/similar")
+    box = page.get_by_role("combobox", name="Movie title")
+    box.fill(query)
+    options = page.get_by_role("option")
+    expect(options.first).to_be_visible()
+    expect(page.get_by_role("listbox")).to_contain_text(target["title"])
+    index = next(i for i, text in enumerate(options.all_inner_texts()) if text.startswith(target["title"]))
+    for _ in range(index + 1):
+        box.press("ArrowDown")
+    box.press("Enter")
+    heading = page.locator("#similar-heading")
+    expect(heading).to_have_text(f"Movies similar to {target['title']}")
+    results = page.locator("#similar-list li.card")
+    expect(results).to_have_count(10)
+    assert target["title"] not in results.locator("h3").all_inner_texts()
+    page.screenshot(path=screenshots / "similar-desktop.png", full_page=True)
+
+    # WHEN a result's own link is followed, THEN its similar movies are shown
+    second = results.first.locator("h3").inner_text().split(". ", 1)[1]
+    results.first.get_by_role("link", name=re.compile("^More like this")).click()
+    expect(heading).to_have_text(f"Movies similar to {second}")
+    expect(results).to_have_count(10)
+
+
+def test_title_search_finds_the_trailing_article_form(page, site):
+    titles = [m["title"] for m in popular(site, limit=50)]
+    moved = next((t for t in titles if re.search(r", The \(\d{4}\)$", t)), None)
+    if moved is None:
+        pytest.skip("no 'X, The' title among the most-rated movies of this artifact")
+    body = moved.rsplit(", The", 1)[0]
+    page.goto(f"{site.url}/#/similar")
+    page.get_by_role("combobox", name="Movie title").fill(f"the {body}")
+    expect(page.get_by_role("option").first).to_contain_text(moved)
+
+
+def test_user_profile_shows_taste_by_genre_and_history(page, site, screenshots):
+    user = model_card(site)["example_users"][1]
+    page.goto(f"{site.url}/#/profile")
+    view = page.locator("#view-profile")
+    view.get_by_label("User id").fill(str(user))
+    view.get_by_role("button", name="Show profile").click()
+    expect(page.locator("#profile-summary")).to_contain_text(f"User {user} rated")
+    rows = page.locator("#profile-genres tr")
+    expect(rows.first).to_be_visible()
+    shares = [int(re.match(r"(\d+)%", t).group(1)) for t in page.locator(".bar-label").all_inner_texts()]
+    assert shares == sorted(shares, reverse=True) and shares[0] > 0
+    expect(page.locator("#profile-history li.card").first).to_contain_text("Rated")
+    page.screenshot(path=screenshots / "profile-desktop.png", full_page=True)
+
+
+def test_a_refused_request_is_explained_in_words(page, site):
+    page.goto(f"{site.url}/#/profile/no-such-user-42")
+    alert = page.locator("#view-profile").get_by_role("alert")
+    expect(alert).to_have_text(re.compile("^That user is not in the model's training data"))
+    expect(page.locator("#profile-results")).to_be_hidden()
+    assert "{" not in alert.inner_text()
+
+
+def test_about_shows_the_served_model(page, site, screenshots):
+    card = model_card(site)
+    page.goto(f"{site.url}/#/about")
+    expect(page.locator("#about-card")).to_contain_text(card["model_version"])
+    expect(page.locator("#about-metrics")).to_contain_text("NDCG@10")
+    expect(page.locator("#about-metrics")).to_contain_text(f"{card['metrics']['ndcg@10']:.4f}")
+    page.screenshot(path=screenshots / "about-desktop.png", full_page=True)
+
+
+@pytest.mark.parametrize("route", ["#/user/{user}", "#/new", "#/similar/{movie}", "#/profile/{user}", "#/about"])
+def test_every_view_fits_a_phone_and_passes_the_accessibility_check(browser, site, screenshots, route):
+    user = model_card(site)["example_users"][0]
+    movie = popular(site, limit=1)[0]["movie_id"]
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    try:
+        if route == "#/new":
+            page.add_init_script(
+                "localStorage.setItem('movie-recommender.visitor.v1', JSON.stringify("
+                f"{{genres: [{json.dumps(model_card(site)['genres'][0])}], ratings: {{}}, order: [], skipped: []}}))"
+            )
+        page.goto(f"{site.url}/{route.format(user=user, movie=movie)}")
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        if route != "#/about":
+            expect(page.locator(".view:not([hidden]) li.card").first).to_be_visible()
+        expect(page.get_by_role("status")).to_have_text("")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{route}: the page is {width} px wide at {PHONE['width']} px"
+        assert accessibility_problems(page) == []
+        name = route.split("/")[1] or "home"
+        page.screenshot(path=screenshots / f"{name}-phone.png", full_page=True)
+    finally:
+        context.close()
+
+
+def test_the_desktop_views_pass_the_accessibility_check(page, site):
+    user = model_card(site)["example_users"][0]
+    for route in (f"#/user/{user}", f"#/profile/{user}", "#/about"):
+        page.goto(f"{site.url}/{route}")
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        expect(page.get_by_role("status")).to_have_text("")
+        assert accessibility_problems(page) == [], route

@@ -1,0 +1,95 @@
+// The recommender's public API, as the page uses it: GET calls, and POST-then-poll for recommendation requests.
+// Every failure becomes an ApiError whose message is meant for a person (never a raw JSON dump).
+
+const BASE = new URL("api/", document.baseURI);
+const POLL_DELAYS_MS = [100, 150, 250, 400, 600, 800, 1000];
+const WAIT_LIMIT_MS = 60000;
+
+export class ApiError extends Error {
+  constructor(message, code, status) {
+    super(message);
+    this.code = code;
+    this.status = status;
+  }
+}
+
+// Words for the error codes a person can meet; anything else shows the API's own message.
+const EXPLAIN = {
+  unknown_user: "That user is not in the model's training data.",
+  unknown_movie: "That movie is not in the model's catalogue.",
+  unknown_genre: "That genre is not in the catalogue.",
+  invalid_rating: "A rating is outside the model's scale.",
+  retries_exhausted: "The recommender could not finish this request. Please try again.",
+  queue_unavailable: "The recommender is busy. Please try again in a moment.",
+  model_unavailable: "No model is being served right now.",
+  catalogue_unavailable: "The movie catalogue cannot be read right now.",
+  throttled: "Too many requests at once. Please wait a moment and try again.",
+};
+
+function describe(status, body) {
+  const error = body && typeof body === "object" ? body.error : null;
+  if (error && EXPLAIN[error.code]) return `${EXPLAIN[error.code]} (${error.message})`;
+  if (error && error.message) {
+    return status >= 500 ? `The recommender failed: ${error.message}` : `The request was refused: ${error.message}`;
+  }
+  if (status === 403) return "The recommender refused access to this page.";
+  if (status === 429) return EXPLAIN.throttled;
+  return `The recommender answered with HTTP status ${status}.`;
+}
+
+async function call(method, path, body) {
+  let response;
+  try {
+    response = await fetch(new URL(path, BASE), {
+      method,
+      headers: body === undefined ? { Accept: "application/json" } : {
+        Accept: "application/json",
+        "Content-Type": "application/json",
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError("The recommender cannot be reached. Check your connection and try again.", "network", 0);
+  }
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const code = data && data.error ? data.error.code : `http_${response.status}`;
+    throw new ApiError(describe(response.status, data), code, response.status);
+  }
+  return data;
+}
+
+export function getJson(path, params = {}) {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value === undefined || value === null || value === "") continue;
+    for (const v of Array.isArray(value) ? value : [value]) query.append(name, String(v));
+  }
+  const text = query.toString();
+  return call("GET", text ? `${path}?${text}` : path);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Submit a recommendation request and poll its status until it finishes; resolves with the result.
+export async function recommend(body) {
+  const accepted = await call("POST", "recommendations", body);
+  const started = Date.now();
+  for (let attempt = 0; ; attempt += 1) {
+    await sleep(POLL_DELAYS_MS[Math.min(attempt, POLL_DELAYS_MS.length - 1)]);
+    const doc = await call("GET", `recommendations/${encodeURIComponent(accepted.request_id)}`);
+    if (doc.status === "COMPLETED") return doc.result;
+    if (doc.status === "FAILED") {
+      const error = doc.error || { code: "failed", message: "the request failed" };
+      throw new ApiError(EXPLAIN[error.code] || `The request failed: ${error.message}`, error.code, 200);
+    }
+    if (Date.now() - started > WAIT_LIMIT_MS) {
+      throw new ApiError("The recommender is taking too long. Please try again.", "timeout", 0);
+    }
+  }
+}

@@ -1,0 +1,215 @@
+// The page: hash routes (#/user/19, #/new, #/similar/1, #/profile/19, #/about), the known-user, profile and
+// about views; the new-visitor and similar-movies views live in their own modules.
+
+import { getJson, recommend } from "./api.js";
+import { el, fillList, run, showError } from "./render.js";
+import { initSimilar, showSimilar } from "./similar.js";
+import { initVisitor, showVisitor } from "./visitor.js";
+
+const VIEWS = ["user", "new", "similar", "profile", "about"];
+const view = (name) => document.getElementById(`view-${name}`);
+let model = null; // GET /model, loaded once
+
+async function loadModel() {
+  if (!model) model = await getJson("model");
+  return model;
+}
+
+// ------------------------------------------------------------------ shared bits
+
+function genreChecks(container, genres, name, onChange) {
+  container.replaceChildren(
+    ...genres.map((g) => {
+      const id = `${name}-${g.replace(/[^A-Za-z0-9]/g, "_")}`;
+      return el(
+        "span",
+        { class: "check" },
+        el("input", { type: "checkbox", id, name, value: g, onchange: onChange }),
+        el("label", { for: id }, g),
+      );
+    }),
+  );
+}
+
+const checked = (container) => [...container.querySelectorAll("input:checked")].map((i) => i.value);
+
+function exampleLinks(container, route) {
+  const users = (model && model.example_users) || [];
+  container.replaceChildren(
+    ...users.flatMap((u, i) => [i ? ", " : "", el("a", { href: `#/${route}/${encodeURIComponent(u)}` }, String(u))]),
+  );
+}
+
+// ------------------------------------------------------------------ known user
+
+function userFilters() {
+  const v = view("user");
+  return {
+    genres: checked(v.querySelector('[data-genres="include"]')),
+    exclude_genres: checked(v.querySelector('[data-genres="exclude"]')),
+  };
+}
+
+async function showUser(userId) {
+  const v = view("user");
+  const input = v.querySelector("#user-id");
+  if (userId === undefined) return;
+  input.value = userId;
+  const { genres, exclude_genres } = userFilters();
+  const body = { user_id: asId(userId), k: 10, include_history: true, include_popular: true };
+  if (genres.length) body.genres = genres;
+  if (exclude_genres.length) body.exclude_genres = exclude_genres;
+  const result = await run(v, `Finding recommendations for user ${userId}…`, () => recommend(body));
+  if (!result) return;
+  const personal = result.strategy === "personalized";
+  v.querySelector("#h-personal").textContent = personal
+    ? `Recommended for user ${userId}`
+    : `User ${userId} is not in the training data: the most popular movies instead`;
+  fillList(v.querySelector("#user-personal"), result.items, { ranked: true, empty: "No movie passes these filters." });
+  const popular = result.popular || [];
+  fillList(v.querySelector("#user-popular"), popular, { ranked: true, empty: "No movie passes these filters." });
+  const ids = new Set(result.items.map((m) => String(m.movie_id)));
+  const both = popular.filter((m) => ids.has(String(m.movie_id))).length;
+  v.querySelector("#user-overlap").textContent = `${both} of ${popular.length} also in the personal list.`;
+  fillList(v.querySelector("#user-history"), result.history || [], { empty: "No ratings in the training data." });
+  v.querySelector("#user-results").hidden = false;
+}
+
+// Ids are opaque: an all-digit id is sent as a number, anything else as a string.
+const asId = (text) => (/^\d{1,15}$/.test(String(text).trim()) ? Number(text) : String(text).trim());
+
+function initUser() {
+  const v = view("user");
+  v.querySelector("#user-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const id = v.querySelector("#user-id").value.trim();
+    if (!id) return;
+    const target = `#/user/${encodeURIComponent(id)}`;
+    if (location.hash === target) showUser(id);
+    else location.hash = target;
+  });
+  let timer = null;
+  const refilter = () => {
+    clearTimeout(timer);
+    const id = v.querySelector("#user-id").value.trim();
+    if (id && !v.querySelector("#user-results").hidden) timer = setTimeout(() => showUser(id), 250);
+  };
+  genreChecks(v.querySelector('[data-genres="include"]'), model.genres, "include", refilter);
+  genreChecks(v.querySelector('[data-genres="exclude"]'), model.genres, "exclude", refilter);
+  exampleLinks(v.querySelector("#user-examples"), "user");
+}
+
+// ------------------------------------------------------------------ user profile
+
+async function showProfile(userId) {
+  const v = view("profile");
+  if (userId === undefined) return;
+  v.querySelector("#profile-id").value = userId;
+  const result = await run(v, `Reading the profile of user ${userId}…`, () => recommend({ profile_of: asId(userId) }));
+  if (!result) return;
+  v.querySelector("#profile-summary").textContent =
+    `User ${result.user_id} rated ${result.n_ratings} movies, ${result.mean_rating.toFixed(2)} on average.`;
+  const rows = result.genres.map((g) =>
+    el(
+      "tr",
+      {},
+      el("th", { scope: "row" }, g.genre),
+      el(
+        "td",
+        { class: "bar-cell" },
+        bar(g.share),
+        el("span", { class: "bar-label" }, `${Math.round(g.share * 100)}% (${g.count})`),
+      ),
+      el("td", {}, g.mean_rating.toFixed(2)),
+      el("td", {}, String(g.liked)),
+    ),
+  );
+  v.querySelector("#profile-genres").replaceChildren(...rows);
+  fillList(v.querySelector("#profile-history"), result.history, { empty: "No ratings." });
+  v.querySelector("#profile-results").hidden = false;
+}
+
+// A bar as wide as the share (set through the CSSOM: the page's CSP allows no inline style attributes).
+function bar(share) {
+  const node = el("span", { class: "bar", "aria-hidden": "true" });
+  node.style.setProperty("--share", `${(share * 100).toFixed(1)}%`);
+  return node;
+}
+
+function initProfile() {
+  const v = view("profile");
+  v.querySelector("#profile-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const id = v.querySelector("#profile-id").value.trim();
+    if (!id) return;
+    const target = `#/profile/${encodeURIComponent(id)}`;
+    if (location.hash === target) showProfile(id);
+    else location.hash = target;
+  });
+  exampleLinks(v.querySelector("#profile-examples"), "profile");
+}
+
+// ------------------------------------------------------------------ about
+
+function showAbout() {
+  const v = view("about");
+  const m = model;
+  const ds = m.dataset || {};
+  const rows = [
+    ["Model version", m.model_version],
+    ["Model", m.model_kind],
+    ["Trained on", ds.name ? `${ds.name} (${(ds.n_ratings || 0).toLocaleString("en")} ratings)` : null],
+    ["Users and movies", m.n_users ? `${m.n_users.toLocaleString("en")} users, ${m.n_movies.toLocaleString("en")} movies` : null],
+    ["Held-out split", m.split],
+    ["Similar movies by", m.similarity],
+    ["Trained", m.trained ? m.trained.slice(0, 10) : null],
+    ["Exported", m.created ? m.created.slice(0, 10) : null],
+  ].filter(([, value]) => value);
+  v.querySelector("#about-card").replaceChildren(...rows.flatMap(([k, value]) => [el("dt", {}, k), el("dd", {}, value)]));
+  const metrics = Object.entries(m.metrics || {});
+  v.querySelector("#about-metrics").replaceChildren(
+    ...(metrics.length
+      ? metrics.map(([k, value]) => el("tr", {}, el("th", { scope: "row" }, k.toUpperCase()), el("td", {}, value.toFixed(4))))
+      : [el("tr", {}, el("td", { colspan: "2" }, "No held-out metrics were recorded."))]),
+  );
+}
+
+// ------------------------------------------------------------------ routing
+
+function route() {
+  const [, name = "user", ...rest] = location.hash.replace(/^#/, "").split("/");
+  const current = VIEWS.includes(name) ? name : "user";
+  const arg = rest.length ? decodeURIComponent(rest.join("/")) : undefined;
+  for (const n of VIEWS) view(n).hidden = n !== current;
+  for (const link of document.querySelectorAll("[data-nav]")) {
+    if (link.dataset.nav === current) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  document.title = `${view(current).querySelector("h1").textContent} · Movie recommender`;
+  if (current === "user") showUser(arg);
+  else if (current === "profile") showProfile(arg);
+  else if (current === "similar") showSimilar(arg);
+  else if (current === "new") showVisitor();
+  else showAbout();
+}
+
+async function start() {
+  try {
+    await loadModel();
+  } catch (error) {
+    const v = view("about");
+    for (const n of VIEWS) view(n).hidden = n !== "about";
+    showError(v, error);
+    document.body.dataset.ready = "error";
+    return;
+  }
+  initUser();
+  initProfile();
+  initSimilar(view("similar"));
+  initVisitor(view("new"), model, genreChecks);
+  window.addEventListener("hashchange", route);
+  route();
+  document.body.dataset.ready = "true";
+}
+
+start();

@@ -1,0 +1,98 @@
+// Building blocks of the page: elements from data (text only, never HTML), movie cards, busy and error states.
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name === "text") node.textContent = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const fmt = (x, digits = 1) => Number(x).toFixed(digits);
+
+export function movieMeta(movie) {
+  const parts = [];
+  if (movie.year) parts.push(String(movie.year));
+  if (movie.genres && movie.genres.length) parts.push(movie.genres.join(", "));
+  return parts.join(" · ");
+}
+
+// One movie as a card: title, year and genres, and what we know of its score or rating.
+export function movieCard(movie, { extra = null, rank = null } = {}) {
+  const lines = [];
+  if (movie.predicted_rating !== undefined && movie.predicted_rating !== null) {
+    lines.push(el("p", { class: "score" }, `Predicted rating ${fmt(movie.predicted_rating)} / 5`));
+  }
+  if (movie.rating !== undefined && movie.rating !== null) {
+    lines.push(el("p", { class: "score" }, `Rated ${fmt(movie.rating)} / 5`));
+  }
+  if (movie.n_ratings !== undefined && movie.n_ratings !== null) {
+    lines.push(el("p", { class: "note" }, `${movie.n_ratings} ratings, mean ${fmt(movie.mean_rating)}`));
+  }
+  return el(
+    "li",
+    { class: "card", "data-movie-id": movie.movie_id },
+    el("h3", { class: "title" }, rank ? el("span", { class: "rank" }, `${rank}. `) : null, movie.title || `Movie ${movie.movie_id}`),
+    el("p", { class: "meta" }, movieMeta(movie)),
+    lines,
+    extra,
+  );
+}
+
+export function fillList(list, movies, options = {}) {
+  list.replaceChildren(...movies.map((m, i) => movieCard(m, { rank: options.ranked ? i + 1 : null, extra: options.extra ? options.extra(m) : null })));
+  if (!movies.length) list.replaceChildren(el("li", { class: "empty" }, options.empty || "Nothing to show."));
+}
+
+// The status line (announced politely) and a view's own busy state.
+const status = () => document.getElementById("status");
+
+export function setBusy(view, busy, text = "Working…") {
+  view.setAttribute("aria-busy", busy ? "true" : "false");
+  view.classList.toggle("busy", busy);
+  status().textContent = busy ? text : "";
+  status().classList.toggle("pending", busy);
+}
+
+export function showError(view, error) {
+  const box = view.querySelector(".error");
+  if (!error) {
+    box.hidden = true;
+    box.textContent = "";
+    return;
+  }
+  box.textContent = error.message || String(error);
+  box.hidden = false;
+}
+
+// Run one asynchronous step of a view: busy while it runs, errors shown in words, stale answers dropped (a newer
+// step on the same channel of the same view wins; different channels, e.g. loading and scoring, do not cancel).
+const generations = new Map();
+let busyCount = 0;
+
+export async function run(view, text, work, channel = "main") {
+  const key = `${view.id}:${channel}`;
+  const generation = (generations.get(key) || 0) + 1;
+  generations.set(key, generation);
+  showError(view, null);
+  busyCount += 1;
+  setBusy(view, true, text);
+  try {
+    const result = await work();
+    return generations.get(key) === generation ? result : undefined;
+  } catch (error) {
+    if (generations.get(key) === generation) showError(view, error);
+    return undefined;
+  } finally {
+    busyCount -= 1;
+    if (!busyCount) setBusy(view, false);
+  }
+}
