@@ -83,10 +83,12 @@ package: export
 STACK ?= MovieRecommender
 ARTIFACT ?= artifacts/artifact
 CDK_DEPLOY_FLAGS ?=
+# Context overrides for synth (and so deploy) and destroy, e.g. CDK_CONTEXT="-c waf=false -c retain_data=true".
+CDK_CONTEXT ?=
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION ?= 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
 CDK = npx --no-install cdk --no-notices
-CDK_APP = --app "$(PY) -m infra.app" -c stack_name=$(STACK)
+CDK_APP = --app "$(PY) -m infra.app" -c stack_name=$(STACK) $(CDK_CONTEXT)
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -99,7 +101,8 @@ synth: venv node_modules/.installed
 	$(CDK) synth $(CDK_APP) -c artifact=$(if $(wildcard $(ARTIFACT)/manifest.json),$(ARTIFACT),none) --quiet
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- cdk.out/$(STACK).template.json
 
-# Deploys exactly the synthesized, linted template (uploading ARTIFACT), then serves ARTIFACT's version.
+# Deploys exactly the synthesized, linted template (uploading ARTIFACT and web/), then serves ARTIFACT's version;
+# publish_model ends with the web page's URL (the SiteUrl output).
 deploy: venv node_modules/.installed
 	@test -f $(ARTIFACT)/manifest.json || { echo "no model artifact in $(ARTIFACT): run 'make export' first" >&2; exit 2; }
 	$(MAKE) synth

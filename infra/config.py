@@ -7,6 +7,7 @@ CDK (jsii) runtime.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -24,9 +25,14 @@ OUTPUT_DLQ = "DeadLetterQueueUrl"
 OUTPUT_BUCKET = "ModelBucketName"
 OUTPUT_MODEL_PARAMETER = "ModelVersionParameterName"
 OUTPUT_DASHBOARD = "DashboardName"
+OUTPUT_SITE_URL = "SiteUrl"
+OUTPUT_WEB_ACL = "WebAclArn"
 
 # The model-version parameter's value until a model is published (the worker then has nothing to load).
 UNPUBLISHED = "unpublished"
+
+# What a CLOUDFRONT-scope WAFv2 web ACL's ARN looks like (such web ACLs exist only in us-east-1).
+CLOUDFRONT_WEB_ACL = re.compile(r"arn:aws[\w-]*:wafv2:us-east-1:\d{12}:global/webacl/.+")
 
 # Lambda's fixed log-retention choices (CloudWatch Logs accepts only these).
 RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192)
@@ -111,6 +117,19 @@ class StackConfig:
     api_cloudwatch_role: bool = True
     # False: `cdk destroy` removes the bucket (and its objects) and the table; True: both are kept.
     retain_data: bool = False
+    # The web page (web/) on CloudFront, with /api/* forwarded to the API; needs auth=api_key (a page cannot sign).
+    site: bool = True
+    # A custom domain for the page and its ACM certificate (us-east-1, as CloudFront requires); both or neither.
+    site_domain: str | None = None
+    site_certificate_arn: str | None = None
+    # Raise to replace the key CloudFront sends: a new secret and API key; the old pair goes once CloudFront has it.
+    site_key_version: int = 1
+    # WAF in front of the page and /api/*: per-IP rate limit plus AWS managed rules. CloudFront web ACLs exist only
+    # in us-east-1: there the stack creates one; elsewhere give an existing one's ARN (web_acl_arn), else none.
+    waf: bool = True
+    web_acl_arn: str | None = None
+    # Requests per client IP per 5 minutes before WAF blocks that IP (WAF's minimum is 10).
+    waf_rate_limit: int = 1000
 
     def __post_init__(self) -> None:
         problems = []
@@ -141,8 +160,27 @@ class StackConfig:
             problems.append(f"log_level {self.log_level!r} is not a logging level")
         if self.throttle_rate <= 0 or self.throttle_burst < 1:
             problems.append("throttle_rate must be > 0 and throttle_burst >= 1")
+        problems += self._site_problems()
         if problems:
             raise ConfigError("; ".join(problems))
+
+    def _site_problems(self) -> list[str]:
+        problems = []
+        if self.site and self.auth != "api_key":
+            problems.append("site=true needs auth=api_key (the page cannot sign SigV4 requests): pass -c site=false")
+        if (self.site_domain is None) != (self.site_certificate_arn is None):
+            problems.append("site_domain and site_certificate_arn go together")
+        if self.site_certificate_arn and ":acm:us-east-1:" not in self.site_certificate_arn:
+            problems.append("site_certificate_arn must be an ACM certificate in us-east-1 (CloudFront's rule)")
+        if self.web_acl_arn and not self.waf:
+            problems.append("web_acl_arn is set but waf=false")
+        if self.web_acl_arn and not CLOUDFRONT_WEB_ACL.fullmatch(self.web_acl_arn):
+            problems.append("web_acl_arn must be a CLOUDFRONT-scope WAFv2 web ACL ARN (arn:aws:wafv2:us-east-1:...)")
+        if self.site_key_version < 1:
+            problems.append("site_key_version must be >= 1")
+        if not 10 <= self.waf_rate_limit <= 2_000_000_000:
+            problems.append(f"waf_rate_limit must be 10-2000000000 (WAF's range), not {self.waf_rate_limit}")
+        return problems
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> StackConfig:

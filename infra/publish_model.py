@@ -7,8 +7,8 @@ there, complete), then set the SSM parameter the worker reads its model version 
 (checked complete in the bucket first); ``--list`` shows the published versions.
 
 The bucket and parameter come from the stack's outputs (``--stack``, default ``MovieRecommender``) or are given
-with ``--bucket`` and ``--parameter``. Credentials and region are boto3's usual ones (``AWS_PROFILE``,
-``AWS_REGION``, or ``--region``).
+with ``--bucket`` and ``--parameter``; with ``--stack``, the web page's URL (``SiteUrl``) is printed last.
+Credentials and region are boto3's usual ones (``AWS_PROFILE``, ``AWS_REGION``, or ``--region``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra.config import DEFAULT_STACK_NAME, OUTPUT_BUCKET, OUTPUT_MODEL_PARAMETER, UNPUBLISHED
+from infra.config import DEFAULT_STACK_NAME, OUTPUT_BUCKET, OUTPUT_MODEL_PARAMETER, OUTPUT_SITE_URL, UNPUBLISHED
 from lambdas.settings import Settings
 
 MANIFEST = "manifest.json"
@@ -45,13 +45,17 @@ class Target:
         return f"{self.model_prefix}{version}/"
 
 
-def stack_target(cloudformation: Any, stack: str) -> Target:
-    """The model bucket and version parameter from a deployed stack's outputs."""
+def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
+    """A deployed stack's outputs, by key."""
     try:
         described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
     except ClientError as exc:
         raise PublishError(f"stack {stack!r} not found ({exc.response['Error']['Message']}); deploy it first") from exc
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+def stack_target(outputs: dict[str, str], stack: str) -> Target:
+    """The model bucket and version parameter from a deployed stack's outputs."""
     missing = [k for k in (OUTPUT_BUCKET, OUTPUT_MODEL_PARAMETER) if k not in outputs]
     if missing:
         raise PublishError(f"stack {stack!r} has no output {', '.join(missing)} (not a recommender stack?)")
@@ -166,11 +170,13 @@ def main(argv: list[str] | None = None, session: Any = None) -> int:
     a = p.parse_args(argv)
 
     session = session or boto3.session.Session(region_name=a.region)
+    outputs: dict[str, str] = {}
     try:
         if a.bucket and a.parameter:
             target = Target(a.bucket, a.parameter)
         else:
-            target = stack_target(session.client("cloudformation"), a.stack)
+            outputs = stack_outputs(session.client("cloudformation"), a.stack)
+            target = stack_target(outputs, a.stack)
             target = Target(a.bucket or target.bucket, a.parameter or target.parameter)
         s3, ssm = session.client("s3"), session.client("ssm")
         if a.list:
@@ -202,6 +208,8 @@ def main(argv: list[str] | None = None, session: Any = None) -> int:
         print(f"{target.parameter} already serves {version}")
     else:
         print(f"{target.parameter}: {before} -> {version} (workers switch within their parameter cache time)")
+    if OUTPUT_SITE_URL in outputs:  # what `make deploy` ends with: where to open the page
+        print(f"web page: {outputs[OUTPUT_SITE_URL]}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The REST API: ``POST /recommendations``, ``GET /recommendations/{request_id}`` (and the OpenAPI document).
+"""The REST API: ``POST /recommendations``, ``GET /recommendations/{request_id}``, ``GET /movies``, ``GET /model``
+(and the OpenAPI document).
 
 Edge checks only reject what should never cost an invocation (a body that is not JSON, a missing path
 parameter, no API key, over the throttle); the contract itself (types, ranges, unknown fields) is validated once,
@@ -122,6 +123,9 @@ class RecommendationsApi(Construct):
             request_validator=validator,
             request_parameters={"method.request.path.request_id": True},
         )
+        # Search and model card: their query strings (q, genres, limit, offset) are checked by the handler only.
+        self.api.root.add_resource("movies").add_method("GET", integration)
+        self.api.root.add_resource("model").add_method("GET", integration)
         self.api.root.add_resource("openapi.json").add_method("GET", integration)
 
         self.api_key: apigw.IApiKey | None = None
@@ -180,8 +184,10 @@ class RecommendationsApi(Construct):
         acknowledge(
             self.api,
             "AwsSolutions-APIG3",
-            "No WAF by default: a web ACL has a monthly fee at rest; stage and usage-plan throttling plus the API "
-            "key bound the load. Associate a WAF web ACL with the stage before exposing the API publicly.",
+            "No REGIONAL web ACL on the stage: behind CloudFront it would see CloudFront's addresses, not the "
+            "viewers', so per-IP limits cannot work there; the web page's traffic passes the CloudFront web ACL "
+            "(per-IP rate limit, managed rules; infra/constructs/site.py), and direct calls need an API key bound "
+            "to a throttled usage plan (or SigV4 with -c auth=iam).",
         )
         if use_key:
             acknowledge(

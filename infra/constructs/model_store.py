@@ -20,7 +20,11 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infra.config import UNPUBLISHED, ConfigError
-from lambdas.engine.artifact import ArtifactError, verify
+from lambdas.engine.artifact import MANIFEST, ArtifactError, verify
+from lambdas.service.movie_index import FILENAME as MOVIE_INDEX
+
+# The files of a published version the API function reads (search, model card); the model itself it never reads.
+CATALOGUE_FILES = (MOVIE_INDEX, MANIFEST)
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,16 @@ class ModelStore(Construct):
     def grant_model_read(self, grantee: iam.IGrantable) -> None:
         """Read the model artifacts (``<model_prefix>*``) and the version parameter."""
         self.bucket.grant_read(grantee, f"{self.props.model_prefix}*")
+        self.version_parameter.grant_read(grantee)
+
+    def grant_catalogue_read(self, grantee: iam.IGrantable) -> None:
+        """Get every version's movie index and manifest (``<model_prefix>*/movies.json.gz``, ``.../manifest.json``)
+        and read the version parameter; nothing else of the model."""
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["s3:GetObject"],
+            resource_arns=[self.bucket.arn_for_objects(f"{self.props.model_prefix}*/{n}") for n in CATALOGUE_FILES],
+        )
         self.version_parameter.grant_read(grantee)
 
     def grant_results_write(self, grantee: iam.IGrantable) -> None:

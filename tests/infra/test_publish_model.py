@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from infra import publish_model
-from infra.config import OUTPUT_BUCKET, OUTPUT_MODEL_PARAMETER, UNPUBLISHED
+from infra.config import OUTPUT_BUCKET, OUTPUT_MODEL_PARAMETER, OUTPUT_SITE_URL, UNPUBLISHED
 from tests.infra.conftest import write_fake_artifact
 
 BUCKET = "model-bucket"
@@ -111,8 +111,9 @@ def test_list_marks_the_served_version(deployed, tmp_path, capsys):
     assert sorted(lines) == sorted([f"* {v1}", f"  {v2}"])
 
 
-def test_bucket_and_parameter_come_from_the_stack_outputs(moto_aws, tmp_path: Path):
-    """With --stack, the bucket and parameter are read from the deployed stack's outputs."""
+def test_bucket_and_parameter_come_from_the_stack_outputs(moto_aws, tmp_path: Path, capsys):
+    """With --stack, the bucket and parameter are read from the deployed stack's outputs; the page's URL is printed
+    last (what `make deploy` ends with)."""
     template = {
         "Resources": {
             "Bucket": {"Type": "AWS::S3::Bucket"},
@@ -125,6 +126,7 @@ def test_bucket_and_parameter_come_from_the_stack_outputs(moto_aws, tmp_path: Pa
         "Outputs": {
             OUTPUT_BUCKET: {"Value": {"Ref": "Bucket"}},
             OUTPUT_MODEL_PARAMETER: {"Value": {"Ref": "Param"}},
+            OUTPUT_SITE_URL: {"Value": "https://d111111abcdef8.cloudfront.net/"},
         },
     }
     boto3.client("cloudformation").create_stack(StackName="Recs", TemplateBody=json.dumps(template))
@@ -136,6 +138,7 @@ def test_bucket_and_parameter_come_from_the_stack_outputs(moto_aws, tmp_path: Pa
     assert ssm.get_parameter(Name=names[OUTPUT_MODEL_PARAMETER])["Parameter"]["Value"] == version
     s3_keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=names[OUTPUT_BUCKET])["Contents"]]
     assert f"models/{version}/manifest.json" in s3_keys
+    assert capsys.readouterr().out.splitlines()[-1] == "web page: https://d111111abcdef8.cloudfront.net/"
 
 
 def test_unknown_stack_is_a_clear_error(moto_aws, capsys):

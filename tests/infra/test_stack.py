@@ -22,7 +22,9 @@ from infra.config import (
     OUTPUT_DLQ,
     OUTPUT_MODEL_PARAMETER,
     OUTPUT_QUEUE,
+    OUTPUT_SITE_URL,
     OUTPUT_TABLE,
+    OUTPUT_WEB_ACL,
     ConfigError,
     StackConfig,
     cdk_json_context,
@@ -116,6 +118,14 @@ def ids(stack) -> dict[str, str]:
         "table": ref_id(stack, stack.results.table),
         "bucket": ref_id(stack, stack.model_store.bucket),
         "parameter": ref_id(stack, stack.model_store.version_parameter),
+        "model_access_logs": ref_id(stack, stack.model_store.access_logs),
+        "site_bucket": ref_id(stack, stack.site.bucket),
+        "distribution": ref_id(stack, stack.site.distribution),
+        "distribution_logs": ref_id(stack, stack.site.distribution_logs),
+        "key_secret": ref_id(stack, stack.site.api_key_secret),
+        "site_key": ref_id(stack, stack.site.api_key),
+        "web_acl": stack.resolve(stack.get_logical_id(stack.site.web_acl)),
+        "in_us_east_1": stack.resolve(stack.get_logical_id(stack.site.in_us_east_1)),
     }
 
 
@@ -227,25 +237,25 @@ def test_worker_environment_names_come_from_the_settings_module(template, ids):
 
 
 def test_api_function_environment(template, ids):
-    """The API function knows the table, the queue URL and the bucket, and never loads the model."""
+    """Exactly: the table, the queue URL, the bucket and its prefixes, the served-version parameter and its cache
+    time (for the movie index and the model card), the limits; never a model version baked in."""
     template.has_resource_properties(
         "AWS::Lambda::Function",
-        {
-            "Handler": "lambdas.api.handler.lambda_handler",
-            "MemorySize": 512,
-            "TracingConfig": {"Mode": "Active"},
-            "Environment": {
-                "Variables": Match.object_like(
-                    {
-                        "TABLE_NAME": {"Ref": ids["table"]},
-                        "QUEUE_URL": {"Ref": ids["queue"]},
-                        "BUCKET_NAME": {"Ref": ids["bucket"]},
-                        "RESULTS_PREFIX": Settings().results_prefix,
-                    }
-                )
-            },
-        },
+        {"Handler": "lambdas.api.handler.lambda_handler", "MemorySize": 512, "TracingConfig": {"Mode": "Active"}},
     )
+    env = template.to_json()["Resources"][ids["api_function"]]["Properties"]["Environment"]["Variables"]
+    defaults = Settings()
+    assert {k: v for k, v in env.items() if not k.startswith("POWERTOOLS_")} == {
+        "TABLE_NAME": {"Ref": ids["table"]},
+        "QUEUE_URL": {"Ref": ids["queue"]},
+        "BUCKET_NAME": {"Ref": ids["bucket"]},
+        "MODEL_PREFIX": defaults.model_prefix,
+        "MODEL_VERSION_PARAMETER": {"Ref": ids["parameter"]},
+        "MODEL_VERSION_CACHE_S": "60",
+        "RESULTS_PREFIX": defaults.results_prefix,
+        "RESULT_TTL_DAYS": "7",
+        "MAX_BODY_BYTES": str(defaults.max_body_bytes),
+    }
 
 
 # ------------------------------------------------------------------------------------------ table and bucket
@@ -337,18 +347,17 @@ def test_deploy_uploads_the_artifact_and_initialises_the_version_parameter(templ
     )
     template.has_resource_properties("AWS::SSM::Parameter", {"Type": "String", "Value": version})
     parameter = template.to_json()["Resources"][ids["parameter"]]
-    deployments = template.find_resources("Custom::CDKBucketDeployment")
-    assert set(deployments) <= set(parameter["DependsOn"])
+    deployments = template.find_resources(
+        "Custom::CDKBucketDeployment", {"Properties": {"DestinationBucketName": {"Ref": ids["bucket"]}}}
+    )
+    assert deployments and set(deployments) <= set(parameter["DependsOn"])
 
 
 # ------------------------------------------------------------------------------------------ least privilege
 
 
-def test_worker_reads_the_model_and_writes_results_nothing_more(template, ids):
-    """Exactly: logs, X-Ray, consume the queue, get/update items, read models/*, put results/*, read the parameter."""
-    bucket = arn(ids["bucket"])
-    prefix = {"models": Settings().model_prefix, "results": Settings().results_prefix}
-    parameter = {
+def parameter_arn(logical_id: str) -> dict:
+    return {
         "Fn::Join": [
             "",
             [
@@ -359,10 +368,17 @@ def test_worker_reads_the_model_and_writes_results_nothing_more(template, ids):
                 ":",
                 {"Ref": "AWS::AccountId"},
                 ":parameter/",
-                {"Ref": ids["parameter"]},
+                {"Ref": logical_id},
             ],
         ]
     }
+
+
+def test_worker_reads_the_model_and_writes_results_nothing_more(template, ids):
+    """Exactly: logs, X-Ray, consume the queue, get/update items, read models/*, put results/*, read the parameter."""
+    bucket = arn(ids["bucket"])
+    prefix = {"models": Settings().model_prefix, "results": Settings().results_prefix}
+    parameter = parameter_arn(ids["parameter"])
     assert permissions(template, ids["worker_role"]) == expect(
         {
             ("logs:CreateLogStream", "logs:PutLogEvents"): [arn(ids["worker_logs"])],
@@ -398,8 +414,10 @@ def test_worker_reads_the_model_and_writes_results_nothing_more(template, ids):
 
 
 def test_api_sends_to_the_queue_and_reads_writes_the_table_nothing_more(template, ids):
-    """Exactly: logs, X-Ray, send to the queue, read/write the table, read results/* (large results)."""
+    """Exactly: logs, X-Ray, send to the queue, read/write the table, read results/* (large results), get each
+    version's movies.json.gz and manifest.json (no other model file), read the version parameter."""
     bucket = arn(ids["bucket"])
+    models = Settings().model_prefix
     table_rw = (
         "dynamodb:BatchGetItem",
         "dynamodb:GetRecords",
@@ -424,6 +442,16 @@ def test_api_sends_to_the_queue_and_reads_writes_the_table_nothing_more(template
                 bucket,
                 {"Fn::Join": ["", [bucket, f"/{Settings().results_prefix}*"]]},
             ],
+            ("s3:GetObject",): [
+                {"Fn::Join": ["", [bucket, f"/{models}*/movies.json.gz"]]},
+                {"Fn::Join": ["", [bucket, f"/{models}*/manifest.json"]]},
+            ],
+            (
+                "ssm:DescribeParameters",
+                "ssm:GetParameters",
+                "ssm:GetParameter",
+                "ssm:GetParameterHistory",
+            ): [parameter_arn(ids["parameter"])],
         }
     )
 
@@ -449,15 +477,43 @@ def test_dead_letter_consumer_only_updates_items(template, ids):
 # ------------------------------------------------------------------------------------------ API
 
 
+def routes(template: Template) -> dict[str, dict]:
+    """``"METHOD /path"`` -> the method's properties, paths rebuilt from the API's resources."""
+    resources = template.find_resources("AWS::ApiGateway::Resource")
+
+    def path(ref: Any) -> str:
+        if not isinstance(ref, dict) or "Ref" not in ref:
+            return ""  # the root resource (GetAtt RootResourceId)
+        props = resources[ref["Ref"]]["Properties"]
+        return f"{path(props['ParentId'])}/{props['PathPart']}"
+
+    return {
+        f"{m['Properties']['HttpMethod']} {path(m['Properties']['ResourceId']) or '/'}": m["Properties"]
+        for m in template.find_resources("AWS::ApiGateway::Method").values()
+    }
+
+
 def test_every_method_requires_the_api_key(template):
-    """POST, GET and the OpenAPI document need the key (no anonymous method without CORS preflight)."""
-    methods = template.find_resources("AWS::ApiGateway::Method")
-    assert {m["Properties"]["HttpMethod"] for m in methods.values()} == {"GET", "POST"}
-    assert all(m["Properties"]["ApiKeyRequired"] is True for m in methods.values())
+    """Every route, the page's new GET /movies and GET /model too, needs the key (no anonymous method, no CORS
+    preflight) and reaches the API function through the Lambda proxy integration."""
+    found = routes(template)
+    assert set(found) == {
+        "POST /recommendations",
+        "GET /recommendations/{request_id}",
+        "GET /movies",
+        "GET /model",
+        "GET /openapi.json",
+    }
+    for route, props in found.items():
+        assert props["ApiKeyRequired"] is True, route
+        assert props["Integration"]["Type"] == "AWS_PROXY", route
+    # /movies: the handler checks q, genres, limit and offset; the edge declares nothing it would refuse.
+    assert "RequestParameters" not in found["GET /movies"]
 
 
-def test_usage_plan_throttles_the_generated_api_key(template, ids):
-    """The usage plan carries the context's rate and burst; its key is generated by API Gateway."""
+def test_usage_plan_throttles_the_generated_api_key(template, ids, stack):
+    """The usage plan carries the context's rate and burst; it holds the CLI clients' key, generated by API Gateway,
+    and the web page's key (each key gets the plan's throttle on its own)."""
     template.has_resource_properties(
         "AWS::ApiGateway::UsagePlan",
         {
@@ -465,8 +521,12 @@ def test_usage_plan_throttles_the_generated_api_key(template, ids):
             "ApiStages": [Match.object_like({"ApiId": {"Ref": ids["api"]}})],
         },
     )
-    template.has_resource_properties("AWS::ApiGateway::UsagePlanKey", {"KeyType": "API_KEY"})
-    template.has_resource_properties("AWS::ApiGateway::ApiKey", {"Enabled": True, "Value": Match.absent()})
+    keys = template.find_resources("AWS::ApiGateway::ApiKey")
+    cli_key = ref_id(stack, stack.api.api_key)
+    assert set(keys) == {cli_key, ids["site_key"]}
+    assert "Value" not in keys[cli_key]["Properties"]
+    bound = {k["Properties"]["KeyId"]["Ref"] for k in template.find_resources("AWS::ApiGateway::UsagePlanKey").values()}
+    assert bound == {cli_key, ids["site_key"]}
 
 
 def test_stage_has_access_logs_throttling_and_tracing(template, ids):
@@ -535,6 +595,277 @@ def test_gateway_errors_use_the_handler_error_shape(template):
     )
 
 
+# ------------------------------------------------------------------------------------------ web page (CloudFront)
+
+
+def distribution_config(template: Template, ids: dict[str, str]) -> dict:
+    return template.to_json()["Resources"][ids["distribution"]]["Properties"]["DistributionConfig"]
+
+
+def api_behavior(template: Template, ids: dict[str, str]) -> dict:
+    (behavior,) = distribution_config(template, ids)["CacheBehaviors"]
+    return behavior
+
+
+def origin(template: Template, ids: dict[str, str], origin_id: str) -> dict:
+    (found,) = [o for o in distribution_config(template, ids)["Origins"] if o["Id"] == origin_id]
+    return found
+
+
+def test_site_bucket_is_private_and_only_the_distribution_reads_it(template, ids):
+    """Public access blocked, SSE, TLS only, access-logged; the only reader is CloudFront's service principal, for
+    GetObject, and only on behalf of this distribution (OAC, AWS:SourceArn); CDK's auto-delete role may empty it."""
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+            "LoggingConfiguration": {
+                "DestinationBucketName": {"Ref": ids["model_access_logs"]},
+                "LogFilePrefix": "site-bucket/",
+            },
+            "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        },
+    )
+    assert "WebsiteConfiguration" not in template.to_json()["Resources"][ids["site_bucket"]]["Properties"]
+    (policy,) = template.find_resources(
+        "AWS::S3::BucketPolicy", {"Properties": {"Bucket": {"Ref": ids["site_bucket"]}}}
+    ).values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    allows = [s for s in statements if s["Effect"] == "Allow"]
+    cloudfront = [s for s in allows if s["Principal"] == {"Service": "cloudfront.amazonaws.com"}]
+    assert cloudfront == [
+        {
+            "Action": "s3:GetObject",
+            "Condition": {
+                "StringEquals": {
+                    "AWS:SourceArn": {
+                        "Fn::Join": [
+                            "",
+                            [
+                                "arn:",
+                                {"Ref": "AWS::Partition"},
+                                ":cloudfront::",
+                                {"Ref": "AWS::AccountId"},
+                                ":distribution/",
+                                {"Ref": ids["distribution"]},
+                            ],
+                        ]
+                    }
+                }
+            },
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Resource": {"Fn::Join": ["", [arn(ids["site_bucket"]), "/*"]]},
+        }
+    ]
+    others = [s for s in allows if s not in cloudfront]
+    assert all("CustomS3AutoDeleteObjects" in json.dumps(s["Principal"]) for s in others), others
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+    )
+    # The S3 origin signs with OAC (no legacy origin access identity, no website endpoint).
+    template.has_resource_properties(
+        "AWS::CloudFront::OriginAccessControl",
+        {
+            "OriginAccessControlConfig": {
+                "OriginAccessControlOriginType": "s3",
+                "SigningBehavior": "always",
+                "SigningProtocol": "sigv4",
+                "Name": Match.any_value(),
+            }
+        },
+    )
+    default = distribution_config(template, ids)["DefaultCacheBehavior"]
+    s3_origin = origin(template, ids, default["TargetOriginId"])
+    assert s3_origin["DomainName"] == {"Fn::GetAtt": [ids["site_bucket"], "RegionalDomainName"]}
+    assert s3_origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    assert "OriginAccessControlId" in s3_origin
+
+
+def test_viewers_reach_the_page_and_the_api_over_https_only(template, ids):
+    """The page redirects HTTP to HTTPS and opens at index.html; /api/* refuses HTTP (a redirected POST loses its
+    body); only GET and HEAD reach the bucket."""
+    config = distribution_config(template, ids)
+    assert config["DefaultRootObject"] == "index.html"
+    assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert config["DefaultCacheBehavior"]["AllowedMethods"] == ["GET", "HEAD"]
+    assert api_behavior(template, ids)["ViewerProtocolPolicy"] == "https-only"
+    # No custom error pages: they would turn the API's own 404s and 403s into index.html.
+    assert "CustomErrorResponses" not in config
+
+
+def test_every_answer_carries_the_security_headers(template, ids):
+    """HSTS (2 years), nosniff, DENY framing, no referrer, and a CSP allowing only the page's own origin; the same
+    policy on the page and on /api/*."""
+    template.has_resource_properties(
+        "AWS::CloudFront::ResponseHeadersPolicy",
+        {
+            "ResponseHeadersPolicyConfig": Match.object_like(
+                {
+                    "SecurityHeadersConfig": {
+                        "StrictTransportSecurity": {
+                            "AccessControlMaxAgeSec": 63072000,
+                            "IncludeSubdomains": True,
+                            "Override": True,
+                        },
+                        "ContentTypeOptions": {"Override": True},
+                        "FrameOptions": {"FrameOption": "DENY", "Override": True},
+                        "ReferrerPolicy": {"ReferrerPolicy": "no-referrer", "Override": True},
+                        "ContentSecurityPolicy": {"ContentSecurityPolicy": Match.any_value(), "Override": True},
+                    }
+                }
+            )
+        },
+    )
+    ((policy_id, policy),) = template.find_resources("AWS::CloudFront::ResponseHeadersPolicy").items()
+    csp = policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]["ContentSecurityPolicy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp["ContentSecurityPolicy"].split(";"))
+    assert directives["default-src"] == "'none'"
+    for kind in ("script-src", "style-src", "connect-src", "img-src"):
+        assert directives[kind] == "'self'", kind
+    assert directives["frame-ancestors"] == "'none'"
+    assert "unsafe" not in csp["ContentSecurityPolicy"] and "http" not in csp["ContentSecurityPolicy"]
+    for behavior in (distribution_config(template, ids)["DefaultCacheBehavior"], api_behavior(template, ids)):
+        assert behavior["ResponseHeadersPolicyId"] == {"Ref": policy_id}
+
+
+def test_api_behaviour_forwards_to_the_stage_uncached_with_the_key_from_secrets_manager(template, ids):
+    """/api/* goes to the REST API's stage over HTTPS (TLS 1.2), every method, no caching, the query string and
+    Content-Type + Idempotency-Key forwarded (not Host), the /api prefix stripped on viewer request, and the API key
+    added by CloudFront as a Secrets Manager dynamic reference, the same one the page's API key is created with."""
+    behavior = api_behavior(template, ids)
+    assert behavior["PathPattern"] == "/api/*"
+    assert set(behavior["AllowedMethods"]) == {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"}
+    assert behavior["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # managed CachingDisabled
+    api_origin = origin(template, ids, behavior["TargetOriginId"])
+    assert api_origin["CustomOriginConfig"] == {"OriginProtocolPolicy": "https-only", "OriginSSLProtocols": ["TLSv1.2"]}
+    assert {"Ref": ids["api"]} in api_origin["DomainName"]["Fn::Select"][1]["Fn::Split"][1]["Fn::Join"][1]
+    assert api_origin["OriginPath"]["Fn::Join"][1][0] == "/"  # "/" + the stage name taken from the API's URL
+
+    ((policy_id, policy),) = template.find_resources("AWS::CloudFront::OriginRequestPolicy").items()
+    assert behavior["OriginRequestPolicyId"] == {"Ref": policy_id}
+    config = policy["Properties"]["OriginRequestPolicyConfig"]
+    assert config["QueryStringsConfig"] == {"QueryStringBehavior": "all"}
+    assert config["HeadersConfig"] == {"HeaderBehavior": "whitelist", "Headers": ["Content-Type", "Idempotency-Key"]}
+    assert config["CookiesConfig"] == {"CookieBehavior": "none"}
+
+    (function_id,) = template.find_resources("AWS::CloudFront::Function")
+    assert behavior["FunctionAssociations"] == [
+        {"EventType": "viewer-request", "FunctionARN": {"Fn::GetAtt": [function_id, "FunctionARN"]}}
+    ]
+
+    reference = {"Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": ids["key_secret"]}, ":SecretString:::}}"]]}
+    assert api_origin["OriginCustomHeaders"] == [{"HeaderName": "x-api-key", "HeaderValue": reference}]
+    site_key = template.to_json()["Resources"][ids["site_key"]]["Properties"]
+    assert site_key["Value"] == reference
+    # The value is generated by Secrets Manager at deploy time; the template holds none.
+    secret = template.to_json()["Resources"][ids["key_secret"]]["Properties"]
+    assert "SecretString" not in secret
+    assert secret["GenerateSecretString"] == {"ExcludePunctuation": True, "IncludeSpace": False, "PasswordLength": 40}
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("/api/recommendations", "/recommendations"),
+        ("/api/recommendations/3f2a-9c", "/recommendations/3f2a-9c"),
+        ("/api/movies", "/movies"),
+        ("/api/openapi.json", "/openapi.json"),
+        ("/api/", "/"),
+    ],
+)
+def test_viewer_request_function_strips_the_api_prefix(template, uri, expected):
+    """The CloudFront Function, run in Node: API Gateway sees its own routes; the query string is left alone."""
+    (function,) = template.find_resources("AWS::CloudFront::Function").values()
+    assert function["Properties"]["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
+    code = function["Properties"]["FunctionCode"]
+    event = {"request": {"method": "GET", "uri": uri, "querystring": {"q": {"value": "alien"}}, "headers": {}}}
+    script = f"{code}\nprocess.stdout.write(JSON.stringify(handler({json.dumps(event)})));"
+    result = subprocess.run(["node", "-e", script], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    request = json.loads(result.stdout)
+    assert request["uri"] == expected
+    assert request["querystring"] == event["request"]["querystring"]
+
+
+def test_web_acl_rate_limits_per_ip_with_managed_rules_when_deployed_in_us_east_1(template, ids):
+    """A CLOUDFRONT web ACL (condition: AWS::Region is us-east-1): block an IP over 1000 requests in 5 minutes, the
+    IP reputation list, the common rule set with its 8 KB body rule counting only; attached to the distribution
+    under the same condition, and its ARN an output there."""
+    assert template.to_json()["Conditions"][ids["in_us_east_1"]] == {
+        "Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]
+    }
+    acl = template.to_json()["Resources"][ids["web_acl"]]
+    assert acl["Condition"] == ids["in_us_east_1"]
+    props = acl["Properties"]
+    assert props["Scope"] == "CLOUDFRONT"
+    assert props["DefaultAction"] == {"Allow": {}}
+    rules = {r["Name"]: r for r in props["Rules"]}
+    assert [r["Name"] for r in sorted(props["Rules"], key=lambda r: r["Priority"])] == [
+        "RateLimitPerIp",
+        "AWSManagedRulesAmazonIpReputationList",
+        "AWSManagedRulesCommonRuleSet",
+    ]
+    assert rules["RateLimitPerIp"]["Action"] == {"Block": {}}
+    assert rules["RateLimitPerIp"]["Statement"] == {
+        "RateBasedStatement": {"AggregateKeyType": "IP", "Limit": 1000, "EvaluationWindowSec": 300}
+    }
+    reputation = rules["AWSManagedRulesAmazonIpReputationList"]
+    assert reputation["OverrideAction"] == {"None": {}}
+    assert reputation["Statement"]["ManagedRuleGroupStatement"] == {
+        "VendorName": "AWS",
+        "Name": "AWSManagedRulesAmazonIpReputationList",
+    }
+    common = rules["AWSManagedRulesCommonRuleSet"]["Statement"]["ManagedRuleGroupStatement"]
+    assert common["RuleActionOverrides"] == [{"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}]
+    assert all(r["VisibilityConfig"]["CloudWatchMetricsEnabled"] for r in props["Rules"])
+
+    assert distribution_config(template, ids)["WebACLId"] == {
+        "Fn::If": [ids["in_us_east_1"], {"Fn::GetAtt": [ids["web_acl"], "Arn"]}, {"Ref": "AWS::NoValue"}]
+    }
+    template.has_output(
+        OUTPUT_WEB_ACL, {"Value": {"Fn::GetAtt": [ids["web_acl"], "Arn"]}, "Condition": ids["in_us_east_1"]}
+    )
+
+
+def test_distribution_logs_to_its_own_bucket_and_uses_the_cheapest_edges(template, ids):
+    """Standard logs to an ACL-enabled (CloudFront's log delivery needs ACLs), private, expiring bucket;
+    price class 100."""
+    config = distribution_config(template, ids)
+    assert config["Logging"] == {
+        "Bucket": {"Fn::GetAtt": [ids["distribution_logs"], "RegionalDomainName"]},
+        "Prefix": "distribution/",
+    }
+    assert config["PriceClass"] == "PriceClass_100"
+    logs_bucket = template.to_json()["Resources"][ids["distribution_logs"]]["Properties"]
+    assert logs_bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "ObjectWriter"}]}
+    assert logs_bucket["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
+    assert logs_bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == 90
+
+
+def test_deploy_syncs_web_into_the_site_bucket_and_invalidates_the_cache(template, ids):
+    """web/ is uploaded (pruned: deleted files go), browsers revalidate every load, edges keep a day and are
+    invalidated on every deploy."""
+    template.has_resource_properties(
+        "Custom::CDKBucketDeployment",
+        {
+            "DestinationBucketName": {"Ref": ids["site_bucket"]},
+            "Prune": True,
+            "DistributionId": {"Ref": ids["distribution"]},
+            "DistributionPaths": ["/*"],
+            "SystemMetadata": {"cache-control": "max-age=0, s-maxage=86400"},
+        },
+    )
+
+
 # ------------------------------------------------------------------------------------------ monitoring, outputs
 
 
@@ -577,8 +908,8 @@ def test_alarms_on_dead_letters_queue_age_worker_errors_throttles_and_api_5xx(te
     template.has_resource_properties("AWS::CloudWatch::Dashboard", {"DashboardBody": Match.any_value()})
 
 
-def test_outputs_name_what_clients_and_publish_model_need(template):
-    """API URL, API key id, table, queue, DLQ, bucket and the model parameter are stack outputs."""
+def test_outputs_name_what_clients_and_publish_model_need(template, ids):
+    """API URL, API key id, table, queue, DLQ, bucket, the model parameter and the page's URL are stack outputs."""
     for key in (
         OUTPUT_API_URL,
         OUTPUT_API_KEY_ID,
@@ -589,10 +920,15 @@ def test_outputs_name_what_clients_and_publish_model_need(template):
         OUTPUT_MODEL_PARAMETER,
     ):
         template.has_output(key, {"Value": Match.any_value()})
+    template.has_output(
+        OUTPUT_SITE_URL,
+        {"Value": {"Fn::Join": ["", ["https://", {"Fn::GetAtt": [ids["distribution"], "DomainName"]}, "/"]]}},
+    )
 
 
 def test_no_hard_coded_names_accounts_or_regions(template):
-    """Physical names are generated; no account id or region is written into the template."""
+    """Physical names are generated; no account id or region is written into the template; CloudFront's names,
+    unique per account rather than per region, start with the deploying region."""
     named = {
         "AWS::S3::Bucket": "BucketName",
         "AWS::DynamoDB::Table": "TableName",
@@ -607,9 +943,23 @@ def test_no_hard_coded_names_accounts_or_regions(template):
     for kind, prop in named.items():
         for resource in template.find_resources(kind).values():
             assert prop not in resource.get("Properties", {}), f"{kind} has a hard-coded {prop}"
-    text = json.dumps(template.to_json())
+    # The web ACL's condition compares AWS::Region with us-east-1 (where CloudFront web ACLs live): not a setting.
+    body = template.to_json()
+    text = json.dumps({"Resources": body["Resources"], "Outputs": body["Outputs"]})
     assert not re.search(r"\b\d{12}\b", text), "an account id is hard-coded"
     assert not re.search(r"\b(us|eu|ap|sa|ca|me|af|il|mx)-[a-z]+-\d\b", text), "a region is hard-coded"
+    account_wide = {
+        "AWS::CloudFront::ResponseHeadersPolicy": ("ResponseHeadersPolicyConfig", "Name"),
+        "AWS::CloudFront::OriginRequestPolicy": ("OriginRequestPolicyConfig", "Name"),
+        "AWS::CloudFront::OriginAccessControl": ("OriginAccessControlConfig", "Name"),
+        "AWS::CloudFront::Function": ("Name",),
+    }
+    for kind, keys in account_wide.items():
+        for resource in template.find_resources(kind).values():
+            name = resource["Properties"]
+            for key in keys:
+                name = name[key]
+            assert name["Fn::Join"][1][0] == {"Ref": "AWS::Region"}, kind
 
 
 # ------------------------------------------------------------------------------------------ options
@@ -626,6 +976,7 @@ def iam_template(outdir, fake_artifact) -> Template:
         architecture="arm64",
         dead_letter_consumer="false",
         dashboard="false",
+        site="false",
         **{"aws:cdk:bundling-stacks": []},
     )
     return Template.from_stack(stack)
@@ -661,6 +1012,99 @@ def test_iam_auth_option_signs_requests_instead_of_an_api_key(iam_template):
     )
     iam_template.has_resource_properties("AWS::Lambda::Function", {"Architectures": ["arm64"], "Runtime": "python3.12"})
     assert iam_template.find_resources("AWS::CloudWatch::Dashboard") == {}
+    # AND -c site=false: no page, no distribution, no web ACL, no key secret
+    for kind in ("AWS::CloudFront::Distribution", "AWS::WAFv2::WebACL", "AWS::SecretsManager::Secret"):
+        assert iam_template.find_resources(kind) == {}
+
+
+GIVEN_WEB_ACL = "arn:aws:wafv2:us-east-1:111122223333:global/webacl/edge/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+GIVEN_CERTIFICATE = "arn:aws:acm:us-east-1:111122223333:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+EDGE_CONTEXT = {
+    "web_acl_arn": GIVEN_WEB_ACL,
+    "site_domain": "recs.example.org",
+    "site_certificate_arn": GIVEN_CERTIFICATE,
+    "site_key_version": "2",
+}
+
+
+@pytest.fixture(scope="module")
+def edge_stack(outdir, fake_artifact) -> RecommenderStack:
+    """An existing web ACL (any region), a custom domain with its certificate, the page's key replaced once."""
+    return build_stack(outdir / "edge", fake_artifact, **EDGE_CONTEXT, **{"aws:cdk:bundling-stacks": []})[1]
+
+
+def test_a_given_web_acl_is_attached_in_any_region_instead_of_creating_one(edge_stack):
+    """-c web_acl_arn: no web ACL and no region condition in the template; the distribution uses the given one."""
+    template = Template.from_stack(edge_stack)
+    assert template.find_resources("AWS::WAFv2::WebACL") == {}
+    assert "Conditions" not in template.to_json()
+    config = distribution_config(template, {"distribution": ref_id(edge_stack, edge_stack.site.distribution)})
+    assert config["WebACLId"] == GIVEN_WEB_ACL
+    template.has_output(OUTPUT_WEB_ACL, {"Value": GIVEN_WEB_ACL})
+
+
+def test_a_custom_domain_serves_the_page_with_tls_1_2(edge_stack):
+    """-c site_domain + site_certificate_arn: the alias, the certificate (SNI) with TLSv1.2_2021 at least, and
+    SiteUrl on that domain."""
+    template = Template.from_stack(edge_stack)
+    config = distribution_config(template, {"distribution": ref_id(edge_stack, edge_stack.site.distribution)})
+    assert config["Aliases"] == ["recs.example.org"]
+    assert config["ViewerCertificate"] == {
+        "AcmCertificateArn": GIVEN_CERTIFICATE,
+        "MinimumProtocolVersion": "TLSv1.2_2021",
+        "SslSupportMethod": "sni-only",
+    }
+    template.has_output(OUTPUT_SITE_URL, {"Value": "https://recs.example.org/"})
+
+
+def test_site_key_version_replaces_the_secret_and_the_key_together(stack, edge_stack):
+    """-c site_key_version=2: new logical ids for the secret and the page's API key (created before the old pair
+    is deleted), and both the key and the distribution take the new secret's value."""
+    old = {ref_id(stack, stack.site.api_key_secret), ref_id(stack, stack.site.api_key)}
+    new_secret, new_key = (
+        ref_id(edge_stack, edge_stack.site.api_key_secret),
+        ref_id(edge_stack, edge_stack.site.api_key),
+    )
+    assert not old & {new_secret, new_key}
+    template = Template.from_stack(edge_stack)
+    assert set(template.find_resources("AWS::SecretsManager::Secret")) == {new_secret}
+    reference = {"Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": new_secret}, ":SecretString:::}}"]]}
+    assert template.to_json()["Resources"][new_key]["Properties"]["Value"] == reference
+    ids = {"distribution": ref_id(edge_stack, edge_stack.site.distribution)}
+    headers = origin(template, ids, api_behavior(template, ids)["TargetOriginId"])["OriginCustomHeaders"]
+    assert headers == [{"HeaderName": "x-api-key", "HeaderValue": reference}]
+
+
+def test_waf_can_be_turned_off(outdir, fake_artifact):
+    """-c waf=false: no web ACL, no condition, no WebACLId on the distribution, no WebAclArn output."""
+    _, stack = build_stack(outdir / "nowaf", fake_artifact, waf="false", **{"aws:cdk:bundling-stacks": []})
+    template = Template.from_stack(stack)
+    assert template.find_resources("AWS::WAFv2::WebACL") == {}
+    config = distribution_config(template, {"distribution": ref_id(stack, stack.site.distribution)})
+    assert "WebACLId" not in config
+    assert OUTPUT_WEB_ACL not in template.to_json()["Outputs"]
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"auth": "iam"}, "site=false"),
+        ({"waf_rate_limit": "9"}, "waf_rate_limit"),
+        ({"web_acl_arn": "arn:aws:wafv2:eu-west-1:111122223333:regional/webacl/x/y"}, "CLOUDFRONT-scope"),
+        ({"web_acl_arn": GIVEN_WEB_ACL, "waf": "false"}, "waf=false"),
+        ({"site_domain": "recs.example.org"}, "go together"),
+        (
+            {"site_domain": "a.example", "site_certificate_arn": GIVEN_CERTIFICATE.replace("us-east-1", "eu-west-1")},
+            "ACM",
+        ),
+        ({"site_key_version": "0"}, "site_key_version"),
+    ],
+)
+def test_site_options_that_cannot_work_are_refused(context, message):
+    """A page with SigV4 auth, a rate limit under WAF's minimum, a regional web ACL, a domain without its us-east-1
+    certificate: refused at synth with what to change."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        StackConfig.from_mapping(context)
 
 
 def api_environment(template: Template) -> dict:
@@ -716,10 +1160,17 @@ def nag_errors(app: cdk.App, outdir: Path) -> list[str]:
     return found
 
 
-def test_cdk_nag_aws_solutions_finds_nothing_unacknowledged(outdir, fake_artifact):
-    """Every AwsSolutions finding on the stack is fixed or acknowledged with a reason (the synth would fail)."""
-    app, _ = build_stack(outdir / "nag", fake_artifact, **{"aws:cdk:bundling-stacks": []})
-    assert nag_errors(app, outdir / "nag") == []
+@pytest.mark.parametrize(
+    "context",
+    [{}, {"waf": "false"}, EDGE_CONTEXT, {"auth": "iam", "site": "false"}],
+    ids=["defaults", "no-waf", "given-web-acl-custom-domain", "iam-no-site"],
+)
+def test_cdk_nag_aws_solutions_finds_nothing_unacknowledged(outdir, fake_artifact, context, request):
+    """Every AwsSolutions finding on the stack is fixed or acknowledged with a reason (the synth would fail), with
+    the page's options too."""
+    folder = outdir / f"nag-{request.node.callspec.id}"
+    app, _ = build_stack(folder, fake_artifact, **context, **{"aws:cdk:bundling-stacks": []})
+    assert nag_errors(app, folder) == []
 
 
 def test_cdk_nag_check_is_live(tmp_path):
@@ -775,13 +1226,12 @@ def test_api_handler_imports_without_numpy_or_onnxruntime():
 
 def moto_compatible(template: dict) -> dict:
     """The template minus what moto cannot create: CDK's custom resources (their Lambda code runs only in Docker
-    under moto) and CloudWatch alarms and dashboards (no moto CloudFormation support); SSM parameters get a name
-    (moto cannot generate one)."""
+    under moto), CloudWatch alarms and dashboards, CloudFront and WAF (no moto CloudFormation support: an output's
+    GetAtt on them fails), and the outputs naming them; SSM parameters get a name (moto cannot generate one)."""
     template = json.loads(json.dumps(template))
     resources = template["Resources"]
-    dropped = {
-        k for k, v in resources.items() if v["Type"].startswith("Custom::") or v["Type"].startswith("AWS::CloudWatch::")
-    }
+    unsupported = ("Custom::", "AWS::CloudWatch::", "AWS::CloudFront::", "AWS::WAFv2::")
+    dropped = {k for k, v in resources.items() if v["Type"].startswith(unsupported)}
     for key in dropped:
         del resources[key]
     for resource in resources.values():
