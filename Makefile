@@ -5,7 +5,7 @@ SYSTEM_PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv test lint demo local openapi train export bench bench-search bench-quality ablation tune lr-find package clean
+.PHONY: venv test lint demo local openapi train export bench bench-search bench-similar bench-quality ablation tune lr-find package clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -54,6 +54,16 @@ bench: train
 # GET /movies's title search at a 62,000-movie catalogue and on the served one (writes artifacts/bench_search.md).
 bench-search: venv
 	$(PY) -m model_export.bench_search
+
+# "Similar movies" methods on u1 and ml-latest-small, held-out NDCG@10 and a sanity list (artifacts/similar_eval.md).
+artifacts/u1/metadata.json: | venv
+	$(PY) -m training.train --test-file u1 --out artifacts/u1
+
+artifacts/u1-artifact/manifest.json: artifacts/u1/metadata.json
+	$(PY) -m model_export.export --model artifacts/u1 --out artifacts/u1-artifact
+
+bench-similar: export artifacts/u1-artifact/manifest.json
+	$(PY) -m model_export.similar_eval
 
 # Our variants vs baselines, Surprise SVD/SVD++, implicit ALS/BPR and EASE (writes artifacts/bench_quality.md).
 bench-quality: $(VENV)/.bench-installed

@@ -7,7 +7,9 @@ The artifact holds:
 * ``pairwise.onnx``: the Keras model converted with tf2onnx ((user, item) -> rating, interaction);
 * ``catalogue.onnx``: the graph serving runs (see :mod:`model_export.catalogue`);
 * ``weights.npz``: the factors and biases serving needs for cold start, similarity and display;
-* ``catalogue.npz``: id maps, movie metadata (title, year, genres), popularity, user histories;
+* ``catalogue.npz``: id maps, movie metadata (title, year, genres), popularity, user histories, and each movie's
+  ``similarity.TABLE_K`` nearest neighbours (``similar_items`` / ``similar_scores``, see
+  :mod:`model_export.similarity`; the method and its parameters are in the manifest's ``similarity``);
 * ``manifest.json``: ``model_version`` (a content hash), creation time, training metadata and metrics,
   ONNX input/output names and shapes, opset, library versions, parity figures and the sha256 of every file.
 
@@ -32,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ notices (oneDNN, tf
 import numpy as np
 
 from lambdas.service import movie_index
-from model_export import catalogue
+from model_export import catalogue, similarity
 from training.data import DataError
 
 PARITY_TOLERANCE = 1e-4
@@ -296,6 +298,17 @@ def export(model_dir: Path, out: Path, log=print) -> dict:
         with open(stage / "weights.npz", "wb") as f:
             np.savez(f, **weight_arrays(w))
         cat = catalogue_arrays(rec, movies)
+        log(f"computing each movie's {similarity.TABLE_K} nearest neighbours ...")
+        t_sim = time.perf_counter()
+        cat["similar_items"], cat["similar_scores"] = similarity.catalogue_table(
+            cat, similarity.SERVED, similarity.TABLE_K, w.item_rank
+        )
+        similar = {
+            "method": "co-occurrence in the training histories (model_export/similarity.py)",
+            "k": similarity.TABLE_K,
+            "params": similarity.SERVED.as_dict(),
+            "seconds": round(time.perf_counter() - t_sim, 2),
+        }
         with open(stage / "catalogue.npz", "wb") as f:
             np.savez(f, **cat)
         (stage / movie_index.FILENAME).write_bytes(movie_index.dump(movie_index_document(cat)))
@@ -329,6 +342,7 @@ def export(model_dir: Path, out: Path, log=print) -> dict:
             "scoring": {"gamma": w.gamma, "candidates": 300, "rating_scale": meta["dataset"]["rating_scale"]},
             "onnx": models,
             "parity": report,
+            "similarity": similar,
             "versions": _versions(),
             "files": files,
         }

@@ -175,7 +175,8 @@ class UserResult(ResponseModel):
 
 
 class SimilarResult(ResponseModel):
-    """Movies similar to ``movie`` (cosine similarity of the model's item factors) in ``items``."""
+    """Movies similar to ``movie`` in ``items``, best first: its nearest neighbours by co-occurrence in the training
+    ratings (the artifact's neighbour table; older artifacts: cosine similarity of the model's item factors)."""
 
     strategy: Literal["similar"]
     movie: Movie

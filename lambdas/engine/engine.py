@@ -74,6 +74,10 @@ class Engine:
         rank = w["item_rank"]
         norms = np.linalg.norm(rank, axis=1, keepdims=True)
         self._similar = rank / np.where(norms > 0, norms, 1.0)
+        # Each movie's neighbours, computed at export from the training histories (model_export/similarity.py;
+        # the method is in manifest["similarity"]); artifacts without them fall back to the factor cosine.
+        self._table = (c["similar_items"], c["similar_scores"]) if "similar_items" in c else None
+        self.similar_k = self._table[0].shape[1] if self._table is not None else self.n_items
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
@@ -336,20 +340,36 @@ class Engine:
         return res
 
     def similar_movies(self, movie_id: Any, k: int = 10) -> dict:
-        """Movies whose interaction factors are closest by cosine similarity; the movie itself excluded."""
+        """The movie's k nearest neighbours, the movie itself excluded, best first.
+
+        From the artifact's neighbour table when it has one (``similar_k`` per movie, by co-occurrence in the
+        training ratings; the method is in ``manifest["similarity"]``), else by the cosine of the interaction
+        factors. Past the table's neighbours (k above ``similar_k``, or a movie with fewer) the list continues in
+        factor-cosine order with score 0 (the table holds no score for them), so any k gets min(k, catalogue - 1)
+        movies.
+        """
         k = self._check_k(k)
         i = self.item_index(movie_id)
         if i < 0:
             raise RequestError("unknown_movie", f"movie {movie_id!r} is not in the model's catalogue")
-        sims = self._similar @ self._similar[i]
-        sims[i] = -np.inf
-        kk = min(k, self.n_items - 1)
-        top = np.argpartition(-sims, kk - 1)[:kk] if kk > 0 else np.array([], np.int64)
-        top = top[np.argsort(-sims[top], kind="stable")]
+        top, scores = np.empty(0, np.int64), np.empty(0, np.float32)
+        if self._table is not None:
+            row, row_scores = self._table[0][i], self._table[1][i]
+            keep = row >= 0
+            top, scores = row[keep][:k].astype(np.int64), row_scores[keep][:k]
+        if len(top) < k:
+            sims = self._similar @ self._similar[i]
+            sims[i] = -np.inf
+            sims[top] = -np.inf
+            kk = min(k - len(top), self.n_items - 1 - len(top))
+            rest = np.argpartition(-sims, kk - 1)[:kk] if kk > 0 else np.array([], np.int64)
+            rest = rest[np.argsort(-sims[rest], kind="stable")]
+            rest_scores = sims[rest] if self._table is None else np.zeros(len(rest), np.float32)
+            top, scores = np.concatenate([top, rest]), np.concatenate([scores, rest_scores])
         return {
             "strategy": "similar",
             "movie": self.movie(i),
-            "items": [self.movie(int(j), float(sims[j])) for j in top],
+            "items": [self.movie(int(j), float(s)) for j, s in zip(top, scores, strict=True)],
             "model_version": self.model_version,
         }
 

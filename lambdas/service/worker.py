@@ -151,7 +151,9 @@ def run_request(engine: Any, request: RecommendationRequest) -> dict:
 
 
 def _similar(engine: Any, request: RecommendationRequest) -> dict:
-    """Similar movies; genre filters are applied to the whole similarity ranking, then cut to k."""
+    """Similar movies; genre filters are applied within the movie's ``engine.similar_k`` nearest neighbours (the
+    artifact's neighbour table, 100 per movie; the whole factor-cosine ranking for an artifact without one), then
+    cut to k, so a narrow filter can return fewer than k movies."""
     if not (request.genres or request.exclude_genres):
         return engine.similar_movies(request.similar_to, k=request.k)
     from lambdas.engine import RequestError
@@ -162,7 +164,7 @@ def _similar(engine: Any, request: RecommendationRequest) -> dict:
     unknown = sorted((wanted | avoided) - known)
     if unknown:
         raise RequestError("unknown_genre", f"unknown genre {unknown[0]!r}; known: {', '.join(engine.genre_names)}")
-    result = engine.similar_movies(request.similar_to, k=engine.n_items)
+    result = engine.similar_movies(request.similar_to, k=engine.similar_k)
 
     def keep(movie: dict) -> bool:
         genres = {g.lower() for g in movie["genres"]}
