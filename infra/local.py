@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import boto3
 
+from infra import web_headers
 from lambdas.service import aws, catalogue, model_store
 from lambdas.service.logs import logger
 from lambdas.settings import PARTITION_KEY, TTL_ATTRIBUTE, Settings
@@ -63,15 +64,13 @@ STATIC_TYPES = {
     ".json": "application/json",
     ".txt": "text/plain; charset=utf-8",
 }
-# The same security headers as the deployed site's CloudFront response headers policy.
+# The same security headers as the deployed site's CloudFront response headers policy (infra/web_headers.py),
+# so that a page breaking the CSP fails the browser tests here.
 STATIC_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
-    ),
+    "Content-Security-Policy": web_headers.CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "Referrer-Policy": web_headers.REFERRER_POLICY,
     "Cache-Control": "no-cache",
 }
 
@@ -81,7 +80,10 @@ def static_file(path: str, root: Path = WEB_ROOT) -> Path | None:
     rel = path.lstrip("/") or "index.html"
     if any(part in ("", ".", "..") for part in rel.split("/")) or "\\" in rel:
         return None
-    candidate = (root / rel).resolve()
+    try:
+        candidate = (root / rel).resolve()
+    except (OSError, ValueError):  # e.g. a NUL byte in the path
+        return None
     if root.resolve() not in candidate.parents or not candidate.is_file():
         return None
     if candidate.suffix not in STATIC_TYPES:

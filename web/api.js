@@ -76,12 +76,14 @@ export function getJson(path, params = {}) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// Submit a recommendation request and poll its status until it finishes; resolves with the result.
-export async function recommend(body) {
+// Submit a recommendation request and poll its status until it finishes; resolves with the result. ``wanted``
+// says whether the answer is still wanted: a superseded request stops polling (and costs the API nothing more).
+export async function recommend(body, wanted = () => true) {
   const accepted = await call("POST", "recommendations", body);
   const started = Date.now();
   for (let attempt = 0; ; attempt += 1) {
     await sleep(POLL_DELAYS_MS[Math.min(attempt, POLL_DELAYS_MS.length - 1)]);
+    if (!wanted()) throw new ApiError("superseded by a newer request", "superseded", 0);
     const doc = await call("GET", `recommendations/${encodeURIComponent(accepted.request_id)}`);
     if (doc.status === "COMPLETED") return doc.result;
     if (doc.status === "FAILED") {

@@ -2,7 +2,7 @@
 // about views; the new-visitor and similar-movies views live in their own modules.
 
 import { getJson, recommend } from "./api.js";
-import { el, fillList, run, showError } from "./render.js";
+import { announce, el, fillList, run, showError } from "./render.js";
 import { initSimilar, showSimilar } from "./similar.js";
 import { initVisitor, showVisitor } from "./visitor.js";
 
@@ -59,8 +59,9 @@ async function showUser(userId) {
   const body = { user_id: asId(userId), k: 10, include_history: true, include_popular: true };
   if (genres.length) body.genres = genres;
   if (exclude_genres.length) body.exclude_genres = exclude_genres;
-  const result = await run(v, `Finding recommendations for user ${userId}…`, () => recommend(body));
+  const result = await run(v, `Finding recommendations for user ${userId}…`, (wanted) => recommend(body, wanted));
   if (!result) return;
+  announce(`${result.items.length} recommendations for user ${userId}.`);
   const personal = result.strategy === "personalized";
   v.querySelector("#h-personal").textContent = personal
     ? `Recommended for user ${userId}`
@@ -75,8 +76,8 @@ async function showUser(userId) {
   v.querySelector("#user-results").hidden = false;
 }
 
-// Ids are opaque: an all-digit id is sent as a number, anything else as a string.
-const asId = (text) => (/^\d{1,15}$/.test(String(text).trim()) ? Number(text) : String(text).trim());
+// Ids are opaque and sent as typed, as strings (the API takes "19" for an integer id, and keeps "0042" intact).
+const asId = (text) => String(text).trim();
 
 function initUser() {
   const v = view("user");
@@ -91,8 +92,8 @@ function initUser() {
   let timer = null;
   const refilter = () => {
     clearTimeout(timer);
-    const id = v.querySelector("#user-id").value.trim();
-    if (id && !v.querySelector("#user-results").hidden) timer = setTimeout(() => showUser(id), 250);
+    const id = routeArgument();
+    if (id !== undefined && !v.querySelector("#user-results").hidden) timer = setTimeout(() => showUser(id), 250);
   };
   genreChecks(v.querySelector('[data-genres="include"]'), model.genres, "include", refilter);
   genreChecks(v.querySelector('[data-genres="exclude"]'), model.genres, "exclude", refilter);
@@ -105,8 +106,11 @@ async function showProfile(userId) {
   const v = view("profile");
   if (userId === undefined) return;
   v.querySelector("#profile-id").value = userId;
-  const result = await run(v, `Reading the profile of user ${userId}…`, () => recommend({ profile_of: asId(userId) }));
+  const result = await run(v, `Reading the profile of user ${userId}…`, (wanted) =>
+    recommend({ profile_of: asId(userId) }, wanted),
+  );
   if (!result) return;
+  announce(`Profile of user ${result.user_id}: ${result.n_ratings} ratings.`);
   v.querySelector("#profile-summary").textContent =
     `User ${result.user_id} rated ${result.n_ratings} movies, ${result.mean_rating.toFixed(2)} on average.`;
   const rows = result.genres.map((g) =>
@@ -176,16 +180,32 @@ function showAbout() {
 
 // ------------------------------------------------------------------ routing
 
+// The argument of the current route (#/user/19 -> "19"); undefined when there is none or it is malformed.
+function routeArgument() {
+  const rest = location.hash.replace(/^#\//, "").split("/").slice(1);
+  if (!rest.length || !rest.join("/")) return undefined;
+  try {
+    return decodeURIComponent(rest.join("/"));
+  } catch {
+    return undefined;
+  }
+}
+
+let shown = null;
+
 function route() {
-  const [, name = "user", ...rest] = location.hash.replace(/^#/, "").split("/");
+  if (location.hash && !location.hash.startsWith("#/")) return; // an in-page link, such as "Skip to content"
+  const [, name = "user"] = location.hash.replace(/^#/, "").split("/");
   const current = VIEWS.includes(name) ? name : "user";
-  const arg = rest.length ? decodeURIComponent(rest.join("/")) : undefined;
+  const arg = routeArgument();
   for (const n of VIEWS) view(n).hidden = n !== current;
   for (const link of document.querySelectorAll("[data-nav]")) {
     if (link.dataset.nav === current) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
   document.title = `${view(current).querySelector("h1").textContent} · Movie recommender`;
+  if (shown !== null && shown !== current) view(current).querySelector("h1").focus();
+  shown = current;
   if (current === "user") showUser(arg);
   else if (current === "profile") showProfile(arg);
   else if (current === "similar") showSimilar(arg);
@@ -197,10 +217,12 @@ async function start() {
   try {
     await loadModel();
   } catch (error) {
-    const v = view("about");
-    for (const n of VIEWS) view(n).hidden = n !== "about";
-    showError(v, error);
+    // Without the model card there are no genres or example users: say why, and try again on the next navigation.
+    const name = VIEWS.find((n) => location.hash.startsWith(`#/${n}`)) || "user";
+    for (const n of VIEWS) view(n).hidden = n !== name;
+    showError(view(name), error);
     document.body.dataset.ready = "error";
+    window.addEventListener("hashchange", () => location.reload(), { once: true });
     return;
   }
   initUser();

@@ -62,6 +62,12 @@ export function setBusy(view, busy, text = "Working…") {
   status().classList.toggle("pending", busy);
 }
 
+// A short summary for screen readers once a step has finished ("10 recommendations for user 19").
+export function announce(text) {
+  status().classList.remove("pending");
+  status().textContent = text;
+}
+
 export function showError(view, error) {
   const box = view.querySelector(".error");
   if (!error) {
@@ -75,24 +81,34 @@ export function showError(view, error) {
 
 // Run one asynchronous step of a view: busy while it runs, errors shown in words, stale answers dropped (a newer
 // step on the same channel of the same view wins; different channels, e.g. loading and scoring, do not cancel).
+// ``work`` gets a function telling whether its answer is still wanted (a superseded request stops polling).
 const generations = new Map();
-let busyCount = 0;
+const busy = new Map(); // view id -> steps running
 
 export async function run(view, text, work, channel = "main") {
   const key = `${view.id}:${channel}`;
   const generation = (generations.get(key) || 0) + 1;
   generations.set(key, generation);
+  const wanted = () => generations.get(key) === generation;
   showError(view, null);
-  busyCount += 1;
+  busy.set(view.id, (busy.get(view.id) || 0) + 1);
   setBusy(view, true, text);
   try {
-    const result = await work();
-    return generations.get(key) === generation ? result : undefined;
+    const result = await work(wanted);
+    return wanted() ? result : undefined;
   } catch (error) {
-    if (generations.get(key) === generation) showError(view, error);
+    if (wanted() && error.code !== "superseded") showError(view, error);
     return undefined;
   } finally {
-    busyCount -= 1;
-    if (!busyCount) setBusy(view, false);
+    const left = busy.get(view.id) - 1;
+    busy.set(view.id, left);
+    if (!left) setBusy(view, false);
+  }
+}
+
+// Drop every running step of a view (its answers are no longer wanted).
+export function cancel(view) {
+  for (const key of generations.keys()) {
+    if (key.startsWith(`${view.id}:`)) generations.set(key, generations.get(key) + 1);
   }
 }

@@ -2,7 +2,7 @@
 // The combobox follows the WAI-ARIA pattern: arrow keys move through the options, Enter picks, Escape closes.
 
 import { getJson, recommend } from "./api.js";
-import { el, fillList, movieMeta, run, showError } from "./render.js";
+import { announce, el, fillList, movieMeta, run, showError } from "./render.js";
 
 const SUGGESTIONS = 8;
 const DEBOUNCE_MS = 150;
@@ -31,14 +31,18 @@ function highlight(index) {
   listbox()
     .querySelectorAll('[role="option"]')
     .forEach((node, i) => node.setAttribute("aria-selected", i === index ? "true" : "false"));
-  if (index >= 0) input().setAttribute("aria-activedescendant", `similar-option-${index}`);
-  else input().removeAttribute("aria-activedescendant");
+  if (index >= 0) {
+    input().setAttribute("aria-activedescendant", `similar-option-${index}`);
+    document.getElementById(`similar-option-${index}`).scrollIntoView({ block: "nearest" });
+  } else input().removeAttribute("aria-activedescendant");
 }
 
 function pick(movie) {
   close();
   input().value = movie.title;
-  location.hash = `#/similar/${encodeURIComponent(movie.movie_id)}`;
+  const target = `#/similar/${encodeURIComponent(movie.movie_id)}`;
+  if (location.hash === target) showSimilar(String(movie.movie_id));
+  else location.hash = target;
 }
 
 async function suggest() {
@@ -55,7 +59,7 @@ async function suggest() {
     if (mine === typed) showError(root, error);
     return;
   }
-  if (mine !== typed) return;
+  if (mine !== typed || document.activeElement !== input()) return; // typed on, or left the field meanwhile
   showError(root, null);
   options = page.movies;
   const box = listbox();
@@ -82,6 +86,7 @@ export function initSimilar(view) {
   const field = input();
   field.addEventListener("input", () => {
     clearTimeout(timer);
+    options = []; // the shown list is for the old text: arrows and Enter wait for the new one
     timer = setTimeout(suggest, DEBOUNCE_MS);
   });
   field.addEventListener("keydown", (event) => {
@@ -99,18 +104,23 @@ export function initSimilar(view) {
       close();
     }
   });
-  field.addEventListener("blur", () => setTimeout(close, 100));
+  field.addEventListener("blur", () => {
+    typed += 1; // an answer still on its way must not reopen the list
+    setTimeout(close, 100);
+  });
   view.querySelector("#similar-form").addEventListener("submit", (event) => event.preventDefault());
 }
 
 export async function showSimilar(movieId) {
   if (movieId === undefined) return;
-  const result = await run(root, "Finding similar movies…", () =>
-    recommend({ similar_to: /^\d{1,15}$/.test(movieId) ? Number(movieId) : movieId, k: 10 }),
+  const before = input().value;
+  const result = await run(root, "Finding similar movies…", (wanted) =>
+    recommend({ similar_to: String(movieId), k: 10 }, wanted),
   );
   if (!result) return;
-  root.querySelector("#similar-heading").textContent = `Movies similar to ${result.movie.title}`;
-  if (!input().value) input().value = result.movie.title;
+  const heading = root.querySelector("#similar-heading");
+  heading.textContent = `Movies similar to ${result.movie.title}`;
+  if (input().value === before && document.activeElement !== input()) input().value = result.movie.title;
   fillList(root.querySelector("#similar-list"), result.items, {
     ranked: true,
     empty: "No similar movies found.",
@@ -127,4 +137,6 @@ export async function showSimilar(movieId) {
       ),
   });
   root.querySelector("#similar-results").hidden = false;
+  announce(`${result.items.length} movies similar to ${result.movie.title}.`);
+  if (document.activeElement === document.body || !document.activeElement.isConnected) heading.focus();
 }

@@ -2,7 +2,7 @@
 // from the ratings (a cold-start request) once there are a few; the ratings stay in localStorage.
 
 import { getJson, recommend } from "./api.js";
-import { el, fillList, movieMeta, run, showError } from "./render.js";
+import { announce, cancel, el, fillList, movieMeta, run, showError } from "./render.js";
 
 const KEY = "movie-recommender.visitor.v1";
 const MIN_RATINGS = 3;
@@ -160,8 +160,14 @@ async function refresh() {
   const n = count();
   if (n < MIN_RATINGS) return;
   const ratings = Object.fromEntries(Object.entries(state.ratings).map(([id, r]) => [id, r.rating]));
-  const result = await run(root, "Updating your recommendations…", () => recommend({ ratings, k: 10 }), "recs");
+  const result = await run(
+    root,
+    "Updating your recommendations…",
+    (wanted) => recommend({ ratings, k: 10 }, wanted),
+    "recs",
+  );
   if (!result) return;
+  announce(`${result.items.length} recommendations from your ${n} ratings.`);
   $("#new-recs-section").hidden = false;
   $("#new-recs-note").textContent = `From your ${n} ratings.`;
   fillList($("#new-recs"), result.items, { ranked: true, empty: "No recommendations yet." });
@@ -188,6 +194,8 @@ async function begin() {
 }
 
 function reset() {
+  clearTimeout(timer);
+  cancel(root); // answers still on their way are for the old ratings
   state = { genres: [], ratings: {}, order: [], skipped: [] };
   try {
     localStorage.removeItem(KEY);

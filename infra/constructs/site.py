@@ -29,23 +29,11 @@ from constructs import Construct
 
 from infra.config import ConfigError
 from infra.nag import acknowledge
+from infra.web_headers import CONTENT_SECURITY_POLICY, HSTS_MAX_AGE_S
 
 API_PATH = "/api/*"
 API_KEY_HEADER = "x-api-key"
-# The page loads nothing from other origins (web/ has no build step and no CDN); 'none' for everything else.
-CONTENT_SECURITY_POLICY = "; ".join(
-    (
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self'",
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    )
-)
-HSTS_MAX_AGE = cdk.Duration.days(730)
+HSTS_MAX_AGE = cdk.Duration.seconds(HSTS_MAX_AGE_S)
 # The behaviour's path pattern guarantees the "/api/" prefix; API Gateway's routes start at "/recommendations".
 STRIP_API_PREFIX = """function handler(event) {
   var request = event.request;

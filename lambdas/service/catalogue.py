@@ -48,7 +48,8 @@ def _read(services: Services, key: tuple[str, str, str], name: str) -> bytes:
         return services.s3.get_object(Bucket=bucket, Key=f"{prefix}{version}/{name}")["Body"].read()
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("NoSuchKey", "404"):
+        # without s3:ListBucket a missing key answers AccessDenied, not NoSuchKey
+        if code in ("NoSuchKey", "404", "AccessDenied"):
             raise Unavailable(
                 "catalogue_unavailable",
                 f"the served model {version} has no {name}: export and publish it again with this version",

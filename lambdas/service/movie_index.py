@@ -27,6 +27,9 @@ FILENAME = "movies.json.gz"
 FORMAT = 1
 MAX_LIMIT = 50
 MAX_QUERY = 100
+MAX_WORDS = 8  # a query's distinct words that count (each costs a pass over the matches)
+# Letters that Unicode does not decompose into a base letter and an accent.
+_FOLD = str.maketrans({"ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i"})
 
 # Articles MovieLens moves to the end of a title ("Matrix, The", "Cité des enfants perdus, La").
 ARTICLES = r"the|a|an|les|le|la|l'|los|las|el|il|lo|gli|i|die|der|das|den|det|de|het|een|un|une|uno|una|o|os|as"
@@ -37,7 +40,7 @@ _NON_WORD = re.compile(r"[^0-9a-z]+")
 def normalise(text: str) -> str:
     """Lower case, diacritics removed, every run of non-alphanumerics a single space."""
     folded = unicodedata.normalize("NFKD", text.casefold())
-    folded = "".join(c for c in folded if not unicodedata.combining(c)).replace("ß", "ss")
+    folded = "".join(c for c in folded if not unicodedata.combining(c)).replace("ß", "ss").translate(_FOLD)
     return _NON_WORD.sub(" ", folded).strip()
 
 
@@ -187,7 +190,8 @@ class MovieIndex:
         lines = self._lines
         # positions (popularity ranks) of every line holding the query, or all its words as word prefixes; both
         # hold the query's longest word, so one substring scan of every line finds the candidates
-        words = q.split()
+        words = list(dict.fromkeys(q.split()))[:MAX_WORDS]
+        q = " ".join(words)  # a repeated word counts once
         longest = max(words, key=len)
         candidates = [r for r, line in enumerate(lines) if longest in line]
         if len(words) > 1:

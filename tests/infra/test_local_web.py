@@ -50,7 +50,10 @@ def test_the_api_answers_under_api_with_status_urls_there(stack):
     assert Client(stack.url).request("GET", "/model").status == 200  # and at the root, as before
 
 
-@pytest.mark.parametrize("path", ["/../infra/local.py", "/%2e%2e/README.md", "/nope.html", "/.hidden", "/api/nope"])
+@pytest.mark.parametrize(
+    "path",
+    ["/../infra/local.py", "/%2e%2e/README.md", "/%2e%2e/web/index.html", "/a%00.html", "/nope.html", "/api/nope"],
+)
 def test_anything_else_is_a_json_404(stack, path):
     status, headers, body = fetch(f"{stack.url}{path}")
     assert status == 404 and headers["Content-Type"] == "application/json"
@@ -58,9 +61,14 @@ def test_anything_else_is_a_json_404(stack, path):
 
 
 def test_static_files_never_leave_the_web_folder(tmp_path):
-    (tmp_path / "index.html").write_text("x")
-    (tmp_path / "secret.py").write_text("x")
-    assert static_file("/", tmp_path) == (tmp_path / "index.html").resolve()
-    assert static_file("/secret.py", tmp_path) is None  # not a web file type
-    assert static_file("/../index.html", tmp_path) is None
-    assert static_file("//etc/passwd", tmp_path) is None
+    root = tmp_path / "web"
+    root.mkdir()
+    (root / "index.html").write_text("x")
+    (root / "secret.py").write_text("x")
+    (tmp_path / "outside.html").write_text("not to be served")
+    (root / "link.html").symlink_to(tmp_path / "outside.html")
+    assert static_file("/", root) == (root / "index.html").resolve()
+    assert static_file("/index.html", root) == (root / "index.html").resolve()
+    assert static_file("/secret.py", root) is None  # not a web file type
+    for path in ("/../outside.html", "/x/../../outside.html", "/link.html", "/a\x00.html", "//outside.html"):
+        assert static_file(path, root) is None, path

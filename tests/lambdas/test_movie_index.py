@@ -41,6 +41,11 @@ def test_normalise_folds_case_diacritics_and_punctuation():
     assert normalise("Amélie  (Fabuleux destin d'Amélie)") == "amelie fabuleux destin d amelie"
     assert normalise("Straße") == "strasse"
     assert normalise("  WALL·E ") == "wall e"
+    assert normalise("Søster Æon Łódź") == "soster aeon lodz"
+
+
+def test_a_query_of_many_repeated_words_costs_no_more_than_a_few(index):
+    assert titles(index.search(" ".join(["a"] * 50))) == titles(index.search("a"))
 
 
 def test_trailing_articles_are_searchable_in_both_orders():
