@@ -86,8 +86,9 @@ class RecommendationRequest(BaseModel):
     profile_of: Id | None = Field(
         None,
         description=(
-            "A known user's profile instead of recommendations: their rating history and their taste by genre. An "
-            "unknown user is accepted (202) and the request ends FAILED with error code `unknown_user`."
+            "A known user's profile instead of recommendations: their rating history and their taste by genre (`k`, "
+            "the genre filters and the other list options do not apply). An unknown user is accepted (202) and the "
+            "request ends FAILED with error code `unknown_user`."
         ),
     )
     k: StrictInt = Field(10, ge=1, le=MAX_K, description="How many movies per list")
@@ -104,7 +105,7 @@ class RecommendationRequest(BaseModel):
         False,
         description=(
             "With `user_id`: also the popularity ranking (`popular`) under the same filters and exclude-seen rule, "
-            "to compare personalised with popular recommendations"
+            "to compare personalised with popular recommendations; ignored with the other request kinds"
         ),
     )
 
