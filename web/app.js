@@ -79,16 +79,21 @@ async function showUser(userId) {
 // Ids are opaque and sent as typed, as strings (the API takes "19" for an integer id, and keeps "0042" intact).
 const asId = (text) => String(text).trim();
 
-function initUser() {
-  const v = view("user");
-  v.querySelector("#user-form").addEventListener("submit", (event) => {
+// A user-id form: submitting it goes to #/<route>/<id> (or shows it again when that is already the address).
+function idForm(form, input, route, show) {
+  form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const id = v.querySelector("#user-id").value.trim();
+    const id = input.value.trim();
     if (!id) return;
-    const target = `#/user/${encodeURIComponent(id)}`;
-    if (location.hash === target) showUser(id);
+    const target = `#/${route}/${encodeURIComponent(id)}`;
+    if (location.hash === target) show(id);
     else location.hash = target;
   });
+}
+
+function initUser() {
+  const v = view("user");
+  idForm(v.querySelector("#user-form"), v.querySelector("#user-id"), "user", showUser);
   let timer = null;
   const refilter = () => {
     clearTimeout(timer);
@@ -142,14 +147,7 @@ function bar(share) {
 
 function initProfile() {
   const v = view("profile");
-  v.querySelector("#profile-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const id = v.querySelector("#profile-id").value.trim();
-    if (!id) return;
-    const target = `#/profile/${encodeURIComponent(id)}`;
-    if (location.hash === target) showProfile(id);
-    else location.hash = target;
-  });
+  idForm(v.querySelector("#profile-form"), v.querySelector("#profile-id"), "profile", showProfile);
   exampleLinks(v.querySelector("#profile-examples"), "profile");
 }
 
