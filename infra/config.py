@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from lambdas import settings
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STACK_NAME = "MovieRecommender"
 
@@ -28,8 +30,8 @@ OUTPUT_DASHBOARD = "DashboardName"
 OUTPUT_SITE_URL = "SiteUrl"
 OUTPUT_WEB_ACL = "WebAclArn"
 
-# The model-version parameter's value until a model is published (the worker then has nothing to load).
-UNPUBLISHED = "unpublished"
+# The model-version parameter's value until a model is published (the settings module's, read by the API too).
+UNPUBLISHED = settings.UNPUBLISHED
 
 # What a CLOUDFRONT-scope WAFv2 web ACL's ARN looks like (such web ACLs exist only in us-east-1).
 CLOUDFRONT_WEB_ACL = re.compile(r"arn:aws[\w-]*:wafv2:us-east-1:\d{12}:global/webacl/.+")

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from infra.local import DEFAULT_ARTIFACT, DEFAULT_PORT, LocalStack
+from infra.local import DEFAULT_ARTIFACT, DEFAULT_PORT, LocalStack, wait_for_interrupt
 from lambdas.client import Client, format_status
 from lambdas.service import model_store, movie_index
 from lambdas.service.logs import logger
@@ -133,11 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n== done in {time.perf_counter() - t0:.1f} s", flush=True)
         if serve:
             print(f"\n== the web page: open {stack.url}/ in a browser (Ctrl-C stops the local stack)", flush=True)
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                pass
+            wait_for_interrupt()
         else:
             print(f"   the web page was at {stack.url}/ (`make local` serves it until Ctrl-C)", flush=True)
     finally:

@@ -481,6 +481,16 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM (the caller then stops the stack)."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The request flow locally: moto + the Lambda handlers + HTTP API.")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT}; 0: any)")
@@ -505,10 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"API URL: {stack.url}", flush=True)
     print(f"Web page: {stack.url}/", flush=True)
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        wait_for_interrupt()
     finally:
         stack.stop()
     print("stopped", flush=True)

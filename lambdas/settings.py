@@ -16,6 +16,8 @@ from dataclasses import dataclass, fields
 PARTITION_KEY = "request_id"
 TTL_ATTRIBUTE = "ttl"
 IDEMPOTENCY_PREFIX = "idem#"
+# The model-version parameter's value until a model is published (the worker then has nothing to load).
+UNPUBLISHED = "unpublished"
 
 # Environment variable -> Settings field. Anything unset keeps the dataclass default.
 ENV_VARS = {

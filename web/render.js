@@ -55,7 +55,7 @@ export function fillList(list, movies, options = {}) {
 // The status line (announced politely) and a view's own busy state.
 const status = () => document.getElementById("status");
 
-export function setBusy(view, busy, text = "Working…") {
+function setBusy(view, busy, text = "Working…") {
   view.setAttribute("aria-busy", busy ? "true" : "false");
   view.classList.toggle("busy", busy);
   status().textContent = busy ? text : "";

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -19,11 +20,13 @@ from lambdas.service.aws import Services
 from lambdas.service.errors import ServiceError, Unavailable
 from lambdas.service.logs import logger
 from lambdas.service.movie_index import MovieIndex, MovieIndexError
+from lambdas.settings import UNPUBLISHED
 
 MANIFEST = "manifest.json"
 METRIC_KEYS = ("rmse", "mae", "ndcg@10", "recall@10", "precision@10", "map@10", "coverage")
 
-_manifests: dict[tuple[str, str, str], dict] = {}
+# One model version per container: (bucket, prefix, version) -> {file name: what was made of it}.
+_cache: dict[tuple[str, str, str], dict[str, Any]] = {}
 _lock = threading.Lock()
 
 
@@ -37,7 +40,7 @@ def _version(services: Services) -> tuple[str, str, str]:
         version = model_store.model_version(services)
     except (BotoCoreError, ClientError) as exc:
         raise Unavailable("model_unavailable", "the served model version cannot be read now; retry") from exc
-    if not version or not s.bucket_name or version == "unpublished":
+    if not version or not s.bucket_name or version == UNPUBLISHED:
         raise Unavailable("model_unavailable", "no model is published yet", headers={"Retry-After": "30"})
     return s.bucket_name, s.model_prefix, version
 
@@ -46,50 +49,54 @@ def _read(services: Services, key: tuple[str, str, str], name: str) -> bytes:
     bucket, prefix, version = key
     try:
         return services.s3.get_object(Bucket=bucket, Key=f"{prefix}{version}/{name}")["Body"].read()
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
+    except (BotoCoreError, ClientError) as exc:
+        code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
         # without s3:ListBucket a missing key answers AccessDenied, not NoSuchKey
         if code in ("NoSuchKey", "404", "AccessDenied"):
-            raise Unavailable(
-                "catalogue_unavailable",
-                f"the served model {version} has no {name}: export and publish it again with this version",
-            ) from exc
+            message = f"the served model {version} has no {name}: export and publish it again with this version"
+            raise Unavailable("catalogue_unavailable", message) from exc
         logger.exception("model file unreadable", extra={"file": name})
         raise Unavailable("catalogue_unavailable", f"{name} cannot be read now; retry", {"Retry-After": "1"}) from exc
-    except BotoCoreError as exc:
-        logger.exception("model file unreadable", extra={"file": name})
-        raise Unavailable("catalogue_unavailable", f"{name} cannot be read now; retry", {"Retry-After": "1"}) from exc
+
+
+def _cached(services: Services, name: str, parse: Callable[[bytes], Any]) -> tuple[str, Any]:
+    """(served version, ``parse`` of its file ``name``), read from S3 once per version and container."""
+    key = _version(services)
+    with _lock:
+        found = _cache.get(key, {}).get(name)
+    if found is None:
+        found = parse(_read(services, key, name))
+        with _lock:
+            if key not in _cache:
+                _cache.clear()  # a newer version replaces the old one
+            _cache.setdefault(key, {})[name] = found
+    return key[2], found
+
+
+def _parse_index(data: bytes) -> MovieIndex:
+    try:
+        found = MovieIndex.from_bytes(data)
+    except MovieIndexError as exc:
+        raise Unavailable("catalogue_unavailable", f"the served model's movie index is unusable: {exc}") from exc
+    logger.info("movie index loaded", extra={"movies": len(found)})
+    return found
+
+
+def _parse_manifest(data: bytes) -> dict:
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise Unavailable("catalogue_unavailable", "the served model's manifest is unreadable") from exc
 
 
 def index(services: Services) -> tuple[str, MovieIndex]:
     """(model version, its movie index)."""
-    key = _version(services)
-
-    def load() -> MovieIndex:
-        try:
-            found = MovieIndex.from_bytes(_read(services, key, movie_index.FILENAME))
-        except MovieIndexError as exc:
-            raise Unavailable("catalogue_unavailable", f"the movie index of model {key[2]} is unusable: {exc}") from exc
-        logger.info("movie index loaded", extra={"model_version": key[2], "movies": len(found)})
-        return found
-
-    return key[2], movie_index.cached(key, load)
+    return _cached(services, movie_index.FILENAME, _parse_index)
 
 
 def manifest(services: Services) -> dict:
-    """The served version's manifest (cached per version)."""
-    key = _version(services)
-    with _lock:
-        found = _manifests.get(key)
-    if found is None:
-        try:
-            found = json.loads(_read(services, key, MANIFEST))
-        except json.JSONDecodeError as exc:
-            raise Unavailable("catalogue_unavailable", f"the manifest of model {key[2]} is unreadable") from exc
-        with _lock:
-            _manifests.clear()
-            _manifests[key] = found
-    return found
+    """The served version's manifest."""
+    return _cached(services, MANIFEST, _parse_manifest)[1]
 
 
 def movies(
@@ -128,7 +135,6 @@ def model_card(services: Services) -> dict[str, Any]:
     training = found.get("training") or {}
     dataset = training.get("dataset") or {}
     metrics = training.get("metrics") or {}
-    test = metrics.get("test", metrics) if isinstance(metrics, dict) else {}
     card: dict[str, Any] = {
         "model_version": version,
         "created": found.get("created"),
@@ -138,7 +144,7 @@ def model_card(services: Services) -> dict[str, Any]:
         "n_movies": (found.get("model") or {}).get("n_items"),
         "dataset": _dataset(dataset),
         "split": _split(training.get("split")),
-        "metrics": {k: float(v) for k, v in test.items() if k in METRIC_KEYS and isinstance(v, int | float)},
+        "metrics": {k: float(v) for k, v in metrics.items() if k in METRIC_KEYS and isinstance(v, int | float)},
         "rating_scale": (found.get("scoring") or {}).get("rating_scale"),
         "genres": idx.genre_names,
         "example_users": idx.example_users,
@@ -165,5 +171,4 @@ def _split(split: Any) -> str | None:
 def clear_cache() -> None:
     """Forget cached manifests and indexes (tests, the local stack)."""
     with _lock:
-        _manifests.clear()
-    movie_index.clear_cache()
+        _cache.clear()

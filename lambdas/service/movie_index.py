@@ -17,7 +17,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -235,26 +234,3 @@ def _without_year(text: str) -> str:
     """``"toy story 1995"`` -> ``"toy story"`` (a query naming the title exactly, without its year)."""
     head, _, tail = text.rpartition(" ")
     return head if tail.isdigit() and len(tail) == 4 else text
-
-
-# ---------------------------------------------------------------------------------------------- loading
-
-
-_cache: dict[tuple[str, str, str], MovieIndex] = {}
-_lock = threading.Lock()
-
-
-def cached(key: tuple[str, str, str], load: Any) -> MovieIndex:
-    """The index for ``key`` (bucket, prefix, version), loaded once with ``load()`` (one model per container)."""
-    with _lock:
-        index = _cache.get(key)
-        if index is None:
-            index = load()
-            _cache.clear()
-            _cache[key] = index
-        return index
-
-
-def clear_cache() -> None:
-    with _lock:
-        _cache.clear()
