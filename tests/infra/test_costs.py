@@ -1,0 +1,96 @@
+"""The cost model against hand-computed values (infra/costs.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from infra import costs
+from infra.costs import Assumptions
+
+# One request in isolation: no status GETs, no X-Ray, every message its own invocation.
+BARE = Assumptions(polls_per_request=0, tracing=False, achieved_batch=1)
+
+
+def line(a: Assumptions, hop: str) -> float:
+    return next(x.usd for x in costs.cost_per_million(a) if x.hop.startswith(hop))
+
+
+def test_api_gateway_line_is_the_per_million_price_per_call():
+    assert line(BARE, "API Gateway") == pytest.approx(3.50)
+    assert line(replace(BARE, polls_per_request=2), "API Gateway") == pytest.approx(3 * 3.50)
+
+
+def test_worker_duration_bills_whole_milliseconds():
+    # 5 ms per invocation + (1.22 + 10) ms per message = 16.22 ms -> 17 ms, at 1 GB, x86.
+    assert line(BARE, "Worker function: duration") == pytest.approx(1e6 * 0.017 * 1.0 * 0.0000166667)
+
+
+def test_dynamodb_writes_count_item_sizes_and_transactions():
+    # PENDING 0.37 KB: 1 WRU; UpdateItem to 1.95 KB: 2 WRU.
+    assert line(BARE, "DynamoDB writes") == pytest.approx(3 * 0.625)
+    # With an Idempotency-Key: two items in one transaction, 2 WRU each.
+    assert line(replace(BARE, idempotent_fraction=1.0), "DynamoDB writes") == pytest.approx((4 + 2) * 0.625)
+    # A 3.2 KB result (include_history) needs 4 WRU; the status read of it still 1 RRU (strongly consistent, 4 KB).
+    big = replace(BARE, completed_item_kb=3.15, polls_per_request=1)
+    assert line(big, "DynamoDB writes") == pytest.approx(5 * 0.625)
+    assert line(big, "DynamoDB reads") == pytest.approx(2 * 0.125)
+
+
+def test_total_is_the_sum_of_the_lines():
+    lines = costs.cost_per_million(Assumptions())
+    assert lines[-1].hop == "Total"
+    assert lines[-1].usd == pytest.approx(sum(x.usd for x in lines[:-1]))
+
+
+def test_littles_law():
+    assert costs.concurrency_for(1000, 20) == pytest.approx(20.0)
+    # Batches of 10 at 100 requests/s: 10 invocations/s of 5 + 10 x 11.22 ms.
+    assert costs.concurrency_for(100, 11.22, batch=10, per_invocation_ms=5) == pytest.approx(1.172)
+    assert costs.worker_rps(1.22) == pytest.approx(819.7, abs=0.1)
+    assert costs.setting_for(11.7) == 18
+    assert costs.setting_for(0.1) == 2
+
+
+def test_tiers():
+    # 400 M REST calls: 333 M at 3.50, 67 M at 2.80.
+    assert costs.tiered(400, costs.PRICES.apigw_rest_tiers) == pytest.approx(333 * 3.50 + 67 * 2.80)
+
+
+def test_personalize_bills_the_minimum_tps_then_tiers():
+    spread = costs.personalize_cost(costs.MILLION_PER_MONTH_RPS, training_hours=0, ingest_gb=0)
+    assert spread["tps_hours"] == pytest.approx(730)
+    assert spread["total"] == pytest.approx(730 * 0.20)
+    sustained = costs.personalize_cost(100, training_hours=0, ingest_gb=0)
+    assert sustained["inference"] == pytest.approx(20_000 * 0.20 + 53_000 * 0.10)
+
+
+def test_batching_window_trades_invocations_for_latency():
+    idle = costs.batching(0.01, window_s=1, batch_size=10)
+    assert idle.mean_batch == pytest.approx(1.0, abs=0.01)
+    assert (idle.mean_added_s, idle.max_added_s) == (0.5, 1)
+    none = costs.batching(0.01, window_s=0, batch_size=10)
+    assert none.mean_added_s == 0 and none.mean_batch == pytest.approx(1.0, abs=0.01)
+    busy = costs.batching(1000, window_s=1, batch_size=10)
+    assert busy.invocations_per_request == pytest.approx(0.1)
+    assert busy.max_added_s == pytest.approx(10 / (1000 / 5))  # the batch fills before the window ends
+
+
+def test_status_read_schedules():
+    # Web page: GETs at 0.1, 0.25, 0.5 s; a request done at 0.3 s is seen by the third, 0.2 s later.
+    gets, late = costs.client_polls(0.3)
+    assert (gets, late) == (3, pytest.approx(0.2))
+    # Long-poll: reads at 0, 20, 50, 100, 200 ms; done at 120 ms -> 5 reads, 200 ms waited, seen 80 ms late.
+    reads, waited, seen = costs.long_poll_reads(0.12)
+    assert (reads, waited, seen) == (5, pytest.approx(0.2), pytest.approx(0.08))
+    # A wait shorter than the request: reads up to 800 ms, one more at the 1 s deadline, the whole wait billed.
+    assert costs.long_poll_reads(5.0, wait_s=1.0)[:2] == (9, 1.0)
+
+
+def test_cli_prints_the_tables(capsys):
+    costs.main(["--window", "0", "--long-poll", "20", "--worker-ms", "2"])
+    out = capsys.readouterr().out
+    for heading in ("(a) One million", "(b) Sustained", "(c) Amazon Personalize", "(d) Batching", "(e) Latency"):
+        assert heading in out
+    assert "**Total**" in out
