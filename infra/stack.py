@@ -13,6 +13,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra import checkov
 from infra import config as cfg_names
 from infra.bundling import DEFAULT_CACHE, MODEL_ONLY_DEPENDENCIES, lambda_code
 from infra.config import ROOT, StackConfig
@@ -314,7 +315,8 @@ class RecommenderStack(cdk.Stack):
             )
 
     def _suppressions(self) -> None:
-        """Findings on grants whose wildcards are the point (key prefixes), and on CDK's own helper functions."""
+        """cdk-nag findings on grants whose wildcards are the point (key prefixes), and cdk-nag and checkov findings
+        on CDK's own helper functions."""
         bucket = f"<{logical_id(self.model_store.bucket.node.default_child)}.Arn>"
         prefixes = Settings()
         models = f"Resource::{bucket}/{prefixes.model_prefix}*"
@@ -376,6 +378,28 @@ class RecommenderStack(cdk.Stack):
                     "AwsSolutions-L1",
                     "The runtime of CDK's BucketDeployment handler is chosen and updated by aws-cdk-lib.",
                 )
+                self._skip_cdk_handler(child, environment=True)
+                if self.site is not None:
+                    policy = child.node.find_child("ServiceRole").node.find_child("DefaultPolicy")
+                    checkov.skip(
+                        policy,
+                        "CKV_AWS_111",
+                        "aws-cdk-lib's BucketDeployment grant: cloudfront:CreateInvalidation and GetInvalidation on * "
+                        "(CDK's own statement), to invalidate this stack's distribution after web/ is synced. Its "
+                        "S3 writes are limited to the model and site buckets, and the handler runs only during a "
+                        "deploy, on input from CloudFormation.",
+                    )
+            elif child.node.id == "Custom::S3AutoDeleteObjectsCustomResourceProvider":
+                self._skip_cdk_handler(child.node.find_child("Handler"), environment=False)
+
+    @staticmethod
+    def _skip_cdk_handler(function: Construct, *, environment: bool) -> None:
+        """checkov's Lambda findings on one of aws-cdk-lib's custom-resource handlers (deploy-time only)."""
+        checkov.skip(function, "CKV_AWS_115", checkov.CDK_HANDLER_CONCURRENCY)
+        checkov.skip(function, "CKV_AWS_116", checkov.CDK_HANDLER_DLQ)
+        checkov.skip(function, "CKV_AWS_117", checkov.CDK_HANDLER_VPC)
+        if environment:
+            checkov.skip(function, "CKV_AWS_173", checkov.CDK_HANDLER_ENV_KMS)
 
     def _qualifier(self) -> str:
         """The bootstrap qualifier in the CDK asset bucket's name (``cdk bootstrap --qualifier``)."""

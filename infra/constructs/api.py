@@ -17,6 +17,7 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra import checkov
 from infra.constructs.function import FunctionProps, PythonFunction
 from infra.nag import acknowledge
 
@@ -145,6 +146,15 @@ class RecommendationsApi(Construct):
             self.api_key = self.api.add_api_key("ApiKey", description="Default key of the recommender API")
             self.usage_plan.add_api_key(self.api_key)
         self._suppressions(use_key, props.cloudwatch_role)
+        checkov.skip(
+            self.handler.function,
+            "CKV_AWS_115",
+            "The API function's load is bounded before it runs: by the stage's throttle (and the usage plan's, per "
+            f"key: {props.throttle_rate:g} requests/s, burst {props.throttle_burst}; a call takes tens of "
+            "milliseconds) and, for the page, WAF's per-IP limit. A reserved limit under that would turn bursts "
+            "into Lambda throttles (5xx) instead of API Gateway's 429s; reserving enough for it would hold that "
+            "share of the account's pool while idle (and Lambda keeps 100 units unreserved).",
+        )
 
     @property
     def url(self) -> str:
@@ -181,6 +191,15 @@ class RecommendationsApi(Construct):
             )
 
     def _suppressions(self, use_key: bool, cloudwatch_role: bool) -> None:
+        checkov.skip(
+            self.api.deployment_stage,
+            "CKV_AWS_120",
+            "No stage cache: POST answers and request statuses are per request and change as the worker finishes "
+            "(a cached status would be stale); search and the model card are answered in milliseconds from small "
+            "files and change when a model is published. A cache cluster bills from $0.02/hour (~$14/month) even "
+            "when idle. CloudFront caches the static page.",
+        )
+        checkov.skip(self.access_logs, "CKV_AWS_158", checkov.LOG_GROUP_KMS)
         acknowledge(
             self.api,
             "AwsSolutions-APIG3",

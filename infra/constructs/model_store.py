@@ -19,9 +19,26 @@ from aws_cdk import aws_s3_deployment as s3deploy
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from infra import checkov
 from infra.config import UNPUBLISHED, ConfigError
 from lambdas.engine.artifact import MANIFEST, ArtifactError, verify
 from lambdas.service.movie_index import FILENAME as MOVIE_INDEX
+
+# Log buckets are versioned (a deleted or overwritten log stays recoverable); logs expire after LOG_DAYS, and a
+# noncurrent version (an expired, deleted or overwritten log) NONCURRENT_DAYS later.
+LOG_DAYS = 90
+NONCURRENT_DAYS = 30
+
+
+def log_lifecycle() -> s3.LifecycleRule:
+    """The lifecycle rule of a versioned log bucket."""
+    return s3.LifecycleRule(
+        id="expire-logs",
+        expiration=cdk.Duration.days(LOG_DAYS),
+        noncurrent_version_expiration=cdk.Duration.days(NONCURRENT_DAYS),
+        abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+    )
+
 
 # The files of a published version the API function reads (search, model card); the model itself it never reads.
 CATALOGUE_FILES = (MOVIE_INDEX, MANIFEST)
@@ -74,11 +91,13 @@ class ModelStore(Construct):
             # Emptied by a CDK custom resource on `cdk destroy`, else CloudFormation cannot delete the bucket.
             "auto_delete_objects": not props.retain_data,
         }
-        self.access_logs = s3.Bucket(
-            self,
-            "AccessLogs",
-            lifecycle_rules=[s3.LifecycleRule(id="expire-logs", expiration=cdk.Duration.days(90))],
-            **common,
+        self.access_logs = s3.Bucket(self, "AccessLogs", versioned=True, lifecycle_rules=[log_lifecycle()], **common)
+        checkov.skip(
+            self.access_logs,
+            "CKV_AWS_18",
+            "This bucket is the stack's server-access-log destination (the model, site and distribution-log buckets "
+            "log here). Logging it too needs yet another, unlogged bucket, and S3 advises against a bucket logging "
+            "to itself (every delivery would log one more). It is private, TLS-only, versioned and expires logs.",
         )
         self.bucket = s3.Bucket(
             self,
@@ -90,7 +109,7 @@ class ModelStore(Construct):
                 # Overwritten or deleted objects (a re-published version, a rollback clean-up) go after 30 days.
                 s3.LifecycleRule(
                     id="expire-noncurrent",
-                    noncurrent_version_expiration=cdk.Duration.days(30),
+                    noncurrent_version_expiration=cdk.Duration.days(NONCURRENT_DAYS),
                     expired_object_delete_marker=True,
                     abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
                 ),
@@ -109,6 +128,10 @@ class ModelStore(Construct):
         self.model_version = artifact_version(props.artifact_dir)
         self.deployment: s3deploy.BucketDeployment | None = None
         if self.model_version is not None:
+            upload_logs = logs.LogGroup(
+                self, "ArtifactUploadLogs", retention=props.log_retention, removal_policy=cdk.RemovalPolicy.DESTROY
+            )
+            checkov.skip(upload_logs, "CKV_AWS_158", checkov.LOG_GROUP_KMS)
             self.deployment = s3deploy.BucketDeployment(
                 self,
                 "Artifact",
@@ -120,9 +143,7 @@ class ModelStore(Construct):
                 prune=False,
                 retain_on_delete=True,
                 memory_limit=1024,
-                log_group=logs.LogGroup(
-                    self, "ArtifactUploadLogs", retention=props.log_retention, removal_policy=cdk.RemovalPolicy.DESTROY
-                ),
+                log_group=upload_logs,
             )
         else:
             cdk.Annotations.of(self).add_warning_v2(
