@@ -19,7 +19,7 @@ from pathlib import Path
 
 from infra.local import DEFAULT_ARTIFACT, DEFAULT_PORT, LocalStack, wait_for_interrupt
 from lambdas.client import Client, format_status
-from lambdas.service import model_store, movie_index
+from lambdas.service import movie_index
 from lambdas.service.logs import logger
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,11 +73,23 @@ def ensure_artifact(artifact: Path, model: Path, demo_model: Path = DEMO_MODEL) 
 
 def run(stack: LocalStack, out=sys.stdout) -> int:
     """Submit every demo request at once, then poll each; returns how many did not complete."""
-    client = Client(stack.url)
-    print(f"\n== local stack at {stack.url} (model {stack.settings.model_version})", file=out)
+    client = Client(stack.url, stack.api_key)
+    print(
+        f"\n== local stack at {stack.url} (model {stack.settings.model_version}, {stack.workers} worker processes)",
+        file=out,
+    )
+    denied = Client(stack.url).request("GET", "/model")
+    print(
+        f"   without the API key: HTTP {denied.status} {denied.body['error']['code']} (the page's /api/ adds it)",
+        file=out,
+    )
     t0 = time.perf_counter()
-    model_store.get_engine(stack.services)  # what a worker's first invocation does; done here to time it apart
-    print(f"   the worker loaded the model from S3 in {time.perf_counter() - t0:.2f} s", file=out)
+    client.recommend({"user_id": 1, "k": 1}, timeout_s=120)  # the first request pays the worker's cold start
+    print(
+        f"   the first request (a worker's cold start: imports, the model from S3) took "
+        f"{time.perf_counter() - t0:.2f} s",
+        file=out,
+    )
     refused = client.request("POST", "/recommendations", {"user_id": 19, "ratings": {"1": 5}})
     error = refused.body["error"]
     print(

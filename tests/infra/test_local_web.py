@@ -47,7 +47,11 @@ def test_the_api_answers_under_api_with_status_urls_there(stack):
     assert accepted["status_url"] == f"{stack.url}/api/recommendations/{accepted['request_id']}"
     assert client.wait(accepted["request_id"], timeout_s=30)["status"] == "COMPLETED"
     assert client.request("GET", "/movies?q=movie").status == 200
-    assert Client(stack.url).request("GET", "/model").status == 200  # and at the root, as before
+    # AND at the root, as API Gateway serves it: with the API key only (the page's /api/ adds it, as CloudFront does)
+    assert Client(stack.url, stack.api_key).request("GET", "/model").status == 200
+    denied = Client(stack.url).request("GET", "/model")
+    assert denied.status == 403 and denied.body["error"]["code"] == "forbidden"
+    assert Client(stack.url, "wrong").request("GET", "/model").status == 403
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.local import LambdaContext, Queues, create_resources, sqs_record
+from infra.local.events import sqs_record
+from infra.local.resources import Queues, create_resources
+from lambdas.context import LambdaContext
 from lambdas.service import aws, model_store
 from lambdas.service.aws import Services
 from lambdas.settings import Settings

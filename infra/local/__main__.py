@@ -1,0 +1,78 @@
+"""``python -m infra.local``: the local stack until Ctrl-C; prints the page's URL, the API's URL and its API key.
+
+The URL and key are also written to ``artifacts/local-stack.json`` (or ``$RECOMMENDER_LOCAL_CONNECTION``; removed
+on exit), where ``python -m lambdas.client`` finds them, so nobody copies the key by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from infra.local.stack import DEFAULT_ARTIFACT, DEFAULT_PORT, DEFAULT_WORKERS, LocalStack
+from infra.local.wait import on_sigterm_interrupt, wait_for_interrupt
+from lambdas.client import local_connection_file
+
+
+def write_connection(url: str, api_key: str | None, path: Path) -> None:
+    """Where the running local stack answers, for the client (owner-only permissions: it holds the key)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"url": url, "api_key": api_key}))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The request flow locally: moto + the Lambda handlers + HTTP API.")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT}; 0: any)")
+    parser.add_argument("--artifact", type=Path, default=DEFAULT_ARTIFACT, help="artifact directory (make export)")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="worker processes (default 2)")
+    parser.add_argument("--visibility-timeout", type=int, default=5, help="seconds before a failed message retries")
+    parser.add_argument("--no-auth", action="store_true", help="accept API calls without the API key")
+    parser.add_argument("--quiet", action="store_true", help="no access log lines")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+
+    on_sigterm_interrupt()
+    stack = LocalStack(
+        args.artifact,
+        args.port,
+        workers=args.workers,
+        visibility_timeout_s=args.visibility_timeout,
+        api_key=None if args.no_auth else "",
+        access_log=not args.quiet,
+    )
+    try:
+        stack.start()
+    except (FileNotFoundError, OSError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        stack.stop()
+        return 2
+    except KeyboardInterrupt:
+        stack.stop()
+        return 0
+    s = stack.settings
+    connection = local_connection_file()
+    write_connection(stack.url, stack.api_key, connection)
+    print(f"model {s.model_version} from {args.artifact}", flush=True)
+    print(f"queue {s.queue_url} (DLQ after {s.max_receive_count} receives), table {s.table_name}", flush=True)
+    print(f"{args.workers} worker processes; AWS endpoint (moto) {stack.endpoint_url}", flush=True)
+    print(f"API URL: {stack.url}", flush=True)
+    if stack.api_key:
+        print(f"API key: {stack.api_key} (header x-api-key; saved for the client in {connection})", flush=True)
+    print(f"Web page: {stack.url}/ (its calls go through /api/, which adds the key)", flush=True)
+    try:
+        wait_for_interrupt()
+    finally:
+        stack.stop()
+        connection.unlink(missing_ok=True)
+    print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The local HTTP gateway (werkzeug): the web page, and the API as API Gateway + CloudFront would serve it.
+
+* ``/`` and the page's files come from ``web/`` with the deployed site's security headers.
+* ``/api/...`` is the API as the page reaches it through CloudFront: the prefix is stripped and the API key is added
+  by the gateway, so the browser never holds it.
+* Any other path is the API as API Gateway serves it: unknown routes get a JSON 404, undeclared methods a JSON 405
+  with ``Allow``, a missing or wrong ``x-api-key`` a JSON 403; the rest becomes a REST proxy event for the API
+  handler. Every answer is JSON, down to an HTTP request the server cannot parse.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+from werkzeug.wrappers import Request, Response
+
+from infra import web_headers
+from infra.local.events import api_event, route_of
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB_ROOT = ROOT / "web"
+API_PREFIX = "/api"
+API_KEY_HEADER = "x-api-key"
+MAX_HTTP_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit; the handler enforces the API's 64 KB
+LISTEN_BACKLOG = 1024  # pending connections the kernel queues before refusing (http.server's default is 5)
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".json": "application/json",
+    ".txt": "text/plain; charset=utf-8",
+}
+# The same security headers as the deployed site's CloudFront response headers policy (infra/web_headers.py),
+# so that a page breaking the CSP fails the browser tests here.
+STATIC_HEADERS = {
+    "Content-Security-Policy": web_headers.CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": web_headers.REFERRER_POLICY,
+    "Cache-Control": "no-cache",
+}
+
+
+def static_file(path: str, root: Path = WEB_ROOT) -> Path | None:
+    """The file under ``root`` that ``path`` names (``/`` is index.html), or None (never outside ``root``)."""
+    rel = path.lstrip("/") or "index.html"
+    if any(part in ("", ".", "..") for part in rel.split("/")) or "\\" in rel:
+        return None
+    try:
+        candidate = (root / rel).resolve()
+    except (OSError, ValueError):  # e.g. a NUL byte in the path
+        return None
+    if root.resolve() not in candidate.parents or not candidate.is_file():
+        return None
+    if candidate.suffix not in STATIC_TYPES:
+        return None
+    return candidate
+
+
+def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps({"error": {"code": code, "message": message}})
+    return Response(body, status=status, content_type="application/json", headers=headers)
+
+
+class Gateway:
+    """The WSGI application; ``invoke_api(event) -> proxy response`` is the API function."""
+
+    def __init__(self, invoke_api: Callable[[dict], dict], api_key: str | None, web_root: Path = WEB_ROOT) -> None:
+        self.invoke_api = invoke_api
+        self.api_key = api_key
+        self.web_root = web_root
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        request = Request(environ)
+        request.max_content_length = MAX_HTTP_BODY
+        try:
+            response = self.dispatch(request)
+        except RequestEntityTooLarge:
+            response = error(413, "body_too_large", f"the body is over {MAX_HTTP_BODY} bytes")
+        except HTTPException as exc:
+            response = error(exc.code or 400, "bad_request", exc.description or "bad request")
+        except Exception:
+            logging.getLogger("infra.local").exception("gateway error")
+            response = error(500, "internal_error", "internal error")
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request) -> Response:
+        full_path = request.path
+        method = request.method
+        via_cdn = full_path.startswith(API_PREFIX + "/")
+        path = full_path[len(API_PREFIX) :] if via_cdn else full_path
+        if method in ("GET", "HEAD") and not via_cdn:
+            page = static_file(full_path, self.web_root)
+            if page is not None:
+                return self._static(page)
+        route = route_of(path)
+        if route is None:
+            return error(404, "not_found", f"no route {method} {path}")
+        allowed = route.methods + (("HEAD",) if "GET" in route.methods else ())
+        if method not in allowed:
+            allow = ", ".join(allowed)
+            return error(405, "method_not_allowed", f"{method} is not allowed here; use {allow}", {"Allow": allow})
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() != API_KEY_HEADER or not via_cdn]
+        if self.api_key:
+            if via_cdn:
+                headers.append((API_KEY_HEADER, self.api_key))  # what CloudFront's origin header does
+            elif not hmac.compare_digest(request.headers.get(API_KEY_HEADER, ""), self.api_key):
+                return error(403, "forbidden", f"a valid API key is required in the {API_KEY_HEADER} header")
+        headers.append(("X-Forwarded-Proto", request.scheme))
+        event = api_event(
+            "GET" if method == "HEAD" else method,
+            path,
+            request.args.to_dict(flat=False),
+            headers,
+            request.get_data(cache=False),
+            request.remote_addr or "127.0.0.1",
+            full_path=full_path,
+        )
+        return self._proxy_response(self.invoke_api(event))
+
+    @staticmethod
+    def _proxy_response(result: dict) -> Response:
+        """The HTTP answer of a proxy integration's result (werkzeug leaves the body out for HEAD)."""
+        payload = result.get("body") or ""
+        data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
+        headers: dict[str, str] = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            headers[name] = str(values[-1] if isinstance(values, list) else values)
+        headers = {k: v for k, v in headers.items() if k.lower() not in ("content-length", "connection")}
+        return Response(data, status=result["statusCode"], headers=headers)
+
+    @staticmethod
+    def _static(page: Path) -> Response:
+        return Response(page.read_bytes(), content_type=STATIC_TYPES[page.suffix], headers=STATIC_HEADERS)
+
+
+class _RequestHandler(WSGIRequestHandler):
+    # http.server's own refusals (a request line it cannot parse, a URI over 64 KB) as JSON, not an HTML page
+    error_message_format = '{"error":{"code":"http_%(code)d","message":"the HTTP request could not be read"}}'
+    error_content_type = "application/json"
+
+
+class _Server(ThreadedWSGIServer):
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
+
+
+def make_server(app: Any, port: int = 0, access_log: bool = False) -> ThreadedWSGIServer:
+    """A threaded server on 127.0.0.1 (a thread per connection, keep-alive, a 1,024-connection backlog)."""
+    log = logging.getLogger("werkzeug")
+    log.setLevel(logging.INFO if access_log else logging.ERROR)
+    if access_log and not log.handlers:
+        log.addHandler(logging.StreamHandler(sys.stderr))
+    return _Server("127.0.0.1", port, app, handler=_RequestHandler)
