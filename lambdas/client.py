@@ -2,8 +2,10 @@
 
 ``python -m lambdas.client recommend --user 19 [--url URL] [--k 10]``, or ``--ratings '{"1": 5, "50": 4}'``,
 ``--similar-to 1``, ``--users 1 2 3``; ``python -m lambdas.client status REQUEST_ID``. Against the deployed API add
-``--api-key KEY`` (sent as ``x-api-key``). The URL defaults to ``$RECOMMENDER_API_URL``, else the local stack's.
-Standard library only, so it runs anywhere.
+``--api-key KEY`` (sent as ``x-api-key``). The URL and key default to ``$RECOMMENDER_API_URL`` and
+``$RECOMMENDER_API_KEY``, else to the running local stack's (``python -m infra.local`` writes them to
+``artifacts/local-stack.json``). Waiting is long-polling (``?wait=S``): one call returns as soon as the request is
+finished. Standard library only, so it runs anywhere.
 """
 
 from __future__ import annotations
@@ -16,10 +18,28 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 FINISHED = ("COMPLETED", "FAILED")
+# Written by a running `python -m infra.local`: {"url", "api_key"} ($RECOMMENDER_LOCAL_CONNECTION moves it).
+LOCAL_CONNECTION_ENV = "RECOMMENDER_LOCAL_CONNECTION"
+LOCAL_CONNECTION = Path(__file__).resolve().parents[1] / "artifacts" / "local-stack.json"
+
+
+def local_connection_file() -> Path:
+    return Path(os.environ.get(LOCAL_CONNECTION_ENV) or LOCAL_CONNECTION)
+MAX_WAIT_S = 20  # the API's limit for ?wait=
+
+
+def local_connection(path: Path | None = None) -> tuple[str | None, str | None]:
+    """(url, api key) of the running local stack, or (None, None)."""
+    try:
+        found = json.loads((path or local_connection_file()).read_text())
+        return found.get("url"), found.get("api_key")
+    except (OSError, ValueError, AttributeError):
+        return None, None
 
 
 class ApiError(Exception):
@@ -46,7 +66,12 @@ class Client:
         self.timeout_s = timeout_s
 
     def request(
-        self, method: str, path: str, body: bytes | str | dict | None = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | str | dict | None = None,
+        headers: dict[str, str] | None = None,
+        timeout_s: float | None = None,
     ) -> HttpResponse:
         """One HTTP call; never raises for an HTTP error status (tests inspect those)."""
         url = path if path.startswith("http") else self.base_url + path
@@ -60,7 +85,7 @@ class Client:
         all_headers.update(headers or {})
         req = urllib.request.Request(url, data=data, method=method, headers=all_headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+            with urllib.request.urlopen(req, timeout=timeout_s or self.timeout_s) as resp:
                 status, raw, resp_headers = resp.status, resp.read(), dict(resp.headers)
         except urllib.error.HTTPError as err:
             status, raw, resp_headers = err.code, err.read(), dict(err.headers)
@@ -82,24 +107,22 @@ class Client:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self._check(self.request("POST", "/recommendations", body, headers), 202)
 
-    def status(self, request_id: str) -> dict:
-        """GET /recommendations/{request_id}."""
-        return self._check(self.request("GET", f"/recommendations/{request_id}"), 200)
+    def status(self, request_id: str, wait_s: int = 0) -> dict:
+        """GET /recommendations/{request_id}; ``wait_s`` > 0 long-polls (answers once finished, or after wait_s)."""
+        query = f"?wait={wait_s}" if wait_s > 0 else ""
+        resp = self.request("GET", f"/recommendations/{request_id}{query}", timeout_s=self.timeout_s + wait_s)
+        return self._check(resp, 200)
 
-    def wait(
-        self, request_id: str, timeout_s: float = 60.0, first_delay_s: float = 0.1, max_delay_s: float = 2.0
-    ) -> dict:
-        """Poll until COMPLETED or FAILED, doubling the delay up to ``max_delay_s``; TimeoutError after timeout."""
+    def wait(self, request_id: str, timeout_s: float = 60.0) -> dict:
+        """Long-poll until COMPLETED or FAILED; TimeoutError after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
-        delay = first_delay_s
         while True:
-            doc = self.status(request_id)
+            left = deadline - time.monotonic()
+            doc = self.status(request_id, wait_s=max(1, min(MAX_WAIT_S, int(left))))
             if doc["status"] in FINISHED:
                 return doc
-            if time.monotonic() + delay > deadline:
+            if time.monotonic() >= deadline:
                 raise TimeoutError(f"request {request_id} still {doc['status']} after {timeout_s:g}s")
-            time.sleep(delay)
-            delay = min(delay * 2, max_delay_s)
 
     def recommend(self, body: dict, timeout_s: float = 60.0, idempotency_key: str | None = None) -> dict:
         """Submit and wait: the final status document."""
@@ -189,8 +212,14 @@ def _id(text: str) -> int | str:
 
 def main(argv: list[str] | None = None) -> int:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=os.environ.get("RECOMMENDER_API_URL", DEFAULT_URL), help="API base URL")
-    common.add_argument("--api-key", default=os.environ.get("RECOMMENDER_API_KEY"), help="sent as x-api-key")
+    local_url, local_key = local_connection()
+    env_url = os.environ.get("RECOMMENDER_API_URL")
+    common.add_argument("--url", default=env_url or local_url or DEFAULT_URL, help="API base URL")
+    common.add_argument(
+        "--api-key",
+        default=os.environ.get("RECOMMENDER_API_KEY") or (None if env_url else local_key),
+        help="sent as x-api-key (default: $RECOMMENDER_API_KEY, else the running local stack's)",
+    )
     common.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the result")
     common.add_argument("--json", action="store_true", help="print the raw status document")
     parser = argparse.ArgumentParser(prog="python -m lambdas.client", description=__doc__.splitlines()[0])

@@ -2,7 +2,8 @@
 // Every failure becomes an ApiError whose message is meant for a person (never a raw JSON dump).
 
 const BASE = new URL("api/", document.baseURI);
-const POLL_DELAYS_MS = [100, 150, 250, 400, 600, 800, 1000];
+// Long-polling: each GET waits up to WAIT_S seconds on the server and answers as soon as the request is finished.
+const WAIT_S = 10;
 const WAIT_LIMIT_MS = 60000;
 
 export class ApiError extends Error {
@@ -74,17 +75,14 @@ export function getJson(path, params = {}) {
   return call("GET", text ? `${path}?${text}` : path);
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// Submit a recommendation request and poll its status until it finishes; resolves with the result. ``wanted``
-// says whether the answer is still wanted: a superseded request stops polling (and costs the API nothing more).
+// Submit a recommendation request and long-poll its status until it finishes; resolves with the result. ``wanted``
+// says whether the answer is still wanted: a superseded request asks no more (and costs the API nothing more).
 export async function recommend(body, wanted = () => true) {
   const accepted = await call("POST", "recommendations", body);
   const started = Date.now();
-  for (let attempt = 0; ; attempt += 1) {
-    await sleep(POLL_DELAYS_MS[Math.min(attempt, POLL_DELAYS_MS.length - 1)]);
+  for (;;) {
     if (!wanted()) throw new ApiError("superseded by a newer request", "superseded", 0);
-    const doc = await call("GET", `recommendations/${encodeURIComponent(accepted.request_id)}`);
+    const doc = await call("GET", `recommendations/${encodeURIComponent(accepted.request_id)}?wait=${WAIT_S}`);
     if (doc.status === "COMPLETED") return doc.result;
     if (doc.status === "FAILED") {
       const error = doc.error || { code: "failed", message: "the request failed" };

@@ -7,6 +7,8 @@ module imports neither numpy nor onnxruntime: the API only validates and enqueue
 from __future__ import annotations
 
 import json
+import re
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.api import errors
 from lambdas.api.models import (
@@ -38,7 +41,7 @@ from lambdas.service.aws import get_services
 from lambdas.service.errors import ServiceError
 from lambdas.service.logs import logger
 from lambdas.service.movie_index import MAX_LIMIT, MAX_QUERY
-from lambdas.settings import Settings
+from lambdas.settings import PARTITION_KEY, Settings
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 
@@ -143,8 +146,10 @@ def submit_request(
     "/recommendations/<request_id>",
     summary="Read a request's status and result",
     description=(
-        "PENDING until the worker has scored it, then COMPLETED with `result` or FAILED with `error`. Requests and "
-        "results are deleted after `expires_at` (7 days by default)."
+        "PENDING until the worker has scored it, then COMPLETED with `result` or FAILED with `error`. With "
+        "`wait=S` (1-20 seconds) the answer comes as soon as the request is finished, or after S seconds with "
+        "status PENDING (long-polling: one call instead of many polls). Requests and results are deleted after "
+        "`expires_at` (7 days by default)."
     ),
     operation_id="getRecommendationRequest",
     tags=["recommendations"],
@@ -158,9 +163,18 @@ def submit_request(
 )
 def get_request(
     request_id: Annotated[str, PathParam(pattern=UUID_PATTERN, description="The id returned by the submit call")],
+    wait: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=status_service.MAX_WAIT_S,
+            description="Seconds to wait for the request to finish before answering (0: answer at once)",
+        ),
+    ] = 0,
 ) -> Response[StatusResponse]:
-    logger.append_keys(request_id=request_id)
-    document = status_service.read_status(get_services(), request_id)
+    # The waiting itself happened before the resolver ran (lambda_handler, _long_poll): here the item is read once.
+    logger.append_keys(request_id=request_id, wait=wait)
+    document = status_service.read_status(get_services(), request_id, _take_waited(request_id))
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=document)
 
 
@@ -262,7 +276,52 @@ def _unexpected(exc: Exception) -> Response:
     return errors.response(500, "internal_error", "internal error")
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+# Powertools' resolver keeps the current event in class-level state, so within one process requests are resolved
+# one at a time. In Lambda a container runs one invocation at a time anyway (the lock is never contended); the local
+# stack's gateway invokes this handler from a thread per connection, and the lock keeps them apart.
+_ONE_AT_A_TIME = threading.Lock()
+_UUID = re.compile(UUID_PATTERN)
+# The finished item a long-poll read, for get_request to answer from (per thread: one invocation per thread).
+_waited = threading.local()
+
+
+def _take_waited(request_id: str) -> dict | None:
+    found = getattr(_waited, "item", None)
+    _waited.item = None
+    return found if found is not None and found.get(PARTITION_KEY) == request_id else None
+
+
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    """Long-poll first (outside the lock, so a waiting request holds up no other), then resolve."""
+    _waited.item = _long_poll(event, context)
+    with _ONE_AT_A_TIME:
+        return _resolve(event, context)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+def _resolve(event: dict, context: LambdaContext) -> dict:
     refused = errors.precheck(event, get_services().settings.max_body_bytes, cors=CORS)
     return refused or app.resolve(event, context)
+
+
+def _long_poll(event: dict, context: LambdaContext) -> dict | None:
+    """For ``GET /recommendations/{id}?wait=S``: wait until the request is finished or S seconds have passed.
+
+    Only well-formed calls wait; anything else goes straight to the resolver, which validates it and answers the
+    error. A read that fails here is left to the resolver's own read, which answers and logs it.
+    """
+    if event.get("httpMethod") != "GET" or event.get("resource") != "/recommendations/{request_id}":
+        return None
+    request_id = (event.get("pathParameters") or {}).get("request_id") or ""
+    raw = (event.get("queryStringParameters") or {}).get("wait") or ""
+    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= status_service.MAX_WAIT_S):
+        return None
+    if not _UUID.match(request_id):
+        return None
+    try:
+        item, _ = status_service.wait_until_finished(
+            get_services(), request_id, int(raw), lambda: context.get_remaining_time_in_millis() / 1000
+        )
+    except (BotoCoreError, ClientError):
+        return None
+    return item

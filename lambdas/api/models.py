@@ -45,7 +45,8 @@ def _check_id(value: Any) -> Any:
 
 # Ids are opaque: an integer-id catalogue accepts 19 and "19" alike.
 Id = Annotated[
-    int | Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)],
+    # the pattern (at least one character that is not white space) is what _check_id enforces, said in the schema
+    int | Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"\S")],
     BeforeValidator(_check_id),
     Field(description="A user or movie id: an integer or a string of 1-64 characters"),
 ]
@@ -57,13 +58,30 @@ RequestKind = Literal["user", "cold_start", "similar", "batch", "profile"]
 Status = Literal["PENDING", "COMPLETED", "FAILED"]
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    # An absent request kind is absent, not null: the document shows no "default": null that a client could send.
+    schema.pop("default", None)
+
+
 class RecommendationRequest(BaseModel):
-    """A request: exactly one of ``user_id``, ``ratings``, ``similar_to``, ``user_ids``, ``profile_of``."""
+    """A request: exactly one of ``user_id``, ``ratings``, ``similar_to``, ``user_ids``, ``profile_of``.
 
-    model_config = ConfigDict(extra="forbid", title="RecommendationRequest")
+    The request kinds are optional but never null, and the JSON schema says "exactly one" as ``oneOf`` over their
+    ``required`` lists, so that a request valid by the published document is never refused for its shape.
+    """
 
-    user_id: Id | None = Field(None, description="A known user (an unknown one gets the popularity ranking)")
-    ratings: dict[MovieKey, Rating] | None = Field(
+    model_config = ConfigDict(
+        extra="forbid",
+        title="RecommendationRequest",
+        json_schema_extra={"oneOf": [{"required": [kind]} for kind in REQUEST_KINDS]},
+    )
+
+    user_id: Id = Field(
+        None,
+        description="A known user (an unknown one gets the popularity ranking)",
+        json_schema_extra=_no_default,
+    )
+    ratings: dict[MovieKey, Rating] = Field(
         None,
         min_length=1,
         max_length=MAX_RATINGS,
@@ -72,24 +90,31 @@ class RecommendationRequest(BaseModel):
             f"(1-{MAX_RATINGS} entries). Unknown movie ids are accepted and listed in the result's "
             "`unknown_movies`; if none is known the result is the popularity ranking (strategy `popular`)."
         ),
+        json_schema_extra=_no_default,
     )
-    similar_to: Id | None = Field(
+    similar_to: Id = Field(
         None,
         description=(
             "A movie id: movies similar to it. An id the model does not know is accepted (202) and the request "
             "ends FAILED with error code `unknown_movie`."
         ),
+        json_schema_extra=_no_default,
     )
-    user_ids: list[Id] | None = Field(
-        None, min_length=1, max_length=MAX_BATCH_USERS, description=f"A batch of 1-{MAX_BATCH_USERS} users"
+    user_ids: list[Id] = Field(
+        None,
+        min_length=1,
+        max_length=MAX_BATCH_USERS,
+        description=f"A batch of 1-{MAX_BATCH_USERS} users",
+        json_schema_extra=_no_default,
     )
-    profile_of: Id | None = Field(
+    profile_of: Id = Field(
         None,
         description=(
             "A known user's profile instead of recommendations: their rating history and their taste by genre (`k`, "
             "the genre filters and the other list options do not apply). An unknown user is accepted (202) and the "
             "request ends FAILED with error code `unknown_user`."
         ),
+        json_schema_extra=_no_default,
     )
     k: StrictInt = Field(10, ge=1, le=MAX_K, description="How many movies per list")
     exclude_seen: StrictBool = Field(True, description="Leave out movies the user has rated (or gave in `ratings`)")

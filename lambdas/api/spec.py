@@ -28,7 +28,10 @@ DESCRIPTION = (
     "`unknown_user` (a `profile_of` user the model does not know), "
     "`unknown_genre`, `invalid_rating` (outside the model's scale), `invalid_k`, `invalid_request`, "
     "`queue_unavailable`, `retries_exhausted` (processing failed on every attempt; the message is in the DLQ).\n\n"
-    "The deployed API requires an API key in `x-api-key`; the local stack (`python -m infra.local`) does not."
+    "Every call needs the API key in `x-api-key` (403 `forbidden` without it, answered before the API function "
+    "runs), in AWS as in the local stack (`python -m infra.local` prints its key). The web page's calls go "
+    "through `/api/`, where CloudFront (or the local gateway) adds the key, so the browser never holds it. An "
+    "undeclared method on a declared path gets 405 with `Allow` from the local gateway (403 from API Gateway)."
 )
 
 
@@ -45,7 +48,22 @@ def build() -> dict[str, Any]:
         security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
         security=[{"apiKey": []}],
     )
-    return _prune(json.loads(raw))
+    return _with_gateway_answers(_prune(json.loads(raw)))
+
+
+FORBIDDEN = {
+    "description": "No valid API key in `x-api-key` (`forbidden`): refused before the API function runs",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+}
+
+
+def _with_gateway_answers(doc: dict) -> dict:
+    """Answers the gateway gives before the handler runs, on every operation: 403 without a valid API key."""
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            operation["responses"].setdefault("403", FORBIDDEN)
+            operation["responses"] = dict(sorted(operation["responses"].items()))
+    return doc
 
 
 def _refs(node: Any) -> set[str]:

@@ -18,7 +18,7 @@ CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "sta
 
 @dataclass
 class Services:
-    """The settings and lazily created clients for DynamoDB, SQS, S3 and SSM."""
+    """The settings and lazily created clients for DynamoDB (resource and client), SQS, S3 and SSM."""
 
     settings: Settings
     session: Any = None
@@ -40,6 +40,11 @@ class Services:
     def table(self) -> Any:
         """The requests table (boto3 resource: plain Python values in and out)."""
         return self._client("table")
+
+    @property
+    def dynamodb(self) -> Any:
+        """The low-level DynamoDB client (typed attribute values; unlike resources, safe to share between threads)."""
+        return self._client("dynamodb")
 
     @property
     def sqs(self) -> Any:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.service import store
@@ -13,9 +16,12 @@ from lambdas.service.logs import logger
 from lambdas.settings import PARTITION_KEY, TTL_ATTRIBUTE
 
 
-def read_status(services: Services, request_id: str) -> dict:
-    """The status document of a request (``StatusResponse``'s fields); NotFound if unknown or expired."""
-    item = store.get(services, request_id)
+def read_status(services: Services, request_id: str, item: dict | None = None) -> dict:
+    """The status document of a request (``StatusResponse``'s fields); NotFound if unknown or expired.
+
+    ``item``: the request's item as just read (by :func:`wait_until_finished`); else it is read here.
+    """
+    item = item or store.get(services, request_id)
     if item is None or "kind" not in item:
         raise NotFound("not_found", f"no request {request_id} (unknown, or expired after its TTL)")
     out = {
@@ -31,6 +37,50 @@ def read_status(services: Services, request_id: str) -> dict:
     if item["status"] == store.COMPLETED:
         out["result"] = json.loads(item["result"]) if "result" in item else _s3_result(services, item["result_s3_key"])
     return out
+
+
+# Long-polling: the API function re-reads the item with backoff until it is finished or the wait is over. Each read
+# is one consistent GetItem of a small PENDING item (1 read request unit); the schedule keeps the added latency
+# below ~100 ms for results that take under a second, and the reads at 4 per second after that.
+POLL_SCHEDULE_S = (0.02, 0.03, 0.05, 0.1, 0.15, 0.2)
+POLL_INTERVAL_S = 0.25
+MAX_WAIT_S = 20
+_DESERIALIZE = TypeDeserializer()
+# What the function keeps in hand for the final read and its answer (API Gateway's limit is 29 s).
+WAIT_MARGIN_S = 3.0
+
+
+def wait_until_finished(
+    services: Services,
+    request_id: str,
+    wait_s: float,
+    remaining_s: Callable[[], float] = lambda: float("inf"),
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[dict | None, int]:
+    """Re-read the item until it is not PENDING (or gone) or ``wait_s`` has passed.
+
+    Returns (the finished item, or None if it is still PENDING or does not exist; reads made). The finished item
+    is what :func:`read_status` then answers from, so a long-poll costs no read beyond the polls. Uses the low-level
+    client (safe to share between threads, unlike boto3 resources). Stops early when the invocation has less than
+    ``WAIT_MARGIN_S`` left.
+    """
+    deadline = time.monotonic() + min(wait_s, MAX_WAIT_S, max(0.0, remaining_s() - WAIT_MARGIN_S))
+    reads = 0
+    for step in range(10_000):
+        answer = services.dynamodb.get_item(
+            TableName=services.settings.table_name, Key={PARTITION_KEY: {"S": request_id}}, ConsistentRead=True
+        )
+        reads += 1
+        raw = answer.get("Item")
+        if raw is None:
+            return None, reads
+        if raw.get("status", {}).get("S") != store.PENDING:
+            return {name: _DESERIALIZE.deserialize(value) for name, value in raw.items()}, reads
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sleep(min(POLL_SCHEDULE_S[step] if step < len(POLL_SCHEDULE_S) else POLL_INTERVAL_S, left))
+    return None, reads
 
 
 def _s3_result(services: Services, key: str) -> dict:

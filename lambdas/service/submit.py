@@ -35,8 +35,10 @@ class Accepted:
 
 
 def canonical(request: RecommendationRequest) -> str:
-    """The request with defaults filled in, as canonical JSON: what is stored, queued and hashed."""
-    return store.dumps(request.model_dump(mode="json"))
+    """The request with defaults filled in, as canonical JSON: what is stored, queued and hashed.
+
+    Absent fields stay absent (the request kinds are never null in the contract)."""
+    return store.dumps(request.model_dump(mode="json", exclude_none=True))
 
 
 def new_request_id() -> str:

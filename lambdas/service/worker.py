@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -65,9 +66,11 @@ def _process(services: Services, message: WorkMessage, receive_count: int) -> st
         logger.info("duplicate delivery of a finished request; nothing written", extra={"status": item["status"]})
         return "skipped"
     try:
-        request = RecommendationRequest.model_validate_json(item["request"])
+        request = stored_request(item["request"])
     except ValidationError as exc:
         return _fail(services, request_id, "invalid_request", f"invalid request: {describe(exc)}")
+    except ValueError as exc:
+        return _fail(services, request_id, "invalid_request", f"invalid request: {exc}")
 
     from lambdas.engine import RequestError  # lazily: the engine package imports numpy and onnxruntime
 
@@ -83,6 +86,15 @@ def _process(services: Services, message: WorkMessage, receive_count: int) -> st
             exhausted(services, request_id, exc, receive_count)
         raise
     return "completed"
+
+
+def stored_request(text: str) -> RecommendationRequest:
+    """The request stored with the item. Items written before the request kinds became non-nullable carry null for
+    the absent kinds (and every other unset field): nulls are dropped, so those requests still validate."""
+    stored = json.loads(text)
+    if not isinstance(stored, dict):
+        raise ValueError("the stored request is not a JSON object")
+    return RecommendationRequest.model_validate({k: v for k, v in stored.items() if v is not None})
 
 
 def exhausted(services: Services, request_id: str, exc: BaseException | str, receive_count: int | None = None) -> bool:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from infra.local import LocalStack
+from infra.local.endpoint import Fault
 from lambdas.client import ApiError, Client, format_status
-from lambdas.service import worker
 from tests.openapi_contract import assert_matches, document
 
 pytest.importorskip("onnxruntime")
@@ -35,7 +35,7 @@ def stack(small_artifact):
 
 @pytest.fixture
 def client(stack) -> Client:
-    return Client(stack.url)
+    return Client(stack.url, stack.api_key)
 
 
 def finished(client: Client, request_id: str, timeout_s: float = 30) -> dict:
@@ -157,49 +157,33 @@ def test_a_duplicated_sqs_delivery_does_not_overwrite_the_result(stack, client):
     assert item(stack, accepted["request_id"]) == before
 
 
-def test_a_transient_failure_is_retried_to_completed(stack, client, monkeypatch):
-    # GIVEN scoring fails once for user 12 (a throttled dependency)
-    real, failures = worker.run_request, []
-
-    def flaky(engine, request):
-        if request.user_id == 12 and not failures:
-            failures.append(time.monotonic())
-            raise ConnectionError("throttled")
-        return real(engine, request)
-
-    monkeypatch.setattr(worker, "run_request", flaky)
-
-    # WHEN the request is submitted THEN it completes after SQS redelivers it (visibility timeout)
-    accepted = client.submit({"user_id": 12, "k": 3})
-    doc = finished(client, accepted["request_id"])
-    assert doc["status"] == "COMPLETED" and len(failures) == 1
+def test_a_transient_failure_is_retried_to_completed(stack, client):
+    # GIVEN the worker's writes to DynamoDB fail three times in a row (botocore's own retries included)
+    stack.inject([Fault("dynamodb", "UpdateItem", status=500, code="InternalServerError", times=3)])
+    try:
+        # WHEN a request is submitted THEN it completes after SQS redelivers it (visibility timeout)
+        accepted = client.submit({"user_id": 12, "k": 3})
+        doc = finished(client, accepted["request_id"])
+        assert doc["status"] == "COMPLETED"
+        assert stack.fault_report()[0]["hits"] == 3
+    finally:
+        stack.inject([])
     assert stack.queue_depth(stack.dlq_url) == 0
 
 
-def test_a_poison_message_ends_failed_and_in_the_dlq(stack, client, monkeypatch):
-    # GIVEN scoring always fails for user 13
-    real, attempts = worker.run_request, []
+def test_a_poison_message_ends_in_the_dlq_and_writes_nothing(stack, client):
+    # GIVEN a message no worker can read (not a work message)
+    before = table_size(stack)
+    stack.services.sqs.send_message(QueueUrl=stack.settings.queue_url, MessageBody='{"not": "a work message"}')
 
-    def poison(engine, request):
-        if request.user_id == 13:
-            attempts.append(1)
-            raise RuntimeError("this request always crashes the scorer")
-        return real(engine, request)
-
-    monkeypatch.setattr(worker, "run_request", poison)
-
-    # WHEN it is submitted
-    accepted = client.submit({"user_id": 13})
-
-    # THEN after maxReceiveCount attempts the request reads FAILED (not PENDING forever)
-    doc = finished(client, accepted["request_id"])
-    assert doc["status"] == "FAILED" and doc["error"]["code"] == "retries_exhausted"
-    assert len(attempts) == stack.settings.max_receive_count
-    # AND SQS (moto's redrive) moved the message to the DLQ, leaving the queue empty
+    # THEN after maxReceiveCount receives SQS (moto's redrive) moves it to the DLQ, and nothing was written
     wait_until(lambda: stack.queue_depth(stack.dlq_url) == 1, what="the message in the DLQ")
-    dead = stack.services.sqs.receive_message(QueueUrl=stack.dlq_url, VisibilityTimeout=0)["Messages"][0]
-    assert json.loads(dead["Body"])["request_id"] == accepted["request_id"]
-    assert stack.queue_depth() == 0
+    dead = stack.services.sqs.receive_message(QueueUrl=stack.dlq_url, VisibilityTimeout=0, AttributeNames=["All"])
+    message = dead["Messages"][0]
+    assert json.loads(message["Body"]) == {"not": "a work message"}
+    assert int(message["Attributes"]["ApproximateReceiveCount"]) >= stack.settings.max_receive_count
+    assert stack.queue_depth() == 0 and table_size(stack) == before
+    stack.services.sqs.purge_queue(QueueUrl=stack.dlq_url)
 
 
 # Bounds for a loaded 2-core CI machine (a run takes a few seconds when idle; every wait ends as soon as its event
@@ -240,11 +224,12 @@ def _kill(proc: subprocess.Popen) -> None:
         proc.wait(timeout=30)
 
 
-def _run_client(*args: str) -> subprocess.CompletedProcess:
+def _run_client(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """``python -m lambdas.client ARGS``; its output is in the failure message if it fails or overruns CLIENT_S."""
     cmd = [sys.executable, "-m", "lambdas.client", *args, "--timeout", str(CLIENT_S - 20)]
+    env = {k: v for k, v in env.items() if k not in ("RECOMMENDER_API_URL", "RECOMMENDER_API_KEY")}
     try:
-        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=CLIENT_S)
+        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=CLIENT_S)
     except subprocess.TimeoutExpired as exc:
         output = f"stdout: {exc.stdout!r}; stderr: {exc.stderr!r}"
         raise AssertionError(f"the client ran over {CLIENT_S}s; {output}") from None
@@ -253,7 +238,8 @@ def _run_client(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_the_cli_prints_its_url_serves_the_client_and_stops_on_sigterm(small_artifact, tmp_path):
-    env = {**os.environ, "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    connection = tmp_path / "local-stack.json"
+    env = {**os.environ, "POWERTOOLS_LOG_LEVEL": "WARNING", "RECOMMENDER_LOCAL_CONNECTION": str(connection)}
     cmd = [sys.executable, "-m", "infra.local", "--port", "0", "--artifact", str(small_artifact), "--quiet"]
     # stderr to a file, not a pipe: nobody reads a pipe while the test waits, and a full one would block the stack.
     stderr_path = tmp_path / "infra.local.stderr"
@@ -263,19 +249,24 @@ def test_the_cli_prints_its_url_serves_the_client_and_stops_on_sigterm(small_art
         # WHEN it is ready THEN it prints its URL
         lines = _lines(proc)
         url = _wait_for(lines, proc, "API URL: http://127.0.0.1:", START_S).split("API URL: ")[1].strip()
+        key = _wait_for(lines, proc, "API key: ", START_S).split()[2]
+        # AND it checks the key it printed, as API Gateway does
+        assert Client(url).request("GET", "/model").status == 403
         # AND it completes a request (the cold start, imports and model load, paid here under generous timeouts,
         # not within the client CLI's 10 s per HTTP call)
-        warm = Client(url, timeout_s=START_S).recommend({"user_id": 19, "k": 3}, timeout_s=START_S)
+        warm = Client(url, key, timeout_s=START_S).recommend({"user_id": 19, "k": 3}, timeout_s=START_S)
         assert warm["status"] == "COMPLETED", warm
 
-        # AND the client CLI gets readable recommendations from it
-        done = _run_client("recommend", "--user", "19", "--url", url, "--k", "3")
+        # AND the client CLI, given neither the URL nor the key, finds both and gets readable recommendations
+        assert json.loads(connection.read_text()) == {"url": url, "api_key": key}
+        done = _run_client(env, "recommend", "--user", "19", "--k", "3")
         assert "COMPLETED" in done.stdout and done.stdout.count("Movie ") == 3, done.stdout
 
         # WHEN it gets SIGTERM (as Ctrl-C) THEN it stops cleanly
         proc.send_signal(signal.SIGTERM)
         assert _wait_for(lines, proc, "stopped", STOP_S)
         assert proc.wait(timeout=STOP_S) == 0
+        assert not connection.exists()
     except BaseException:
         _kill(proc)  # first, so that its stderr is complete
         print(f"--- python -m infra.local (exit {proc.returncode}) stderr ---\n{stderr_path.read_text()[-4000:]}")
