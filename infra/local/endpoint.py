@@ -18,6 +18,7 @@ import re
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -81,6 +82,7 @@ class FaultInjector:
         self.app = app
         self._rules: list[_Active] = []
         self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()  # "service:action" -> calls, for the load test's per-request counts
 
     def set_rules(self, rules: Iterable[FaultRule]) -> None:
         with self._lock:
@@ -89,6 +91,10 @@ class FaultInjector:
     def report(self) -> list[dict]:
         with self._lock:
             return [{**a.rule.model_dump(), "hits": a.hits} for a in self._rules]
+
+    def call_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.calls)
 
     def _match(self, service: str, action: str) -> FaultRule | None:
         with self._lock:
@@ -106,6 +112,8 @@ class FaultInjector:
         if environ.get("PATH_INFO") == CONTROL_PATH:
             return self._control(environ, start_response)
         service, action = call_of(environ)
+        with self._lock:
+            self.calls[f"{service}:{action}"] += 1
         rule = self._match(service, action) if service else None
         if rule is not None:
             if rule.delay_s:
@@ -134,7 +142,7 @@ class FaultInjector:
             self.set_rules([])
             out = {"rules": []}
         else:
-            out = {"rules": self.report()}
+            out = {"rules": self.report(), "calls": self.call_counts()}
         body = json.dumps(out).encode()
         start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
@@ -163,12 +171,17 @@ def inject(endpoint_url: str, faults: Iterable[Fault]) -> list[dict]:
         return json.loads(resp.read())["rules"]
 
 
-def fault_report(endpoint_url: str) -> list[dict]:
-    """The active rules with how often each fired."""
+def endpoint_report(endpoint_url: str) -> dict:
+    """``{"rules": the active rules with how often each fired, "calls": {"service:action": calls so far}}``."""
     import urllib.request
 
     with urllib.request.urlopen(endpoint_url + CONTROL_PATH, timeout=10) as resp:
-        return json.loads(resp.read())["rules"]
+        return json.loads(resp.read())
+
+
+def fault_report(endpoint_url: str) -> list[dict]:
+    """The active rules with how often each fired."""
+    return endpoint_report(endpoint_url)["rules"]
 
 
 def _speed_up_moto() -> Any:

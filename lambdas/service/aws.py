@@ -13,7 +13,11 @@ from botocore.config import Config
 from lambdas.settings import Settings
 
 # Fail fast instead of holding an API call for a minute when a dependency is down; standard retries cover blips.
-CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+# A Lambda container makes one call at a time; the pool size is for the local stack, whose gateway threads share
+# one client (botocore's default of 10 connections would open and drop a connection per call beyond that).
+CLIENT_CONFIG = Config(
+    connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=128
+)
 
 
 @dataclass

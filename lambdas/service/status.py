@@ -40,9 +40,10 @@ def read_status(services: Services, request_id: str, item: dict | None = None) -
 
 
 # Long-polling: the API function re-reads the item with backoff until it is finished or the wait is over. Each read
-# is one consistent GetItem of a small PENDING item (1 read request unit); the schedule keeps the added latency
-# below ~100 ms for results that take under a second, and the reads at 4 per second after that.
-POLL_SCHEDULE_S = (0.02, 0.03, 0.05, 0.1, 0.15, 0.2)
+# is one consistent GetItem of a small PENDING item (1 read request unit): reads at 0, 50, 150, 300, 500 ms, then
+# every 250 ms, so a request that takes 100 ms costs 3 reads and at most 50 ms of added latency, and the reads
+# stay at 4 per second after the first half second.
+POLL_SCHEDULE_S = (0.05, 0.1, 0.15, 0.2)
 POLL_INTERVAL_S = 0.25
 MAX_WAIT_S = 20
 _DESERIALIZE = TypeDeserializer()
