@@ -5,7 +5,7 @@ SYSTEM_PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv test lint demo local openapi train export bench bench-search bench-similar bench-quality ablation tune lr-find package clean
+.PHONY: venv test lint demo local openapi train export bench bench-search bench-similar bench-quality ablation tune lr-find package clean loadtest fuzz scan
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -33,6 +33,16 @@ demo: venv
 # The request flow on this machine: the web page on http://127.0.0.1:8765/, the API there and under /api/ (Ctrl-C stops).
 local: venv
 	$(PY) -m infra.local
+
+# The local stack under load: 2,000 mixed requests from 64 clients, long-polling, with 1, 2 and 4 worker processes
+# side by side; fails on any lost, stuck or differing request (writes artifacts/loadtest.md). LOADTEST_ARGS adds flags.
+LOADTEST_ARGS ?=
+loadtest: export
+	$(PY) -m infra.loadtest $(LOADTEST_ARGS)
+
+# schemathesis against the local stack: every check and phase, seed 42, 500 examples (the tests run 25).
+fuzz: export
+	$(PY) -m infra.fuzz --max-examples 500
 
 # Regenerate lambdas/api/openapi.json from the routes and models (a test fails when it is stale).
 openapi: venv
@@ -126,3 +136,17 @@ destroy: venv node_modules/.installed
 
 clean:
 	rm -rf artifacts build cdk.out .pytest_cache .ruff_cache
+
+# ------------------------------------------------------------------ IaC scan (checkov)
+# checkov lives in its own virtualenv: it brings many dependencies the app and its tests never need.
+SCAN_VENV ?= .venv-scan
+
+$(SCAN_VENV)/.installed: requirements-scan.txt
+	test -x $(SCAN_VENV)/bin/python || $(SYSTEM_PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-scan.txt
+	touch $@
+
+# checkov on the synthesized template: the counts, every failure and every skip with its reason (the skips live in
+# the template, written by infra/checkov.py); fails on any unsuppressed finding.
+scan: synth $(SCAN_VENV)/.installed
+	$(PY) -m infra.scan --stack $(STACK) --checkov $(SCAN_VENV)/bin/checkov

@@ -66,6 +66,7 @@ class RunStats:
     dlq_left: int = 0
     batches: int | None = None
     calls: dict[str, int] = field(default_factory=dict)
+    window_s: float = 0.0
 
     @property
     def rps(self) -> float:
@@ -192,9 +193,9 @@ def drive(url: str, api_key: str | None, bodies: list[tuple[str, dict]], concurr
 class LocalStackProcess:
     """``python -m infra.local`` in its own process; its URL and key from its first lines."""
 
-    def __init__(self, artifact: Path, workers: int) -> None:
+    def __init__(self, artifact: Path, workers: int, window_s: float = 0.0) -> None:
         cmd = [sys.executable, "-m", "infra.local", "--port", "0", "--artifact", str(artifact)]
-        cmd += ["--workers", str(workers), "--quiet"]
+        cmd += ["--workers", str(workers), "--batching-window", str(window_s), "--quiet"]
         env = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
         import os
 
@@ -251,8 +252,8 @@ def queue_depths(endpoint_url: str) -> tuple[int, int]:
     return main, dead
 
 
-def run_one(artifact: Path, workers: int, n: int, concurrency: int, seed: int) -> RunStats:
-    stack = LocalStackProcess(artifact, workers)
+def run_one(artifact: Path, workers: int, n: int, concurrency: int, seed: int, window_s: float = 0.0) -> RunStats:
+    stack = LocalStackProcess(artifact, workers, window_s)
     try:
         conn = Connection(stack.url, stack.api_key)
         _, model = conn.call("GET", "/model")
@@ -270,7 +271,7 @@ def run_one(artifact: Path, workers: int, n: int, concurrency: int, seed: int) -
         calls_before = endpoint_report(stack.endpoint)["calls"] if stack.endpoint else {}
         bodies = request_mix(model, movies, rng, n)
         outcomes, errors, wall = drive(stack.url, stack.api_key, bodies, concurrency, f"{workers} workers")
-        stats = RunStats(workers, n, wall, outcomes, connection_errors=len(errors))
+        stats = RunStats(workers, n, wall, outcomes, connection_errors=len(errors), window_s=window_s)
         stats.lost = sum(1 for o in outcomes if not o.status and not o.error.startswith("connection"))
         stats.pending = sum(1 for o in outcomes if o.status == "PENDING")
         # read every finished request again: the same answer (no request answered twice differently)
@@ -297,23 +298,27 @@ def render(runs: list[RunStats], concurrency: int, cmd: str) -> str:
         f"of 5) from {concurrency} concurrent clients, POST then long-poll `?wait={WAIT_S}`; end to end is POST "
         "sent to the finished status received.",
         "",
-        "| worker processes | throughput (req/s) | POST p50 / p99 (ms) | end to end p50 / p99 (ms) | GETs per request "
-        "| connection errors | lost | left PENDING | read twice, differing | queue / DLQ left |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| worker processes | batching window (s) | throughput (req/s) | POST p50 / p99 (ms) "
+        "| end to end p50 / p99 (ms) | GETs per request | worker invocations per request | connection errors | lost "
+        "| left PENDING | read twice, differing | queue / DLQ left |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         gets = statistics.mean(o.gets for o in r.outcomes if o.status in FINISHED) if r.outcomes else 0
+        invocations = r.calls.get("sqs:DeleteMessageBatch", 0) / r.requests
         lines.append(
-            f"| {r.workers} | {r.rps:.0f} | {r.pct('post_ms', 0.5):.0f} / {r.pct('post_ms', 0.99):.0f} "
-            f"| {r.pct('e2e_ms', 0.5):.0f} / {r.pct('e2e_ms', 0.99):.0f} | {gets:.2f} | {r.connection_errors} "
-            f"| {r.lost} | {r.pending} | {r.mismatched} | {r.queue_left} / {r.dlq_left} |"
+            f"| {r.workers} | {r.window_s:g} | {r.rps:.0f} "
+            f"| {r.pct('post_ms', 0.5):.0f} / {r.pct('post_ms', 0.99):.0f} "
+            f"| {r.pct('e2e_ms', 0.5):.0f} / {r.pct('e2e_ms', 0.99):.0f} | {gets:.2f} | {invocations:.2f} "
+            f"| {r.connection_errors} | {r.lost} | {r.pending} | {r.mismatched} | {r.queue_left} / {r.dlq_left} |"
         )
     lines += ["", "AWS calls per request during the run (at the local endpoint):", ""]
-    lines += ["| worker processes | " + " | ".join(CALLS) + " | all |", "|---|" + "---|" * (len(CALLS) + 1)]
+    lines += ["| worker processes | window (s) | " + " | ".join(CALLS) + " | all |"]
+    lines += ["|---|---|" + "---|" * (len(CALLS) + 1)]
     for r in runs:
         per = {k: v / r.requests for k, v in r.calls.items()}
         cells = [f"{per.get(k, 0):.2f}" for k in CALLS]
-        lines.append(f"| {r.workers} | " + " | ".join(cells) + f" | {sum(per.values()):.2f} |")
+        lines.append(f"| {r.workers} | {r.window_s:g} | " + " | ".join(cells) + f" | {sum(per.values()):.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -342,8 +347,9 @@ def check(runs: list[RunStats], min_rps: float, max_p50_ms: float) -> list[str]:
             ("HTTP errors", sum(1 for o in r.outcomes if o.error and not o.error.startswith("connection"))),
         ):
             if value:
-                problems.append(f"{r.workers} workers: {value} {name}")
-        if r.workers == BAR_WORKERS:
+                problems.append(f"{r.workers} workers, window {r.window_s:g} s: {value} {name}")
+        problems += [f"  e.g. {o.kind}: {o.error[:300]}" for o in r.outcomes if o.error][:3]
+        if r.workers == BAR_WORKERS and r.window_s == 0:
             if r.rps < min_rps:
                 problems.append(f"{r.workers} workers: {r.rps:.0f} requests/s, under {min_rps:g}")
             if r.pct("e2e_ms", 0.5) > max_p50_ms:
@@ -361,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=list(DEFAULT_WORKERS_RUN))
     parser.add_argument("--min-rps", type=float, default=66.0, help=f"bar for {BAR_WORKERS} workers")
     parser.add_argument("--max-p50-ms", type=float, default=400.0, help=f"bar for {BAR_WORKERS} workers")
+    parser.add_argument(
+        "--batching-windows", type=float, nargs="+", default=[0.0], help="worker batching windows to run (seconds)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
@@ -368,9 +377,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no artifact at {args.artifact}: run `make export` first", file=sys.stderr)
         return 2
     runs = []
-    for workers in args.workers:
-        runs.append(run_one(args.artifact, workers, args.requests, args.concurrency, args.seed))
-        print(render(runs[-1:], args.concurrency, "").splitlines()[-1], flush=True)
+    for window in args.batching_windows:
+        for workers in args.workers:
+            runs.append(run_one(args.artifact, workers, args.requests, args.concurrency, args.seed, window))
+            print(render(runs[-1:], args.concurrency, "").splitlines()[6], flush=True)
     cmd = "python -m infra.loadtest " + " ".join(argv if argv is not None else sys.argv[1:])
     text = render(runs, args.concurrency, cmd.strip())
     problems = check(runs, args.min_rps, args.max_p50_ms)

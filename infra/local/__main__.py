@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT}; 0: any)")
     parser.add_argument("--artifact", type=Path, default=DEFAULT_ARTIFACT, help="artifact directory (make export)")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="worker processes (default 2)")
+    parser.add_argument(
+        "--batching-window", type=float, default=0.0, help="seconds a worker gathers a batch for (SQS event source)"
+    )
     parser.add_argument("--visibility-timeout", type=int, default=5, help="seconds before a failed message retries")
     parser.add_argument("--no-auth", action="store_true", help="accept API calls without the API key")
     parser.add_argument("--quiet", action="store_true", help="no access log lines")
@@ -42,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         args.artifact,
         args.port,
         workers=args.workers,
+        batching_window_s=args.batching_window,
         visibility_timeout_s=args.visibility_timeout,
         api_key=None if args.no_auth else "",
         access_log=not args.quiet,

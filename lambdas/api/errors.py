@@ -108,9 +108,15 @@ def precheck(event: Mapping[str, Any], max_body_bytes: int, cors: CORSConfig | N
         return None
     if event.get("isBase64Encoded"):
         try:
-            size = len(base64.b64decode(raw, validate=True))
+            data = base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):
             return proxy_response(400, "invalid_body", "the body is not valid base64", cors_headers(event, cors))
+        size = len(data)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            message = f"the body is not valid JSON (not UTF-8: byte {exc.start})"
+            return proxy_response(400, "invalid_json", message, cors_headers(event, cors))
     else:
         size = len(raw.encode("utf-8", errors="surrogatepass"))
     if size > max_body_bytes:

@@ -157,6 +157,7 @@ def submit_request(
         200: {"description": "The request", "content": {content_types.APPLICATION_JSON: {"model": StatusResponse}}},
         400: _error("The request id is not a UUID (`invalid_request_id`)"),
         404: _error("No such request, or it expired (`not_found`)"),
+        422: _error("`wait` is not an integer from 0 to 20 (`validation_error`, with `details`)"),
         503: _error("A stored result cannot be read now (`result_unavailable`)", retry_after=True),
         500: _error(INTERNAL),
     },

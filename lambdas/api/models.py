@@ -34,8 +34,17 @@ UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
 MAX_ID_LENGTH = 64
 
 
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 10.0 as an integer: take it as 10 (a fractional number, a bool or a string stays refused)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _check_id(value: Any) -> Any:
-    # One clear error instead of pydantic's one-per-union-branch messages; no coercion (19.0, true, "" refused).
+    # One clear error instead of pydantic's one-per-union-branch messages; no coercion (true, "", "  " refused;
+    # 19.0 is the integer 19, as JSON Schema has it).
+    value = _integral(value)
     if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, str) and not value.strip()):
         raise ValueError(f"an id must be an integer or a non-empty string of at most {MAX_ID_LENGTH} characters")
     if isinstance(value, str) and len(value) > MAX_ID_LENGTH:
@@ -116,7 +125,9 @@ class RecommendationRequest(BaseModel):
         ),
         json_schema_extra=_no_default,
     )
-    k: StrictInt = Field(10, ge=1, le=MAX_K, description="How many movies per list")
+    k: Annotated[StrictInt, BeforeValidator(_integral)] = Field(
+        10, ge=1, le=MAX_K, description="How many movies per list"
+    )
     exclude_seen: StrictBool = Field(True, description="Leave out movies the user has rated (or gave in `ratings`)")
     genres: list[Genre] | None = Field(
         None, max_length=MAX_GENRES, description="Only movies with at least one of these genres (case-insensitive)"
