@@ -89,9 +89,13 @@ class StackConfig:
     worker_memory_mb: int = 1024
     worker_timeout_s: int = 30
     api_memory_mb: int = 512
-    api_timeout_s: int = 10
+    # A long-poll (?wait=20) and its answer, under API Gateway's 29 s integration timeout.
+    api_timeout_s: int = 25
     batch_size: int = 10
-    batching_window_s: int = 1
+    # No batching window: a window of W seconds adds up to W to every request while traffic is light, and saves
+    # little (measured on the local stack: 0.89 -> 0.66 worker invocations per request with 0.5 s, p50 +58 ms;
+    # modelled for AWS: 1.04 messages per invocation at 0.4 requests/s); under load, batches fill without one.
+    batching_window_s: int = 0
     max_concurrency: int = 5
     max_receive_count: int = 3
     result_ttl_days: int = 7

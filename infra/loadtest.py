@@ -203,15 +203,16 @@ class LocalStackProcess:
             cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
         self.url = self.api_key = ""
-        self.endpoint = ""
+        self.endpoint = self.dynamodb_endpoint = ""
         deadline = time.monotonic() + START_S
         for line in self.proc.stdout:
             if line.startswith("API URL: "):
                 self.url = line.split(": ", 1)[1].strip()
             elif line.startswith("API key: "):
                 self.api_key = line.split()[2]
-            elif "AWS endpoint (moto) " in line:
-                self.endpoint = line.rsplit(" ", 1)[1].strip()
+            elif "AWS endpoints (moto): " in line:
+                urls = [w.rstrip(",") for w in line.split() if w.startswith("http://")]
+                self.dynamodb_endpoint, self.endpoint = urls[0], urls[1]
             elif line.startswith("Web page:"):
                 break
             if time.monotonic() > deadline:
@@ -252,6 +253,17 @@ def queue_depths(endpoint_url: str) -> tuple[int, int]:
     return main, dead
 
 
+def all_calls(stack: LocalStackProcess) -> dict[str, int]:
+    """AWS calls so far at the stack's endpoints, by ``service:action``."""
+    from infra.local.endpoint import endpoint_report
+
+    calls: dict[str, int] = {}
+    for url in (stack.endpoint, stack.dynamodb_endpoint):
+        for key, n in endpoint_report(url)["calls"].items():
+            calls[key] = calls.get(key, 0) + n
+    return calls
+
+
 def run_one(artifact: Path, workers: int, n: int, concurrency: int, seed: int, window_s: float = 0.0) -> RunStats:
     stack = LocalStackProcess(artifact, workers, window_s)
     try:
@@ -266,9 +278,7 @@ def run_one(artifact: Path, workers: int, n: int, concurrency: int, seed: int, w
         )
         if warm_errors or any(o.status != "COMPLETED" for o in warm):
             raise RuntimeError(f"warm-up failed: {warm_errors[:3]} {[o.error for o in warm if o.error][:3]}")
-        from infra.local.endpoint import endpoint_report
-
-        calls_before = endpoint_report(stack.endpoint)["calls"] if stack.endpoint else {}
+        calls_before = all_calls(stack) if stack.endpoint else {}
         bodies = request_mix(model, movies, rng, n)
         outcomes, errors, wall = drive(stack.url, stack.api_key, bodies, concurrency, f"{workers} workers")
         stats = RunStats(workers, n, wall, outcomes, connection_errors=len(errors), window_s=window_s)
@@ -282,9 +292,7 @@ def run_one(artifact: Path, workers: int, n: int, concurrency: int, seed: int, w
                 stats.mismatched += status != 200 or doc["status"] != o.status or again != o.result
         if stack.endpoint:
             stats.queue_left, stats.dlq_left = queue_depths(stack.endpoint)
-            from infra.local.endpoint import endpoint_report
-
-            calls = endpoint_report(stack.endpoint)["calls"]
+            calls = all_calls(stack)
             stats.calls = {k: v - calls_before.get(k, 0) for k, v in calls.items()}
         return stats
     finally:

@@ -30,6 +30,8 @@ LOCAL_CONNECTION = Path(__file__).resolve().parents[1] / "artifacts" / "local-st
 
 def local_connection_file() -> Path:
     return Path(os.environ.get(LOCAL_CONNECTION_ENV) or LOCAL_CONNECTION)
+
+
 MAX_WAIT_S = 20  # the API's limit for ?wait=
 
 

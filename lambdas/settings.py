@@ -37,6 +37,7 @@ ENV_VARS = {
     "INLINE_RESULT_MAX_BYTES": "inline_result_max_bytes",
     "CORS_ALLOW_ORIGINS": "cors_allow_origins",
     "AWS_ENDPOINT_URL": "endpoint_url",
+    "AWS_ENDPOINT_URL_DYNAMODB": "dynamodb_endpoint_url",
     "AWS_REGION": "region",
 }
 
@@ -70,6 +71,8 @@ class Settings:
     # which also sets up API Gateway's preflight); empty: no CORS headers.
     cors_allow_origins: str = ""
     endpoint_url: str | None = None
+    # DynamoDB's own endpoint, when it is not endpoint_url's (the local stack serves it from a process of its own)
+    dynamodb_endpoint_url: str | None = None
     region: str | None = None
 
     @property

@@ -176,6 +176,17 @@ class RecommendationsApi(Construct):
             response_headers=headers,
             templates={"application/json": ERROR_TEMPLATE % ("invalid_request", "$context.error.messageString")},
         )
+        # A missing or wrong x-api-key: the same answer as the local gateway's (lambdas/api/openapi.json, 403).
+        self.api.add_gateway_response(
+            "InvalidApiKey",
+            type=apigw.ResponseType.INVALID_API_KEY,
+            status_code="403",
+            response_headers=headers,
+            templates={
+                "application/json": ERROR_TEMPLATE
+                % ("forbidden", '"a valid API key is required in the x-api-key header"')
+            },
+        )
         for name, kind in (
             ("Default4xx", apigw.ResponseType.DEFAULT_4_XX),
             ("Default5xx", apigw.ResponseType.DEFAULT_5_XX),

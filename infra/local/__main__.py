@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT}; 0: any)")
     parser.add_argument("--artifact", type=Path, default=DEFAULT_ARTIFACT, help="artifact directory (make export)")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="worker processes (default 2)")
+    parser.add_argument("--api-processes", type=int, default=2, help="API function processes (default 2)")
     parser.add_argument(
         "--batching-window", type=float, default=0.0, help="seconds a worker gathers a batch for (SQS event source)"
     )
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         args.artifact,
         args.port,
         workers=args.workers,
+        api_processes=max(1, args.api_processes),
         batching_window_s=args.batching_window,
         visibility_timeout_s=args.visibility_timeout,
         api_key=None if args.no_auth else "",
@@ -64,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     write_connection(stack.url, stack.api_key, connection)
     print(f"model {s.model_version} from {args.artifact}", flush=True)
     print(f"queue {s.queue_url} (DLQ after {s.max_receive_count} receives), table {s.table_name}", flush=True)
-    print(f"{args.workers} worker processes; AWS endpoint (moto) {stack.endpoint_url}", flush=True)
+    print(
+        f"{args.workers} worker processes, {stack.api_processes} API processes; AWS endpoints (moto): DynamoDB "
+        f"{stack.dynamodb_endpoint_url}, SQS and S3 {stack.endpoint_url}",
+        flush=True,
+    )
     print(f"API URL: {stack.url}", flush=True)
     if stack.api_key:
         print(f"API key: {stack.api_key} (header x-api-key; saved for the client in {connection})", flush=True)

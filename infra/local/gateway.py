@@ -157,10 +157,13 @@ class _Server(ThreadedWSGIServer):
     daemon_threads = True
 
 
-def make_server(app: Any, port: int = 0, access_log: bool = False) -> ThreadedWSGIServer:
-    """A threaded server on 127.0.0.1 (a thread per connection, keep-alive, a 1,024-connection backlog)."""
+def make_server(app: Any, port: int = 0, access_log: bool = False, fd: Any = None) -> ThreadedWSGIServer:
+    """A threaded server on 127.0.0.1 (a thread per connection, keep-alive, a 1,024-connection backlog), or on the
+    listening socket ``fd`` (shared by several processes)."""
     log = logging.getLogger("werkzeug")
     log.setLevel(logging.INFO if access_log else logging.ERROR)
     if access_log and not log.handlers:
         log.addHandler(logging.StreamHandler(sys.stderr))
+    if fd is not None:
+        return _Server("127.0.0.1", 0, app, handler=_RequestHandler, fd=fd.fileno())
     return _Server("127.0.0.1", port, app, handler=_RequestHandler)

@@ -2,9 +2,11 @@
 
 Processes, as in AWS each part is its own service:
 
-* the AWS endpoint (:mod:`infra.local.endpoint`): moto's server for SQS, DynamoDB and S3, with fault injection;
-* this process: the HTTP gateway (:mod:`infra.local.gateway`) and the API handler it invokes, as API Gateway
-  invokes the API function;
+* two AWS endpoints (:mod:`infra.local.endpoint`, moto's server with fault injection): one for DynamoDB, one for
+  SQS and S3 (one moto process is single-core bound: split, each service has a core's worth);
+* ``api_processes`` API processes (:mod:`infra.local.api_pool`) sharing one listening socket, each running the
+  HTTP gateway (:mod:`infra.local.gateway`) and the API handler it invokes, as API Gateway invokes the API
+  function's containers;
 * ``workers`` worker processes (:mod:`infra.local.poller`), each playing the SQS event source mapping for one
   warm worker "container"; one that dies is replaced, as Lambda starts a new container.
 
@@ -32,9 +34,10 @@ from typing import Any
 import boto3
 
 from infra.local import endpoint, gateway
+from infra.local.api_pool import ApiConfig, ApiPool
 from infra.local.poller import PollerConfig, WorkerPool
 from infra.local.resources import create_resources, local_settings
-from lambdas.context import LOCAL_REGION, LambdaContext
+from lambdas.context import LOCAL_REGION
 from lambdas.service import aws, catalogue, model_store
 from lambdas.settings import Settings
 
@@ -42,13 +45,12 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ARTIFACT = ROOT / "artifacts" / "artifact"
 DEFAULT_PORT = 8765
 DEFAULT_WORKERS = 2
+DEFAULT_API_PROCESSES = 2
 ENDPOINT_START_S = 60
-API_FUNCTION = "recommender-api-local"
-API_TIMEOUT_S = 29  # API Gateway's integration timeout
 
 
 class LocalStack:
-    """AWS endpoint process + resources + HTTP gateway and API handler (this process) + worker processes."""
+    """AWS endpoint process + resources + API processes (HTTP gateway and API handler) + worker processes."""
 
     def __init__(
         self,
@@ -56,6 +58,7 @@ class LocalStack:
         port: int = 0,
         *,
         workers: int = DEFAULT_WORKERS,
+        api_processes: int = DEFAULT_API_PROCESSES,
         visibility_timeout_s: int = 5,
         poll_wait_s: int = 1,
         batch_size: int = 10,
@@ -68,6 +71,7 @@ class LocalStack:
         self.artifact_dir = Path(artifact_dir)
         self.port = port
         self.workers = workers
+        self.api_processes = api_processes
         self.visibility_timeout_s = visibility_timeout_s
         self.poll_wait_s = poll_wait_s
         self.batch_size = batch_size
@@ -76,16 +80,17 @@ class LocalStack:
         self.access_log = access_log
         self.worker_log_level = worker_log_level
         self.url = ""
-        self.endpoint_url = ""
+        self.endpoint_url = ""  # SQS, S3
+        self.dynamodb_endpoint_url = ""
         self.settings: Settings | None = None
         self.services: aws.Services | None = None
         self.dlq_url = ""
         self.queue_arn = ""
         self.pool: WorkerPool | None = None
+        self.api: ApiPool | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._endpoint: subprocess.Popen | None = None
-        self._http: Any = None
+        self._endpoints: list[subprocess.Popen] = []
         self._tmp: tempfile.TemporaryDirectory | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -108,6 +113,7 @@ class LocalStack:
         if not (self.artifact_dir / "manifest.json").exists():
             raise FileNotFoundError(f"no artifact at {self.artifact_dir}: run `make export` or pass --artifact DIR")
         self.endpoint_url = self._start_endpoint()
+        self.dynamodb_endpoint_url = self._start_endpoint()
         self._tmp = tempfile.TemporaryDirectory(prefix="recommender-local-")
         session = boto3.session.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=LOCAL_REGION
@@ -115,6 +121,7 @@ class LocalStack:
         settings = local_settings(
             uuid.uuid4().hex[:8], self.endpoint_url, Path(self._tmp.name) / "model", self.visibility_timeout_s
         )
+        settings = replace(settings, dynamodb_endpoint_url=self.dynamodb_endpoint_url)
         services = aws.Services(settings, session)
         queues = create_resources(services)
         self.dlq_url, self.queue_arn = queues.dlq_url, queues.queue_arn
@@ -124,11 +131,14 @@ class LocalStack:
         self.services = aws.Services(self.settings, session)
         aws.configure(self.services)
 
-        self._http = gateway.make_server(gateway.Gateway(self.invoke_api, self.api_key), self.port, self.access_log)
-        self.port = self._http.server_address[1]
+        self.api = ApiPool(
+            self.api_processes,
+            ApiConfig(asdict(self.settings), self.api_key, access_log=self.access_log),
+            self.port,
+            gateway.LISTEN_BACKLOG,
+        )
+        self.port = self.api.port
         self.url = f"http://127.0.0.1:{self.port}"
-        self._spawn(self._http.serve_forever, "local-gateway")
-
         self.pool = WorkerPool(
             self.workers,
             PollerConfig(
@@ -141,19 +151,19 @@ class LocalStack:
             ),
         )
         self.pool.start()
+        self.api.start()
         self._spawn(self._supervise, "local-supervisor")
         return self
 
     def _start_endpoint(self) -> str:
         cmd = [sys.executable, "-m", "infra.local.endpoint", "--port", "0", "--exit-with-stdin"]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self._endpoint = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._endpoints.append(proc)
         lines: queue.Queue[str] = queue.Queue()
 
         def drain() -> None:  # read every line, so that a full pipe never blocks the endpoint
-            for line in self._endpoint.stdout:
+            for line in proc.stdout:
                 lines.put(line)
 
         threading.Thread(target=drain, name="local-endpoint-stdout", daemon=True).start()
@@ -168,25 +178,24 @@ class LocalStack:
     def stop(self) -> None:
         """Stop the gateway, let each worker finish its batch, stop the endpoint; idempotent."""
         self._stop.set()
-        if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
-            self._http = None
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
         if self.pool is not None:
             self.pool.stop(timeout_s=self.poll_wait_s + 30)
             self.pool = None
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
-        if self._endpoint is not None:
-            self._endpoint.stdin.close()
-            self._endpoint.terminate()
+        for proc in self._endpoints:
+            proc.stdin.close()
+            proc.terminate()
             try:
-                self._endpoint.wait(timeout=10)
+                proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self._endpoint.kill()
-                self._endpoint.wait(timeout=10)
-            self._endpoint = None
+                proc.kill()
+                proc.wait(timeout=10)
+        self._endpoints.clear()
         aws.configure(None)
         model_store.clear_cache()
         catalogue.clear_cache()
@@ -201,15 +210,9 @@ class LocalStack:
 
     def _supervise(self) -> None:
         while not self._stop.wait(0.2):
-            if self.pool is not None:
-                self.pool.replace_dead()
-
-    # ------------------------------------------------------------------ the API function
-
-    def invoke_api(self, event: dict) -> dict:
-        from lambdas.api.handler import lambda_handler
-
-        return lambda_handler(event, LambdaContext(API_FUNCTION, timeout_s=API_TIMEOUT_S, memory_limit_in_mb=512))
+            for pool in (self.pool, self.api):
+                if pool is not None:
+                    pool.replace_dead()
 
     # ------------------------------------------------------------------ helpers for tests, the demo and scripts
 
@@ -228,10 +231,14 @@ class LocalStack:
 
     def inject(self, faults: Iterable[endpoint.Fault]) -> list[dict]:
         """Replace the AWS endpoint's fault rules (``[]`` clears them); every process sees them at once."""
+        faults = list(faults)
+        endpoint.inject(self.dynamodb_endpoint_url, faults)
         return endpoint.inject(self.endpoint_url, faults)
 
     def fault_report(self) -> list[dict]:
-        return endpoint.fault_report(self.endpoint_url)
+        """The active rules, with their hits at both endpoints added up."""
+        reports = [endpoint.fault_report(url) for url in (self.endpoint_url, self.dynamodb_endpoint_url)]
+        return [{**rules[0], "hits": sum(r["hits"] for r in rules)} for rules in zip(*reports, strict=True)]
 
     def queue_depth(self, queue_url: str | None = None) -> int:
         """Visible + in-flight messages in the queue (or in ``queue_url``, e.g. ``self.dlq_url``)."""

@@ -32,8 +32,11 @@ class Services:
         if name not in self._clients:
             session = self.session or _default_session()
             kwargs = {"config": CLIENT_CONFIG, "region_name": self.settings.region}
-            if self.settings.endpoint_url:
-                kwargs["endpoint_url"] = self.settings.endpoint_url
+            endpoint = self.settings.endpoint_url
+            if name in ("table", "dynamodb") and self.settings.dynamodb_endpoint_url:
+                endpoint = self.settings.dynamodb_endpoint_url
+            if endpoint:
+                kwargs["endpoint_url"] = endpoint
             if name == "table":
                 self._clients[name] = session.resource("dynamodb", **kwargs).Table(self.settings.table_name)
             else:

@@ -43,8 +43,8 @@ def read_status(services: Services, request_id: str, item: dict | None = None) -
 # is one consistent GetItem of a small PENDING item (1 read request unit): reads at 0, 50, 150, 300, 500 ms, then
 # every 250 ms, so a request that takes 100 ms costs 3 reads and at most 50 ms of added latency, and the reads
 # stay at 4 per second after the first half second.
-POLL_SCHEDULE_S = (0.05, 0.1, 0.15, 0.2)
-POLL_INTERVAL_S = 0.25
+POLL_SCHEDULE_S = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
+POLL_INTERVAL_S = 0.5
 MAX_WAIT_S = 20
 _DESERIALIZE = TypeDeserializer()
 # What the function keeps in hand for the final read and its answer (API Gateway's limit is 29 s).

@@ -10,7 +10,7 @@ from infra import costs
 from infra.costs import Assumptions
 
 # One request in isolation: no status GETs, no X-Ray, every message its own invocation.
-BARE = Assumptions(polls_per_request=0, tracing=False, achieved_batch=1)
+BARE = Assumptions(polls_per_request=0, tracing=False, achieved_batch=1, long_poll=False)
 
 
 def line(a: Assumptions, hop: str) -> float:
@@ -81,11 +81,11 @@ def test_status_read_schedules():
     # Web page: GETs at 0.1, 0.25, 0.5 s; a request done at 0.3 s is seen by the third, 0.2 s later.
     gets, late = costs.client_polls(0.3)
     assert (gets, late) == (3, pytest.approx(0.2))
-    # Long-poll: reads at 0, 20, 50, 100, 200 ms; done at 120 ms -> 5 reads, 200 ms waited, seen 80 ms late.
+    # Long-poll: reads at 0, 50, 150, 300 ms; done at 120 ms -> 3 reads, 150 ms waited, seen 30 ms late.
     reads, waited, seen = costs.long_poll_reads(0.12)
-    assert (reads, waited, seen) == (5, pytest.approx(0.2), pytest.approx(0.08))
-    # A wait shorter than the request: reads up to 800 ms, one more at the 1 s deadline, the whole wait billed.
-    assert costs.long_poll_reads(5.0, wait_s=1.0)[:2] == (9, 1.0)
+    assert (reads, waited, seen) == (3, pytest.approx(0.15), pytest.approx(0.03))
+    # A wait shorter than the request: reads up to 750 ms, one more at the 1 s deadline, the whole wait billed.
+    assert costs.long_poll_reads(5.0, wait_s=1.0)[:2] == (7, 1.0)
 
 
 def test_cli_prints_the_tables(capsys):

@@ -182,14 +182,15 @@ def test_queues_refuse_plain_http(template, ids):
 
 
 def test_worker_event_source_batches_with_partial_failures_and_capped_concurrency(template, ids):
-    """Batch size, batching window, ReportBatchItemFailures and max concurrency on the SQS event source."""
+    """Batch size, no batching window (it would add up to its length to every request), ReportBatchItemFailures
+    and max concurrency on the SQS event source."""
     template.has_resource_properties(
         "AWS::Lambda::EventSourceMapping",
         {
             "EventSourceArn": arn(ids["queue"]),
             "FunctionName": {"Ref": ids["worker"]},
             "BatchSize": 10,
-            "MaximumBatchingWindowInSeconds": 1,
+            "MaximumBatchingWindowInSeconds": Match.absent(),
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
             "ScalingConfig": {"MaximumConcurrency": 5},
         },
@@ -222,6 +223,26 @@ def test_worker_function_sizing_tracing_and_logs(template, ids):
         },
     )
     template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 30})
+
+
+def test_the_api_function_outlasts_a_long_poll_within_api_gateways_limit(template, ids):
+    """Timeout 25 s: a 20 s long-poll plus its final read, under API Gateway's 29 s integration timeout."""
+    timeout = template.to_json()["Resources"][ids["api_function"]]["Properties"]["Timeout"]
+    assert 20 < timeout < 29
+
+
+def test_a_missing_api_key_gets_the_apis_own_error_shape(template):
+    """INVALID_API_KEY answers 403 {"error": {"code": "forbidden", ...}}, as the local gateway does."""
+    template.has_resource_properties(
+        "AWS::ApiGateway::GatewayResponse",
+        {"ResponseType": "INVALID_API_KEY", "StatusCode": "403", "ResponseTemplates": Match.any_value()},
+    )
+    found = [
+        r["Properties"]["ResponseTemplates"]["application/json"]
+        for r in template.find_resources("AWS::ApiGateway::GatewayResponse").values()
+        if r["Properties"]["ResponseType"] == "INVALID_API_KEY"
+    ]
+    assert json.loads(found[0])["error"]["code"] == "forbidden"
 
 
 def test_worker_environment_names_come_from_the_settings_module(template, ids):

@@ -66,17 +66,19 @@ def test_known_user_sees_personal_and_popular_lists_and_live_genre_filters(page,
 
 
 def test_a_request_shows_its_pending_state_while_it_is_polled(page, site):
-    pending = {"left": 4}
+    pending = {"left": 4, "waits": []}
 
     def hold(route):
-        # the first polls answer PENDING, as a busy worker would
+        # the first long-polls end PENDING, as they do when a busy worker takes longer than the wait
         if route.request.method == "GET" and pending["left"] > 0:
             pending["left"] -= 1
-            doc = {"request_id": route.request.url.rsplit("/", 1)[-1], "status": "PENDING", "kind": "user"}
+            path, _, query = route.request.url.partition("?")
+            pending["waits"].append(query)
+            doc = {"request_id": path.rsplit("/", 1)[-1], "status": "PENDING", "kind": "user"}
             return route.fulfill(status=200, content_type="application/json", body=json.dumps(doc))
         return route.continue_()
 
-    page.route(re.compile(r".*/api/recommendations/[0-9a-f-]{36}$"), hold)
+    page.route(re.compile(r".*/api/recommendations/[0-9a-f-]{36}(\?wait=\d+)?$"), hold)
     user = model_card(site)["example_users"][0]
     page.goto(f"{site.url}/#/user/{user}")
     expect(page.get_by_role("status")).to_contain_text(f"Finding recommendations for user {user}")
@@ -84,7 +86,8 @@ def test_a_request_shows_its_pending_state_while_it_is_polled(page, site):
     expect(page.locator("#user-personal li.card")).to_have_count(10)
     expect(page.locator("#view-user")).to_have_attribute("aria-busy", "false")
     expect(page.get_by_role("status")).to_have_text(f"10 recommendations for user {user}.")
-    assert pending["left"] == 0  # the page kept polling through the PENDING answers
+    assert pending["left"] == 0  # the page kept asking through the PENDING answers
+    assert pending["waits"] == ["wait=10"] * 4  # each a long-poll
 
 
 def test_new_visitor_rates_with_the_keyboard_and_the_ratings_survive_a_reload(page, site, screenshots):

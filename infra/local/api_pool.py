@@ -1,0 +1,120 @@
+"""The API function's containers: ``n`` processes that accept on one listening socket, each running the gateway.
+
+In AWS each concurrent API request has its own Lambda container. Here each process is one "container" with its own
+copy of the handler's module state, and its gateway threads take turns in the handler's resolver (see
+``lambdas.api.handler``: Powertools keeps the current event in class-level state), so ``n`` processes resolve ``n``
+requests at once while long-polls wait outside the resolver. The kernel spreads connections over the processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from lambdas.context import LambdaContext
+
+API_FUNCTION = "recommender-api-local"
+API_TIMEOUT_S = 25  # the deployed API function's timeout (infra/config.py api_timeout_s)
+API_MEMORY_MB = 512
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """What one API process needs (picklable: it crosses into a spawned process)."""
+
+    settings: dict[str, Any]
+    api_key: str | None
+    access_log: bool = False
+    log_level: str = "WARNING"
+
+
+def listening_socket(port: int, backlog: int) -> socket.socket:
+    """A TCP socket bound to 127.0.0.1:``port`` (0: any free one) and listening."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(backlog)
+    return sock
+
+
+def run(config: ApiConfig, sock: socket.socket, stop: Any, ready: Any) -> None:
+    """One API process: configure the services, serve the gateway on ``sock`` until ``stop`` is set."""
+    import boto3
+
+    from infra.local import gateway
+    from lambdas.api.handler import lambda_handler
+    from lambdas.service import aws
+    from lambdas.service.logs import logger
+    from lambdas.settings import Settings
+
+    logger.setLevel(config.log_level)
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+    aws.configure(aws.Services(Settings(**config.settings), session))
+
+    def invoke(event: dict) -> dict:
+        context = LambdaContext(API_FUNCTION, timeout_s=API_TIMEOUT_S, memory_limit_in_mb=API_MEMORY_MB)
+        return lambda_handler(event, context)
+
+    server = gateway.make_server(gateway.Gateway(invoke, config.api_key), access_log=config.access_log, fd=sock)
+    thread = threading.Thread(target=server.serve_forever, name="local-api", daemon=True)
+    thread.start()
+    ready.set()
+    parent = os.getppid()
+    while not stop.wait(0.5) and os.getppid() == parent:
+        pass
+    server.shutdown()
+    server.server_close()
+    logging.shutdown()
+
+
+class ApiPool:
+    """``n`` API processes on one listening socket (spawned: nothing of the parent's state leaks in)."""
+
+    def __init__(self, n: int, config: ApiConfig, port: int = 0, backlog: int = 1024) -> None:
+        self.config = config
+        self._ctx = mp.get_context("spawn")
+        self._stop = self._ctx.Event()
+        self.socket = listening_socket(port, backlog)
+        self.port = self.socket.getsockname()[1]
+        self.processes: list[Any] = [None] * n
+        self.restarts = 0
+
+    def start(self, timeout_s: float = 60) -> None:
+        readies = [self._start(i) for i in range(len(self.processes))]
+        for ready in readies:
+            if not ready.wait(timeout_s):
+                raise RuntimeError(f"an API process did not start within {timeout_s}s")
+
+    def _start(self, i: int) -> Any:
+        ready = self._ctx.Event()
+        process = self._ctx.Process(
+            target=run, args=(self.config, self.socket, self._stop, ready), name=f"local-api-{i}", daemon=True
+        )
+        process.start()
+        self.processes[i] = process
+        return ready
+
+    def replace_dead(self) -> int:
+        replaced = 0
+        for i, process in enumerate(self.processes):
+            if process is not None and not process.is_alive() and not self._stop.is_set():
+                process.join(timeout=0)
+                self._start(i)
+                replaced += 1
+        self.restarts += replaced
+        return replaced
+
+    def stop(self, timeout_s: float = 10) -> None:
+        self._stop.set()
+        for process in self.processes:
+            if process is not None:
+                process.join(timeout=timeout_s)
+                if process.is_alive():
+                    process.kill()
+                    process.join(timeout=5)
+        self.socket.close()
