@@ -35,7 +35,7 @@ WEB_POLL_DELAYS_MS = (100, 150, 250, 400, 600, 800, 1000)
 # The long-poll's table reads inside one GET ?wait=S: the pause after each read, the last one repeated (a copy of
 # POLL_SCHEDULE_S + POLL_INTERVAL_S in lambdas/service/status.py as written on 2026-12-02; change both together).
 # Each is a consistent GetItem of the whole item; the read that finds it finished is the answer.
-LONG_POLL_DELAYS_MS = (50, 100, 150, 200, 250)
+LONG_POLL_DELAYS_MS = (50, 100, 150, 200, 300, 400, 500)
 
 
 # ---------------------------------------------------------------------------------------------- prices

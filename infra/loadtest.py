@@ -193,14 +193,20 @@ def drive(url: str, api_key: str | None, bodies: list[tuple[str, dict]], concurr
 class LocalStackProcess:
     """``python -m infra.local`` in its own process; its URL and key from its first lines."""
 
-    def __init__(self, artifact: Path, workers: int, window_s: float = 0.0) -> None:
+    def __init__(self, artifact: Path, workers: int, window_s: float = 0.0, log: Path | None = None) -> None:
         cmd = [sys.executable, "-m", "infra.local", "--port", "0", "--artifact", str(artifact)]
         cmd += ["--workers", str(workers), "--batching-window", str(window_s), "--quiet"]
         env = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
         import os
 
+        self.log = log.open("a") if log else None
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            cmd,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=self.log or subprocess.DEVNULL,
+            text=True,
         )
         self.url = self.api_key = ""
         self.endpoint = self.dynamodb_endpoint = ""
@@ -220,7 +226,12 @@ class LocalStackProcess:
         if not self.url:
             self.stop()
             raise RuntimeError(f"python -m infra.local did not start (exit {self.proc.poll()})")
-        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        def drain() -> None:  # the handlers' warnings and errors (JSON lines) go to the log, if any
+            for line in self.proc.stdout:
+                if self.log:
+                    self.log.write(line)
+
+        threading.Thread(target=drain, daemon=True).start()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -264,8 +275,10 @@ def all_calls(stack: LocalStackProcess) -> dict[str, int]:
     return calls
 
 
-def run_one(artifact: Path, workers: int, n: int, concurrency: int, seed: int, window_s: float = 0.0) -> RunStats:
-    stack = LocalStackProcess(artifact, workers, window_s)
+def run_one(
+    artifact: Path, workers: int, n: int, concurrency: int, seed: int, window_s: float = 0.0, log: Path | None = None
+) -> RunStats:
+    stack = LocalStackProcess(artifact, workers, window_s, log)
     try:
         conn = Connection(stack.url, stack.api_key)
         _, model = conn.call("GET", "/model")
@@ -379,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         "--batching-windows", type=float, nargs="+", default=[0.0], help="worker batching windows to run (seconds)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stack-log", type=Path, help="append the local stack's warnings and errors to this file")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     if not (args.artifact / "manifest.json").exists():
@@ -387,8 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for window in args.batching_windows:
         for workers in args.workers:
-            runs.append(run_one(args.artifact, workers, args.requests, args.concurrency, args.seed, window))
-            print(render(runs[-1:], args.concurrency, "").splitlines()[6], flush=True)
+            runs.append(
+                run_one(args.artifact, workers, args.requests, args.concurrency, args.seed, window, args.stack_log)
+            )
+            print(render(runs[-1:], args.concurrency, "").splitlines()[5], flush=True)  # the run's row
     cmd = "python -m infra.loadtest " + " ".join(argv if argv is not None else sys.argv[1:])
     text = render(runs, args.concurrency, cmd.strip())
     problems = check(runs, args.min_rps, args.max_p50_ms)

@@ -61,7 +61,7 @@ def finish(
 ) -> bool:
     """Move a PENDING request to COMPLETED or FAILED; False if it was already finished (nothing is overwritten)."""
     values: dict[str, Any] = {":status": status, ":pending": PENDING, ":now": iso(time.time())}
-    sets = ["#status = :status", "updated_at = :now"]
+    sets = ["updated_at = :now"]
     for name, value in (
         ("result", result_json),
         ("result_s3_key", result_s3_key),
@@ -76,7 +76,9 @@ def finish(
     try:
         services.table.update_item(
             Key={PARTITION_KEY: request_id},
-            UpdateExpression="SET " + ", ".join(sets),
+            # status last: DynamoDB applies an update atomically, but moto (the local stack) applies the actions one
+            # by one while other threads read, so a reader could see COMPLETED before the result is there
+            UpdateExpression="SET " + ", ".join([*sets, "#status = :status"]),
             # attribute_exists: never create an item for an unknown (or expired) request
             ConditionExpression="attribute_exists(#pk) AND #status = :pending",
             ExpressionAttributeNames=names,
