@@ -37,11 +37,11 @@ local: venv
 # The local stack under load: 2,000 mixed requests from 64 clients, long-polling, with 1, 2 and 4 worker processes
 # side by side; fails on any lost, stuck or differing request (writes artifacts/loadtest.md). LOADTEST_ARGS adds flags.
 LOADTEST_ARGS ?=
-loadtest: export
+loadtest: venv
 	$(PY) -m infra.loadtest $(LOADTEST_ARGS)
 
 # schemathesis against the local stack: every check and phase, seed 42, 500 examples (the tests run 25).
-fuzz: export
+fuzz: venv
 	$(PY) -m infra.fuzz --max-examples 500
 
 # Regenerate lambdas/api/openapi.json from the routes and models (a test fails when it is stale).

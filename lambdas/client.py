@@ -33,6 +33,7 @@ def local_connection_file() -> Path:
 
 
 MAX_WAIT_S = 20  # the API's limit for ?wait=
+MIN_ASK_S = 0.5
 
 
 def local_connection(path: Path | None = None) -> tuple[str | None, str | None]:
@@ -119,12 +120,14 @@ class Client:
         """Long-poll until COMPLETED or FAILED; TimeoutError after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while True:
-            left = deadline - time.monotonic()
-            doc = self.status(request_id, wait_s=max(1, min(MAX_WAIT_S, int(left))))
+            asked = time.monotonic()
+            doc = self.status(request_id, wait_s=max(1, min(MAX_WAIT_S, int(deadline - asked))))
             if doc["status"] in FINISHED:
                 return doc
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"request {request_id} still {doc['status']} after {timeout_s:g}s")
+            # PENDING at once (a server that does not long-poll): do not ask again at once
+            time.sleep(max(0.0, MIN_ASK_S - (time.monotonic() - asked)))
 
     def recommend(self, body: dict, timeout_s: float = 60.0, idempotency_key: str | None = None) -> dict:
         """Submit and wait: the final status document."""

@@ -5,6 +5,8 @@ const BASE = new URL("api/", document.baseURI);
 // Long-polling: each GET waits up to WAIT_S seconds on the server and answers as soon as the request is finished.
 const WAIT_S = 10;
 const WAIT_LIMIT_MS = 60000;
+const MIN_ASK_MS = 500;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class ApiError extends Error {
   constructor(message, code, status) {
@@ -82,6 +84,7 @@ export async function recommend(body, wanted = () => true) {
   const started = Date.now();
   for (;;) {
     if (!wanted()) throw new ApiError("superseded by a newer request", "superseded", 0);
+    const asked = Date.now();
     const doc = await call("GET", `recommendations/${encodeURIComponent(accepted.request_id)}?wait=${WAIT_S}`);
     if (doc.status === "COMPLETED") return doc.result;
     if (doc.status === "FAILED") {
@@ -91,5 +94,7 @@ export async function recommend(body, wanted = () => true) {
     if (Date.now() - started > WAIT_LIMIT_MS) {
       throw new ApiError("The recommender is taking too long. Please try again.", "timeout", 0);
     }
+    // a PENDING answer that came back at once (a server that does not long-poll): do not ask again at once
+    if (Date.now() - asked < MIN_ASK_MS) await sleep(MIN_ASK_MS);
   }
 }

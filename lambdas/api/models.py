@@ -32,6 +32,8 @@ REQUEST_KINDS = ("user_id", "ratings", "similar_to", "user_ids", "profile_of")
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 MAX_ID_LENGTH = 64
+ASCII_SPACE = " \t\n\r\f\v"
+NOT_BLANK = r"[^ \t\n\r\f\v]"
 
 
 def _integral(value: Any) -> Any:
@@ -45,7 +47,8 @@ def _check_id(value: Any) -> Any:
     # One clear error instead of pydantic's one-per-union-branch messages; no coercion (true, "", "  " refused;
     # 19.0 is the integer 19, as JSON Schema has it).
     value = _integral(value)
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, str) and not value.strip()):
+    blank = isinstance(value, str) and not value.strip(ASCII_SPACE)
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or blank:
         raise ValueError(f"an id must be an integer or a non-empty string of at most {MAX_ID_LENGTH} characters")
     if isinstance(value, str) and len(value) > MAX_ID_LENGTH:
         raise ValueError(f"an id must be at most {MAX_ID_LENGTH} characters")
@@ -54,8 +57,9 @@ def _check_id(value: Any) -> Any:
 
 # Ids are opaque: an integer-id catalogue accepts 19 and "19" alike.
 Id = Annotated[
-    # the pattern (at least one character that is not white space) is what _check_id enforces, said in the schema
-    int | Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"\S")],
+    # the pattern (a character other than ASCII white space) is what _check_id enforces, said in the schema; ASCII
+    # only, because regex engines disagree on which other characters are white space (Python's counts U+001E)
+    int | Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=NOT_BLANK)],
     BeforeValidator(_check_id),
     Field(description="A user or movie id: an integer or a string of 1-64 characters"),
 ]
