@@ -21,6 +21,7 @@ from infra.local.events import sqs_record
 from lambdas.context import LambdaContext
 
 WORKER_FUNCTION = "recommender-worker-local"
+WINDOW_POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -44,25 +45,31 @@ class WorkerSlot:
 
 
 def receive_batch(sqs: Any, queue_url: str, config: PollerConfig) -> list[dict]:
-    """One batch: a long poll, then more receives until ``batch_size`` or the batching window has passed."""
-    messages: list[dict] = []
-    deadline = None
-    while len(messages) < config.batch_size:
-        wait = config.poll_wait_s if deadline is None else max(0, min(config.poll_wait_s, deadline - time.monotonic()))
+    """One batch: a long poll; once a message is there, more receives until ``batch_size`` messages or the batching
+    window has passed since the first (as Lambda's event source waits out its window)."""
+    got = sqs.receive_message(
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=min(10, config.batch_size),
+        WaitTimeSeconds=config.poll_wait_s,
+        AttributeNames=["All"],
+        MessageAttributeNames=["All"],
+    ).get("Messages", [])
+    messages = list(got)
+    deadline = time.monotonic() + config.batching_window_s
+    while messages and len(messages) < config.batch_size:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
         got = sqs.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=min(10, config.batch_size - len(messages)),
-            WaitTimeSeconds=round(wait),
+            WaitTimeSeconds=min(config.poll_wait_s, int(left)),  # whole seconds only: under 1 s, poll every 50 ms
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         ).get("Messages", [])
         messages.extend(got)
-        if not messages:
-            return []
-        if deadline is None:
-            deadline = time.monotonic() + config.batching_window_s
-        if time.monotonic() >= deadline or not got:
-            break
+        if not got and left < 1:
+            time.sleep(min(WINDOW_POLL_S, left))
     return messages
 
 
