@@ -226,6 +226,7 @@ class LocalStackProcess:
         if not self.url:
             self.stop()
             raise RuntimeError(f"python -m infra.local did not start (exit {self.proc.poll()})")
+
         def drain() -> None:  # the handlers' warnings and errors (JSON lines) go to the log, if any
             for line in self.proc.stdout:
                 if self.log:
