@@ -1,4 +1,5 @@
-"""A Lambda context object for calling the handlers outside Lambda: the local stack and the tests."""
+"""What Lambda hands a handler, for calling the handlers outside Lambda (the local stack and the tests): the context
+object, and an SQS event's record as the event source mapping builds it from a ReceiveMessage result."""
 
 from __future__ import annotations
 
@@ -36,3 +37,27 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
+
+
+def sqs_record(message: dict, queue_arn: str) -> dict:
+    """One record of an SQS event as Lambda delivers it, from a ReceiveMessage result."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value["DataType"],
+            }
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody"),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": LOCAL_REGION,
+    }

@@ -1,4 +1,4 @@
-"""The events Lambda's integrations deliver, built from a local HTTP request or an SQS ReceiveMessage result."""
+"""The API Gateway proxy event for a local HTTP request, and the API's routes as the CDK stack declares them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lambdas.context import LOCAL_ACCOUNT, LOCAL_REGION
+from lambdas.context import LOCAL_ACCOUNT
 
 
 @dataclass(frozen=True)
@@ -88,28 +88,4 @@ def api_event(
         },
         "body": text if body else None,
         "isBase64Encoded": is_b64,
-    }
-
-
-def sqs_record(message: dict, queue_arn: str) -> dict:
-    """One record of an SQS event as Lambda delivers it, from a ReceiveMessage result."""
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": {
-            name: {
-                "stringValue": value.get("StringValue"),
-                "binaryValue": value.get("BinaryValue"),
-                "stringListValues": [],
-                "binaryListValues": [],
-                "dataType": value["DataType"],
-            }
-            for name, value in message.get("MessageAttributes", {}).items()
-        },
-        "md5OfBody": message.get("MD5OfBody"),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": LOCAL_REGION,
     }

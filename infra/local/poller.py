@@ -17,8 +17,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from infra.local.events import sqs_record
-from lambdas.context import LambdaContext
+from lambdas.context import LambdaContext, sqs_record
 
 WORKER_FUNCTION = "recommender-worker-local"
 WINDOW_POLL_S = 0.05
