@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from infra.config import StackConfig
+from lambdas.service import status
 
 CONFIG = StackConfig()
 HOURS_PER_MONTH = 730.0  # the AWS pricing calculator's month
@@ -32,10 +33,10 @@ KB = 1024  # DynamoDB sizes are binary: 1 KB = 1024 bytes
 # Short polling as the web page did before it long-polled (its old POLL_DELAYS_MS): the wait before each GET, the
 # last one repeated; kept to price the alternative.
 WEB_POLL_DELAYS_MS = (100, 150, 250, 400, 600, 800, 1000)
-# The long-poll's table reads inside one GET ?wait=S: the pause after each read, the last one repeated (a copy of
-# POLL_SCHEDULE_S + POLL_INTERVAL_S in lambdas/service/status.py as written on 2026-12-02; change both together).
+# The long-poll's table reads inside one GET ?wait=S: the pause after each read, the last one repeated (from
+# lambdas/service/status.py, which the API function runs).
 # Each is a consistent GetItem of the whole item; the read that finds it finished is the answer.
-LONG_POLL_DELAYS_MS = (50, 100, 150, 200, 300, 400, 500)
+LONG_POLL_DELAYS_MS = tuple(round(d * 1000) for d in (*status.POLL_SCHEDULE_S, status.POLL_INTERVAL_S))
 
 
 # ---------------------------------------------------------------------------------------------- prices

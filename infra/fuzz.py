@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_ARTIFACT = ROOT / "artifacts" / "artifact"
 SEED = 42
 
 
@@ -40,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     from infra.local import LocalStack
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from infra.local.stack import DEFAULT_ARTIFACT
+
     parser.add_argument("--artifact", type=Path, default=DEFAULT_ARTIFACT)
     parser.add_argument("--max-examples", type=int, default=500)
     parser.add_argument("--seed", type=int, default=SEED)

@@ -30,13 +30,14 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
+from infra.local.stack import DEFAULT_ARTIFACT
+from lambdas.service.status import MAX_WAIT_S as WAIT_S
+
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_ARTIFACT = ROOT / "artifacts" / "artifact"
 OUT = ROOT / "artifacts" / "loadtest.md"
 DEFAULT_WORKERS_RUN = (1, 2, 4)
 BAR_WORKERS = 2  # the local stack's default: the bars apply to it
 START_S = 180
-WAIT_S = 20
 FINISHED = ("COMPLETED", "FAILED")
 
 

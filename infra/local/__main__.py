@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from infra.local.stack import DEFAULT_ARTIFACT, DEFAULT_PORT, DEFAULT_WORKERS, LocalStack
+from infra.local.stack import DEFAULT_API_PROCESSES, DEFAULT_ARTIFACT, DEFAULT_PORT, DEFAULT_WORKERS, LocalStack
 from infra.local.wait import on_sigterm_interrupt, wait_for_interrupt
 from lambdas.client import local_connection_file
 
@@ -29,8 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The request flow locally: moto + the Lambda handlers + HTTP API.")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT}; 0: any)")
     parser.add_argument("--artifact", type=Path, default=DEFAULT_ARTIFACT, help="artifact directory (make export)")
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="worker processes (default 2)")
-    parser.add_argument("--api-processes", type=int, default=2, help="API function processes (default 2)")
+    parser.add_argument(
+        "--workers", type=int, default=DEFAULT_WORKERS, help=f"worker processes (default {DEFAULT_WORKERS})"
+    )
+    parser.add_argument(
+        "--api-processes",
+        type=int,
+        default=DEFAULT_API_PROCESSES,
+        help=f"API function processes (default {DEFAULT_API_PROCESSES})",
+    )
     parser.add_argument(
         "--batching-window", type=float, default=0.0, help="seconds a worker gathers a batch for (SQS event source)"
     )

@@ -16,11 +16,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from infra.config import StackConfig
 from lambdas.context import LambdaContext
 
 API_FUNCTION = "recommender-api-local"
-API_TIMEOUT_S = 25  # the deployed API function's timeout (infra/config.py api_timeout_s)
-API_MEMORY_MB = 512
+# The deployed API function's timeout and memory, as the context reports them.
+API_TIMEOUT_S = StackConfig().api_timeout_s
+API_MEMORY_MB = StackConfig().api_memory_mb
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,13 @@ def run(config: ApiConfig, sock: socket.socket, stop: Any, ready: Any) -> None:
 
     logger.setLevel(config.log_level)
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
-    aws.configure(aws.Services(Settings(**config.settings), session))
+    services = aws.Services(Settings(**config.settings), session)
+    for client in ("table", "dynamodb", "sqs", "s3", "ssm"):  # made now, before the gateway's threads share them
+        getattr(services, client)
+    aws.configure(services)
+    # Non-blocking accept: every process wakes for a new connection and one takes it; a blocking socket would leave
+    # the others stuck in accept() (and deaf to shutdown) until the next connection.
+    sock.setblocking(False)
 
     def invoke(event: dict) -> dict:
         context = LambdaContext(API_FUNCTION, timeout_s=API_TIMEOUT_S, memory_limit_in_mb=API_MEMORY_MB)
@@ -75,7 +83,7 @@ def run(config: ApiConfig, sock: socket.socket, stop: Any, ready: Any) -> None:
 class ApiPool:
     """``n`` API processes on one listening socket (spawned: nothing of the parent's state leaks in)."""
 
-    def __init__(self, n: int, config: ApiConfig, port: int = 0, backlog: int = 1024) -> None:
+    def __init__(self, n: int, config: ApiConfig, port: int, backlog: int) -> None:
         self.config = config
         self._ctx = mp.get_context("spawn")
         self._stop = self._ctx.Event()

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 CONTROL_PATH = "/_local/faults"
-LISTEN_BACKLOG = 1024
+LISTEN_BACKLOG = 1024  # pending connections the kernel queues before refusing one
 _CREDENTIAL = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/(?P<service>[^/]+)/")
 _S3_ACTIONS = {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject", "DELETE": "DeleteObject"}
 

@@ -24,6 +24,7 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from infra import web_headers
+from infra.local import endpoint
 from infra.local.events import api_event, route_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +32,7 @@ WEB_ROOT = ROOT / "web"
 API_PREFIX = "/api"
 API_KEY_HEADER = "x-api-key"
 MAX_HTTP_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit; the handler enforces the API's 64 KB
-LISTEN_BACKLOG = 1024  # pending connections the kernel queues before refusing (http.server's default is 5)
+LISTEN_BACKLOG = endpoint.LISTEN_BACKLOG  # pending connections the kernel queues (http.server's default is 5)
 STATIC_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",

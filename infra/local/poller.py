@@ -72,6 +72,15 @@ def receive_batch(sqs: Any, queue_url: str, config: PollerConfig) -> list[dict]:
     return messages
 
 
+def reported_failures(response: Any, messages: list[dict]) -> set[str]:
+    """The message ids to leave on the queue, read as Lambda reads a partial batch response: none for an empty or
+    null response, and the whole batch when a reported identifier is empty or not in the batch."""
+    ids = {m["MessageId"] for m in messages}
+    reported = (response.get("batchItemFailures") if isinstance(response, dict) else None) or []
+    failed = {f.get("itemIdentifier") if isinstance(f, dict) else None for f in reported}
+    return ids if not failed <= ids else failed
+
+
 def run(config: PollerConfig, slot: WorkerSlot, stop: Any) -> None:
     """A worker process's life: configure the services, then poll and invoke until ``stop`` is set."""
     import boto3
@@ -104,7 +113,7 @@ def run(config: PollerConfig, slot: WorkerSlot, stop: Any) -> None:
         event = {"Records": [sqs_record(m, config.queue_arn) for m in messages]}
         try:
             response = lambda_handler(event, LambdaContext(WORKER_FUNCTION, timeout_s=settings.worker_timeout_s))
-            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+            failed = reported_failures(response, messages)
         except Exception:
             # an invocation error: Lambda retries the whole batch, so nothing is deleted
             logger.exception("local worker: handler raised; the whole batch will be retried")

@@ -178,15 +178,15 @@ class LocalStack:
     def stop(self) -> None:
         """Stop the gateway, let each worker finish its batch, stop the endpoint; idempotent."""
         self._stop.set()
+        for thread in self._threads:  # the supervisor first: it must not replace a process being stopped
+            thread.join(timeout=5)
+        self._threads.clear()
         if self.api is not None:
             self.api.stop()
             self.api = None
         if self.pool is not None:
             self.pool.stop(timeout_s=self.poll_wait_s + 30)
             self.pool = None
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self._threads.clear()
         for proc in self._endpoints:
             proc.stdin.close()
             proc.terminate()

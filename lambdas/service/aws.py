@@ -27,8 +27,14 @@ class Services:
     settings: Settings
     session: Any = None
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+    # boto3 sessions are not thread-safe: the local stack's gateway threads may ask for a client at the same time
+    _lock: Any = field(default_factory=threading.Lock, repr=False)
 
     def _client(self, name: str) -> Any:
+        with self._lock:
+            return self._make(name)
+
+    def _make(self, name: str) -> Any:
         if name not in self._clients:
             session = self.session or _default_session()
             kwargs = {"config": CLIENT_CONFIG, "region_name": self.settings.region}

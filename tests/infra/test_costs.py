@@ -84,7 +84,7 @@ def test_status_read_schedules():
     # Long-poll: reads at 0, 50, 150, 300 ms; done at 120 ms -> 3 reads, 150 ms waited, seen 30 ms late.
     reads, waited, seen = costs.long_poll_reads(0.12)
     assert (reads, waited, seen) == (3, pytest.approx(0.15), pytest.approx(0.03))
-    # A wait shorter than the request: reads up to 750 ms, one more at the 1 s deadline, the whole wait billed.
+    # A wait shorter than the request: reads up to 800 ms, one more at the 1 s deadline, the whole wait billed.
     assert costs.long_poll_reads(5.0, wait_s=1.0)[:2] == (7, 1.0)
 
 

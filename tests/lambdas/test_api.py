@@ -407,3 +407,11 @@ def test_handlers_import_with_only_the_lambda_bundle_and_the_api_needs_no_numpy(
     requirements = (ROOT / "lambdas" / "requirements.txt").read_text().lower()
     for dist in ("aws-lambda-powertools", "pydantic", "pydantic-core", "annotated-types", "typing-extensions"):
         assert f"\n{dist}==" in requirements, f"{dist} is not pinned in lambdas/requirements.txt"
+
+
+def test_the_client_never_asks_for_a_longer_wait_than_the_api_allows():
+    """lambdas.client keeps its own copy (standard library only): it must be the API's."""
+    from lambdas import client
+    from lambdas.service import status
+
+    assert client.MAX_WAIT_S == status.MAX_WAIT_S
