@@ -9,7 +9,6 @@ requests at once while long-polls wait outside the resolver. The kernel spreads 
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
 import socket
 import threading
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.config import StackConfig
+from infra.local.processes import ProcessPool
 from lambdas.context import LambdaContext
 
 API_FUNCTION = "recommender-api-local"
@@ -80,17 +80,14 @@ def run(config: ApiConfig, sock: socket.socket, stop: Any, ready: Any) -> None:
     logging.shutdown()
 
 
-class ApiPool:
-    """``n`` API processes on one listening socket (spawned: nothing of the parent's state leaks in)."""
+class ApiPool(ProcessPool):
+    """``n`` API processes on one listening socket."""
 
     def __init__(self, n: int, config: ApiConfig, port: int, backlog: int) -> None:
+        super().__init__(n)
         self.config = config
-        self._ctx = mp.get_context("spawn")
-        self._stop = self._ctx.Event()
         self.socket = listening_socket(port, backlog)
         self.port = self.socket.getsockname()[1]
-        self.processes: list[Any] = [None] * n
-        self.restarts = 0
 
     def start(self, timeout_s: float = 60) -> None:
         readies = [self._start(i) for i in range(len(self.processes))]
@@ -107,22 +104,6 @@ class ApiPool:
         self.processes[i] = process
         return ready
 
-    def replace_dead(self) -> int:
-        replaced = 0
-        for i, process in enumerate(self.processes):
-            if process is not None and not process.is_alive() and not self._stop.is_set():
-                process.join(timeout=0)
-                self._start(i)
-                replaced += 1
-        self.restarts += replaced
-        return replaced
-
     def stop(self, timeout_s: float = 10) -> None:
-        self._stop.set()
-        for process in self.processes:
-            if process is not None:
-                process.join(timeout=timeout_s)
-                if process.is_alive():
-                    process.kill()
-                    process.join(timeout=5)
+        super().stop(timeout_s)
         self.socket.close()

@@ -11,12 +11,12 @@ process killed mid-batch loses nothing, because its messages are visible again a
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
 import time
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
+from infra.local.processes import ProcessPool
 from lambdas.context import LambdaContext, sqs_record
 
 WORKER_FUNCTION = "recommender-worker-local"
@@ -134,16 +134,13 @@ def run(config: PollerConfig, slot: WorkerSlot, stop: Any) -> None:
                 slot.batches.value += 1
 
 
-class WorkerPool:
-    """``n`` worker processes (spawned, so nothing of the parent's state leaks in); dead ones are replaced."""
+class WorkerPool(ProcessPool):
+    """``n`` worker processes, each with the counters it shares with the stack."""
 
     def __init__(self, n: int, config: PollerConfig) -> None:
+        super().__init__(n)
         self.config = config
-        self._ctx = mp.get_context("spawn")
-        self._stop = self._ctx.Event()
         self.slots = [WorkerSlot(self._ctx.Value("q", 0), self._ctx.Value("i", 0)) for _ in range(n)]
-        self.processes: list[Any] = [None] * n
-        self.restarts = 0
         self._generation = 0
 
     def start(self) -> None:
@@ -176,31 +173,6 @@ class WorkerPool:
                     os.environ[name] = value
         self.processes[i] = process
 
-    def replace_dead(self) -> int:
-        """Start a new process for each one that died (as Lambda starts a new container); how many were replaced."""
-        replaced = 0
-        for i, process in enumerate(self.processes):
-            if process is not None and not process.is_alive() and not self._stop.is_set():
-                process.join(timeout=0)
-                self._start(i)
-                replaced += 1
-        self.restarts += replaced
-        return replaced
-
     @property
     def batches(self) -> int:
         return sum(slot.batches.value for slot in self.slots)
-
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.processes if p is not None]
-
-    def stop(self, timeout_s: float) -> None:
-        """Let each process finish its batch, then make sure it is gone."""
-        self._stop.set()
-        for process in self.processes:
-            if process is not None:
-                process.join(timeout=timeout_s)
-                if process.is_alive():
-                    process.kill()
-                    process.join(timeout=5)
