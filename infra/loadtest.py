@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import queue
 import random
 import statistics
@@ -198,8 +199,6 @@ class LocalStackProcess:
         cmd = [sys.executable, "-m", "infra.local", "--port", "0", "--artifact", str(artifact)]
         cmd += ["--workers", str(workers), "--batching-window", str(window_s), "--quiet"]
         env = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
-        import os
-
         self.log = log.open("a") if log else None
         self.proc = subprocess.Popen(
             cmd,

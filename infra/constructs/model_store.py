@@ -40,6 +40,17 @@ def log_lifecycle() -> s3.LifecycleRule:
     )
 
 
+def noncurrent_lifecycle() -> s3.LifecycleRule:
+    """The lifecycle rule of a versioned bucket of current files: overwritten or deleted objects go after
+    NONCURRENT_DAYS."""
+    return s3.LifecycleRule(
+        id="expire-noncurrent",
+        noncurrent_version_expiration=cdk.Duration.days(NONCURRENT_DAYS),
+        expired_object_delete_marker=True,
+        abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+    )
+
+
 # The files of a published version the API function reads (search, model card); the model itself it never reads.
 CATALOGUE_FILES = (MOVIE_INDEX, MANIFEST)
 
@@ -107,12 +118,7 @@ class ModelStore(Construct):
             server_access_logs_prefix="model-bucket/",
             lifecycle_rules=[
                 # Overwritten or deleted objects (a re-published version, a rollback clean-up) go after 30 days.
-                s3.LifecycleRule(
-                    id="expire-noncurrent",
-                    noncurrent_version_expiration=cdk.Duration.days(NONCURRENT_DAYS),
-                    expired_object_delete_marker=True,
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
-                ),
+                noncurrent_lifecycle(),
                 # Oversized results live as long as their request item (TTL), plus a day of slack; in a versioned
                 # bucket an expired object becomes a noncurrent version, which goes a day later (not 30).
                 s3.LifecycleRule(

@@ -29,7 +29,7 @@ from constructs import Construct
 
 from infra import checkov
 from infra.config import ConfigError
-from infra.constructs.model_store import NONCURRENT_DAYS, log_lifecycle
+from infra.constructs.model_store import log_lifecycle, noncurrent_lifecycle
 from infra.nag import acknowledge
 from infra.web_headers import CONTENT_SECURITY_POLICY, HSTS_MAX_AGE_S
 
@@ -93,14 +93,7 @@ class Site(Construct):
             server_access_logs_prefix="site-bucket/",
             # A file overwritten or pruned by a deploy (or deleted by hand) stays recoverable for 30 days.
             versioned=True,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-noncurrent",
-                    noncurrent_version_expiration=cdk.Duration.days(NONCURRENT_DAYS),
-                    expired_object_delete_marker=True,
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
-                )
-            ],
+            lifecycle_rules=[noncurrent_lifecycle()],
             removal_policy=removal,
             auto_delete_objects=not props.retain_data,
         )

@@ -66,7 +66,7 @@ def call_of(environ: dict) -> tuple[str, str]:
     return service, action
 
 
-def _error_body(service: str, status: int, code: str) -> tuple[str, bytes]:
+def _error_body(service: str, code: str) -> tuple[str, bytes]:
     message = f"injected fault: {code}"
     if service == "s3":
         body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
@@ -119,7 +119,7 @@ class FaultInjector:
             if rule.delay_s:
                 time.sleep(rule.delay_s)
             else:
-                content_type, body = _error_body(service, rule.status, rule.code)
+                content_type, body = _error_body(service, rule.code)
                 start_response(
                     f"{rule.status} Injected", [("Content-Type", content_type), ("Content-Length", str(len(body)))]
                 )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import queue
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -223,8 +224,6 @@ class LocalStack:
 
     def kill_worker(self, index: int = 0) -> int:
         """SIGKILL one worker process (it is replaced within a moment); returns its pid."""
-        import signal
-
         process = self.pool.processes[index]
         os.kill(process.pid, signal.SIGKILL)
         return process.pid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -67,7 +68,7 @@ def wait_until_finished(
     """
     deadline = time.monotonic() + min(wait_s, MAX_WAIT_S, max(0.0, remaining_s() - WAIT_MARGIN_S))
     reads = 0
-    for step in range(10_000):
+    for step in itertools.count():
         answer = services.dynamodb.get_item(
             TableName=services.settings.table_name, Key={PARTITION_KEY: {"S": request_id}}, ConsistentRead=True
         )

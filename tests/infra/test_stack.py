@@ -36,6 +36,13 @@ from lambdas.settings import ENV_VARS, PARTITION_KEY, TTL_ATTRIBUTE, Settings
 ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_UNZIPPED_LIMIT_MB = 250
 GTE = "GreaterThanOrEqualToThreshold"
+BLOCK_ALL_PUBLIC = {
+    "BlockPublicAcls": True,
+    "BlockPublicPolicy": True,
+    "IgnorePublicAcls": True,
+    "RestrictPublicBuckets": True,
+}
+SSE_S3 = {"ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
 
 
 def build_stack(outdir: Path, artifact: Path | None, **context: Any) -> tuple[cdk.App, RecommenderStack]:
@@ -303,15 +310,8 @@ def test_model_bucket_is_versioned_private_logged_with_lifecycle(template, ids):
         "AWS::S3::Bucket",
         {
             "VersioningConfiguration": {"Status": "Enabled"},
-            "PublicAccessBlockConfiguration": {
-                "BlockPublicAcls": True,
-                "BlockPublicPolicy": True,
-                "IgnorePublicAcls": True,
-                "RestrictPublicBuckets": True,
-            },
-            "BucketEncryption": {
-                "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-            },
+            "PublicAccessBlockConfiguration": BLOCK_ALL_PUBLIC,
+            "BucketEncryption": SSE_S3,
             "LoggingConfiguration": Match.object_like({"LogFilePrefix": "model-bucket/"}),
             "LifecycleConfiguration": {
                 "Rules": Match.array_with(
@@ -640,15 +640,8 @@ def test_site_bucket_is_private_and_only_the_distribution_reads_it(template, ids
     template.has_resource_properties(
         "AWS::S3::Bucket",
         {
-            "PublicAccessBlockConfiguration": {
-                "BlockPublicAcls": True,
-                "BlockPublicPolicy": True,
-                "IgnorePublicAcls": True,
-                "RestrictPublicBuckets": True,
-            },
-            "BucketEncryption": {
-                "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-            },
+            "PublicAccessBlockConfiguration": BLOCK_ALL_PUBLIC,
+            "BucketEncryption": SSE_S3,
             "LoggingConfiguration": {
                 "DestinationBucketName": {"Ref": ids["model_access_logs"]},
                 "LogFilePrefix": "site-bucket/",
