@@ -21,9 +21,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 CONTROL_PATH = "/_local/faults"
 LISTEN_BACKLOG = 1024  # pending connections the kernel queues before refusing one
@@ -31,22 +32,22 @@ _CREDENTIAL = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/(?P<service>[^/]+)/")
 _S3_ACTIONS = {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject", "DELETE": "DeleteObject"}
 
 
-class FaultRule(BaseModel):
-    """One injected fault; ``times`` None: every matching call."""
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class Fault:
+    """One injected fault (``Fault("dynamodb", "UpdateItem", delay_s=1)`` in tests and scripts, sent to a running
+    endpoint by :func:`inject`, validated again there); ``times`` None: every matching call."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    service: str = Field(pattern=r"^(dynamodb|sqs|s3)$")
+    service: Annotated[str, Field(pattern=r"^(dynamodb|sqs|s3)$")]
     action: str | None = None
-    status: int = Field(503, ge=400, le=599)
+    status: Annotated[int, Field(ge=400, le=599)] = 503
     code: str = "ServiceUnavailable"
-    delay_s: float = Field(0.0, ge=0, le=60, description="> 0: wait this long, then let the call through")
-    times: int | None = Field(None, ge=1)
+    delay_s: Annotated[float, Field(ge=0, le=60, description="> 0: wait this long, then let the call through")] = 0.0
+    times: Annotated[int | None, Field(ge=1)] = None
 
 
 @dataclass
 class _Active:
-    rule: FaultRule
+    rule: Fault
     hits: int = 0
 
 
@@ -84,19 +85,19 @@ class FaultInjector:
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()  # "service:action" -> calls, for the load test's per-request counts
 
-    def set_rules(self, rules: Iterable[FaultRule]) -> None:
+    def set_rules(self, rules: Iterable[Fault]) -> None:
         with self._lock:
             self._rules = [_Active(r) for r in rules]
 
     def report(self) -> list[dict]:
         with self._lock:
-            return [{**a.rule.model_dump(), "hits": a.hits} for a in self._rules]
+            return [{**asdict(a.rule), "hits": a.hits} for a in self._rules]
 
     def call_counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self.calls)
 
-    def _match(self, service: str, action: str) -> FaultRule | None:
+    def _match(self, service: str, action: str) -> Fault | None:
         with self._lock:
             for active in self._rules:
                 rule = active.rule
@@ -133,8 +134,8 @@ class FaultInjector:
             size = int(environ.get("CONTENT_LENGTH") or 0)
             try:
                 raw = json.loads(environ["wsgi.input"].read(size) or b"{}")
-                self.set_rules(FaultRule.model_validate(r) for r in raw.get("rules", []))
-            except (ValueError, ValidationError, AttributeError) as exc:
+                self.set_rules([Fault(**r) for r in raw.get("rules", [])])
+            except (ValueError, TypeError, ValidationError, AttributeError) as exc:
                 status, out = "400 Bad Request", {"error": str(exc)}
             else:
                 out = {"rules": self.report()}
@@ -146,18 +147,6 @@ class FaultInjector:
         body = json.dumps(out).encode()
         start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
-
-
-@dataclass(frozen=True)
-class Fault:
-    """Client-side shape of a rule (for tests and scripts), sent to a running endpoint by :func:`inject`."""
-
-    service: str
-    action: str | None = None
-    status: int = 503
-    code: str = "ServiceUnavailable"
-    delay_s: float = 0.0
-    times: int | None = None
 
 
 def inject(endpoint_url: str, faults: Iterable[Fault]) -> list[dict]:
