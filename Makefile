@@ -5,7 +5,7 @@ SYSTEM_PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv test lint demo local openapi train export bench bench-search bench-similar bench-quality ablation tune lr-find package clean loadtest fuzz scan
+.PHONY: venv test lint demo local openapi train export bench bench-search bench-similar bench-quality ablation tune lr-find package clean loadtest fuzz scan bench-train
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -64,6 +64,13 @@ bench: train
 # GET /movies's title search at a 62,000-movie catalogue and on the served one (writes artifacts/bench_search.md).
 bench-search: venv
 	$(PY) -m model_export.bench_search
+
+# Epoch time and peak memory against data size (synthetic, MovieLens-shaped: 0.1M, 1M, 10M, 25M ratings), the
+# per-user softmax beside the per-rating one (writes artifacts/bench_train.md and docs/bench_train.png).
+# BENCH_TRAIN_ARGS=--skip-largest leaves out 25M (about 20 minutes here).
+BENCH_TRAIN_ARGS ?=
+bench-train: venv
+	$(PY) -m training.bench_train $(BENCH_TRAIN_ARGS)
 
 # "Similar movies" methods on u1 and ml-latest-small, held-out NDCG@10 and a sanity list (artifacts/similar_eval.md).
 artifacts/u1/metadata.json: | venv

@@ -60,10 +60,12 @@ def synthetic_model_dir(path: Path, n_items: int, n_users: int = 2000, seed: int
     import keras
     import pandas as pd
 
+    from training.config import TrainConfig
     from training.data import placeholder_movies
+    from training.interactions import IdMap, Interactions
     from training.models import ModelConfig, build_model
+    from training.recommender import Recommender, save
     from training.synthetic import catalogue
-    from training.train import IdMap, Interactions, Recommender, TrainConfig, save
 
     keras.utils.set_random_seed(seed)
     ratings = catalogue(n_users, n_items, ratings_per_user=20, seed=seed)
@@ -109,7 +111,7 @@ def keras_request(rec, w, u: int, seen: np.ndarray, k: int = 10) -> np.ndarray:
 
 def measure(model_dir: Path, artifact: Path, keras_reps: int, engine_reps: int, overlap_users: int) -> dict:
     from lambdas.engine import Engine
-    from training.train import load
+    from training.recommender import load
 
     rec, _ = load(model_dir)
     w = rec.serving_weights()
@@ -228,4 +230,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from training.console import filter_native_stderr
+
+    filter_native_stderr()
     sys.exit(main())

@@ -278,7 +278,7 @@ def export(model_dir: Path, out: Path, log=print) -> dict:
     import onnxruntime as ort
     import pandas as pd
 
-    from training.train import load
+    from training.recommender import load
 
     rec, meta = load(model_dir)
     if not (model_dir / "movies.csv").exists():
@@ -377,4 +377,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from training.console import filter_native_stderr
+
+    filter_native_stderr()
     sys.exit(main())

@@ -42,9 +42,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 from training.bench_quality import split, write_results
+from training.config import ModelConfig, TrainConfig
 from training.evaluate import evaluate, format_table
-from training.models import ModelConfig
-from training.train import TrainConfig, fit, to_interactions
+from training.fit import fit
+from training.interactions import to_interactions
 
 RARE = 5  # training ratings below which a movie counts as rare
 
@@ -58,7 +59,7 @@ STEPS: list[tuple[str, dict, dict]] = [
     ("+ regularisation", {"dense_l2": 1e-5, "l1": 1e-7, "dropout": 0.4}, {}),
     ("+ cosine schedule", {}, {"lr_schedule": "cosine"}),
 ]
-MODEL_KEYS = set(ModelConfig.__dataclass_fields__) - {"extra", "global_mean"}
+MODEL_KEYS = set(ModelConfig.model_fields) - {"extra", "global_mean", "time_now"}
 COLUMNS = ("rmse", "mae", "ndcg@10", "recall@10", "rare_rmse", "rare_pctile", "fit_s")
 
 
@@ -96,7 +97,7 @@ def tuned_step(path: Path) -> tuple[dict, dict]:
     """A best_config.json as (ModelConfig, TrainConfig) keyword arguments."""
     raw = {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("_")}
     model_kw = {k: tuple(v) if k == "hidden" else v for k, v in raw.items() if k in MODEL_KEYS}
-    train_kw = {k: v for k, v in raw.items() if k not in MODEL_KEYS and k in TrainConfig.__dataclass_fields__}
+    train_kw = {k: v for k, v in raw.items() if k not in MODEL_KEYS and k in TrainConfig.model_fields}
     return model_kw, train_kw
 
 
@@ -145,4 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from training.console import filter_native_stderr
+
+    filter_native_stderr()
     sys.exit(main())

@@ -4,30 +4,36 @@ from __future__ import annotations
 
 import numpy as np
 
+from training.interactions import Interactions
+from training.interface import RecommenderModel
 
-class GlobalMean:
+
+class GlobalMean(RecommenderModel):
     """Predicts the training mean for every pair; ranks nothing (all candidates tie)."""
 
     name = "global mean"
+    rates = True
 
-    def fit(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int):
-        self.mu = float(np.mean(ratings))
-        self.n_items = n_items
+    def fit(self, train: Interactions) -> GlobalMean:
+        self.mu = float(np.mean(train.ratings))
+        self.n_items = train.n_items
         return self
 
-    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def predict(self, users: np.ndarray, items: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
         return np.full(len(users), self.mu)
 
 
-class BiasBaseline:
+class BiasBaseline(RecommenderModel):
     """mu + b_u + b_i fitted by regularised alternating least squares (Koren 2008 baseline predictor)."""
 
     name = "user+item bias"
+    rates = ranks = True
 
     def __init__(self, reg_user: float = 15.0, reg_item: float = 10.0, iterations: int = 10) -> None:
         self.reg_user, self.reg_item, self.iterations = reg_user, reg_item, iterations
 
-    def fit(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int):
+    def fit(self, train: Interactions) -> BiasBaseline:
+        users, items, ratings, n_users, n_items = train.users, train.items, train.ratings, train.n_users, train.n_items
         self.mu = float(np.mean(ratings))
         self.b_u, self.b_i = np.zeros(n_users), np.zeros(n_items)
         n_u = np.bincount(users, minlength=n_users)
@@ -39,7 +45,7 @@ class BiasBaseline:
             self.b_u = np.bincount(users, weights=resid, minlength=n_users) / (n_u + self.reg_user)
         return self
 
-    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def predict(self, users: np.ndarray, items: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
         u_known, i_known = users >= 0, items >= 0
         return (
             self.mu
@@ -51,13 +57,14 @@ class BiasBaseline:
         return self.mu + self.b_u[users][:, None] + self.b_i[None, :]
 
 
-class Popularity:
+class Popularity(RecommenderModel):
     """Ranks items by their number of training ratings; predicts no ratings."""
 
     name = "popularity"
+    ranks = True
 
-    def fit(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int):
-        self.counts = np.bincount(items, minlength=n_items).astype(np.float64)
+    def fit(self, train: Interactions) -> Popularity:
+        self.counts = np.bincount(train.items, minlength=train.n_items).astype(np.float64)
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:

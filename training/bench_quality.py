@@ -14,19 +14,20 @@ import json
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ notices (oneDNN, tf.data) are noise here
 
 import pandas as pd
 
+from training.config import ModelConfig, TrainConfig
 from training.data import load_100k_split, load_dataset
-from training.evaluate import baseline_metrics, evaluate, format_table, rating_metrics
-from training.metrics import RankingTask, evaluate_ranking
-from training.models import ModelConfig
+from training.evaluate import compare, evaluate, format_table
+from training.fit import fit
+from training.interactions import IdMap, to_interactions
+from training.metrics import RankingTask
+from training.recommender import Recommender
 from training.splits import random_holdout
-from training.train import IdMap, Recommender, TrainConfig, fit, to_interactions
 
 # name -> (ModelConfig overrides, TrainConfig overrides)
 VARIANTS: dict[str, tuple[dict, dict]] = {
@@ -60,42 +61,33 @@ def ours(variant: str, train, test, scale, movies=None, seed: int | None = None)
         cfg.seed = seed  # initialisation, batch order and validation part; the train/test split stays
     rec, summary = fit(train, cfg, progress=None, movies=movies)
     row = evaluate(rec, test, scale, baselines=False)["model"]
-    return {**row, "fit_s": summary["fit_seconds"], "epochs": summary["epochs_run"], "rank_blend": cfg.rank_blend}, rec
+    return {
+        **row,
+        "fit_s": summary["fit_seconds"],
+        "epochs": summary["epochs_run"],
+        "rank_blend": rec.config.rank_blend,
+    }, rec
 
 
 def peers(train, test, scale, ease_lambdas: tuple[float, ...] = (400.0,)) -> dict[str, dict]:
+    """The peer libraries and the baselines, each through the common interface, on the same split and protocol."""
+    from training.baselines import BiasBaseline, GlobalMean, Popularity
     from training.peers import EASE, ImplicitPeer, SurprisePeer
 
     users, items = IdMap(pd.unique(train["user_id"])), IdMap(pd.unique(train["movie_id"]))  # as training.fit's
     tr, te = to_interactions(train, users, items), to_interactions(test, users, items)
     task = RankingTask.build(tr.users, tr.items, te.users, te.items, te.ratings, tr.n_users, tr.n_items)
-    out: dict[str, dict] = {}
-    for name, algo in (("Surprise SVD", "svd"), ("Surprise SVD++", "svdpp")):
-        t0 = time.perf_counter()
-        model = SurprisePeer(algo, random_state=0).fit(
-            tr.users, tr.items, tr.ratings, scale, n_users=tr.n_users, n_items=tr.n_items
-        )
-        row = {
-            "fit_s": time.perf_counter() - t0,
-            **rating_metrics(te.ratings, model.predict(te.users, te.items), scale),
-        }
-        out[name] = {**row, **_ranking(model.score, task)}
-    for name, algo in (("implicit ALS", "als"), ("implicit BPR", "bpr")):
-        t0 = time.perf_counter()
-        model = ImplicitPeer(algo, random_state=0).fit(tr.users, tr.items, tr.n_users, tr.n_items)
-        out[name] = {"fit_s": time.perf_counter() - t0, **_ranking(model.score, task)}
-    for lam in ease_lambdas:
-        t0 = time.perf_counter()
-        ease = EASE().fit(tr.users, tr.items, tr.n_users, tr.n_items, lam=lam)
-        out[f"EASE (lambda {lam:g})"] = {"fit_s": time.perf_counter() - t0, **_ranking(ease.score, task)}
-    out.update(baseline_metrics(tr, te, task, scale))
-    return out
-
-
-def _ranking(score_fn, task) -> dict:
-    r = evaluate_ranking(score_fn, task)
-    r.pop("users", None)
-    return r
+    models = [
+        SurprisePeer("svd", random_state=0, rating_scale=scale),
+        SurprisePeer("svdpp", random_state=0, rating_scale=scale),
+        ImplicitPeer("als", random_state=0),
+        ImplicitPeer("bpr", random_state=0),
+        *(EASE(lam) for lam in ease_lambdas),
+        GlobalMean(),
+        BiasBaseline(),
+        Popularity(),
+    ]
+    return compare(models, tr, te, task, scale)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,4 +143,7 @@ def write_results(out: Path, name: str, results: dict, md: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    from training.console import filter_native_stderr
+
+    filter_native_stderr()
     sys.exit(main())

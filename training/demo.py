@@ -38,8 +38,10 @@ def top_movies(rec, movies: pd.DataFrame, user_id, k: int = 10) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from training.cli import add_data_args, add_train_args
     from training.evaluate import evaluate, format_table, report_rows
-    from training.train import add_data_args, add_train_args, load, run
+    from training.recommender import load
+    from training.train import run
 
     p = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=Path("artifacts/model"))

@@ -22,7 +22,11 @@ import pandas as pd
 
 from training.baselines import BiasBaseline, GlobalMean, Popularity
 from training.data import DataError, read_ratings_file
+from training.interactions import Interactions, to_interactions
+from training.interface import RecommenderModel
 from training.metrics import RankingTask, evaluate_ranking, mae, rmse
+from training.recommender import Recommender
+from training.residual import ResidualModel
 
 METRIC_COLUMNS = ("rmse", "mae", "ndcg@10", "recall@10", "precision@10", "map@10", "coverage", "fit_s")
 
@@ -32,18 +36,63 @@ def rating_metrics(y_true: np.ndarray, y_pred: np.ndarray, scale: tuple[float, f
     return {"rmse": rmse(y_true, pred), "mae": mae(y_true, pred)}
 
 
-def evaluate(rec, test: pd.DataFrame, scale: tuple[float, float], k: int = 10, baselines: bool = True) -> dict:
-    """Metrics of ``rec`` (a :class:`training.train.Recommender`) and, optionally, the baselines on ``test``."""
-    from training.train import to_interactions
+def model_metrics(
+    model: RecommenderModel,
+    test: Interactions,
+    task: RankingTask,
+    scale: tuple[float, float],
+    mu: float,
+    k: int = 10,
+    progress: bool = False,
+) -> dict[str, float]:
+    """What ``model`` can be measured on (``rates``: RMSE and MAE, ``ranks``: the @k ranking metrics), with the
+    same protocol for every model: a held-out pair whose user or movie is unknown to training gets ``mu``."""
+    row: dict[str, float] = {}
+    if model.rates:
+        known = (test.users >= 0) & (test.items >= 0)
+        pred = np.full(len(test.users), mu)
+        if known.any():
+            pred[known] = model.predict(test.users[known], test.items[known], times=test.timestamps[known])
+        row.update(rating_metrics(test.ratings, pred, scale))
+    if model.ranks:
+        ranking = evaluate_ranking(model.score, task, k, progress=progress)
+        ranking.pop("users", None)
+        row.update(ranking)
+    return row
 
+
+def compare(
+    models: list[RecommenderModel],
+    train: Interactions,
+    test: Interactions,
+    task: RankingTask,
+    scale: tuple[float, float],
+    k: int = 10,
+) -> dict[str, dict]:
+    """Fit each model on ``train`` and measure it on ``test``: one row per model, with its fit time."""
+    mu = float(np.mean(train.ratings))
+    out: dict[str, dict] = {}
+    for model in models:
+        t0 = time.perf_counter()
+        model.fit(train)
+        out[model.name] = {"fit_s": time.perf_counter() - t0, **model_metrics(model, test, task, scale, mu, k)}
+    return out
+
+
+def evaluate(
+    rec: Recommender,
+    test: pd.DataFrame,
+    scale: tuple[float, float],
+    k: int = 10,
+    baselines: bool = True,
+    progress: bool = False,
+) -> dict:
+    """Metrics of a trained recommender and, optionally, the baselines on the held-out ratings ``test``."""
     train = rec.train
     te = to_interactions(test, rec.users, rec.items)
     known = (te.users >= 0) & (te.items >= 0)
-    mu = float(np.mean(train.ratings))
-    pred = np.full(len(te.users), mu)
-    if known.any():
-        pred[known] = rec.predict(te.users[known], te.items[known], te.timestamps[known])
     task = RankingTask.build(train.users, train.items, te.users, te.items, te.ratings, train.n_users, train.n_items)
+    mu = float(np.mean(train.ratings))
     report = {
         "test": {
             "ratings": len(te.users),
@@ -51,9 +100,8 @@ def evaluate(rec, test: pd.DataFrame, scale: tuple[float, float], k: int = 10, b
             "ranked_users": len(task.users),
             "k": k,
         },
-        "model": {**rating_metrics(te.ratings, pred, scale), **evaluate_ranking(rec.rank_scores, task, k)},
+        "model": model_metrics(ResidualModel.of(rec), te, task, scale, mu, k, progress),
     }
-    report["model"].pop("users", None)
     if baselines:
         report["baselines"] = baseline_metrics(train, te, task, scale, k)
     return report
@@ -61,19 +109,7 @@ def evaluate(rec, test: pd.DataFrame, scale: tuple[float, float], k: int = 10, b
 
 def baseline_metrics(train, te, task: RankingTask, scale: tuple[float, float], k: int = 10) -> dict[str, dict]:
     """Global mean, user+item bias and popularity on the same split and protocol."""
-    out: dict[str, dict] = {}
-    for model in (GlobalMean(), BiasBaseline(), Popularity()):
-        t0 = time.perf_counter()
-        model.fit(train.users, train.items, train.ratings, train.n_users, train.n_items)
-        row: dict[str, float] = {"fit_s": time.perf_counter() - t0}
-        if hasattr(model, "predict"):
-            row.update(rating_metrics(te.ratings, model.predict(te.users, te.items), scale))
-        if hasattr(model, "score"):
-            ranking = evaluate_ranking(model.score, task, k)
-            ranking.pop("users", None)
-            row.update(ranking)
-        out[model.name] = row
-    return out
+    return compare([GlobalMean(), BiasBaseline(), Popularity()], train, te, task, scale, k)
 
 
 def format_table(rows: dict[str, dict], columns=METRIC_COLUMNS) -> str:
@@ -103,7 +139,8 @@ def report_rows(report: dict, model_name: str) -> dict[str, dict]:
 
 def kfold(a: argparse.Namespace) -> dict:
     """Train and evaluate on each fold of a seeded k-fold split; mean and std per metric."""
-    from training.train import config_from_args, fit, load_data
+    from training.cli import config_from_args, load_data
+    from training.fit import fit
 
     per_fold: list[dict[str, float]] = []
     for fold in range(a.kfold):
@@ -123,7 +160,8 @@ def kfold(a: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.train import add_data_args, add_train_args, load
+    from training.cli import add_data_args, add_train_args
+    from training.recommender import load
 
     p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--model-dir", "--model", dest="model_dir", type=Path, help="a model directory from training.train")
@@ -166,4 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from training.console import filter_native_stderr
+
+    filter_native_stderr()
     sys.exit(main())

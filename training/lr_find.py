@@ -21,21 +21,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
+from training.batches import make_batches
+from training.cli import add_data_args, add_train_args, config_from_args, load_data, parse_with_config
+from training.config import TrainConfig
 from training.data import DataError
-from training.train import (
-    IdMap,
-    TrainConfig,
-    _keras,
-    add_data_args,
-    add_train_args,
-    compiled_models,
-    config_from_args,
-    item_feature_matrix,
-    load_data,
-    make_batches,
-    parse_with_config,
-    to_interactions,
-)
+from training.fit import _keras, compiled_models, item_feature_matrix
+from training.interactions import IdMap, to_interactions
 
 SMOOTHING = 0.95  # exponential smoothing of the per-batch loss
 DIVERGED = 4.0  # stop once the smoothed loss exceeds this multiple of its minimum
@@ -151,4 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from training.console import filter_native_stderr
+
+    filter_native_stderr()
     sys.exit(main())

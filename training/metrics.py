@@ -104,15 +104,32 @@ class RankingTask:
         users = np.array(sorted(rel), dtype=np.int64)
         return cls(users, [rel[int(u)] for u in users], indptr, np.asarray(train_items)[order], n_items)
 
+    def sample(self, n: int, seed: int) -> RankingTask:
+        """The task on a seeded random ``n`` of its users (itself when it has no more than ``n``)."""
+        if len(self.users) <= n:
+            return self
+        keep = np.sort(np.random.default_rng(seed).choice(len(self.users), n, replace=False))
+        return RankingTask(
+            self.users[keep], [self.relevant[k] for k in keep], self.seen_indptr, self.seen_items, self.n_items
+        )
+
     def seen(self, user: int) -> np.ndarray:
         """Training items of ``user``."""
         return self.seen_items[self.seen_indptr[user] : self.seen_indptr[user + 1]]
 
 
-def evaluate_ranking(score_fn: ScoreFn, task: RankingTask, k: int = 10, batch_size: int = 512) -> dict[str, float]:
-    """Rank every candidate for each evaluated user with ``score_fn`` and report the @k metrics."""
+def evaluate_ranking(
+    score_fn: ScoreFn, task: RankingTask, k: int = 10, batch_size: int = 512, progress: bool = False
+) -> dict[str, float]:
+    """Rank every candidate for each evaluated user with ``score_fn`` and report the @k metrics.
+
+    ``progress`` draws a bar (users/s, ETA) on stderr when the task has more than one batch.
+    """
+    from training.console import bar
+
     recommended: list[np.ndarray] = []
-    for start in range(0, len(task.users), batch_size):
+    starts = range(0, len(task.users), batch_size)
+    for start in bar(starts, enabled=progress and len(starts) > 1, desc="ranking", unit=" batches"):
         batch = task.users[start : start + batch_size]
         scores = np.array(score_fn(batch), dtype=np.float64, copy=True)
         if scores.shape != (len(batch), task.n_items):

@@ -27,53 +27,13 @@ softmax loss.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import keras
 import numpy as np
 from keras import layers, ops
 
-MODEL_KINDS = ("residual", "hybrid", "mf", "ncf")
+from training.config import MODEL_KINDS, ModelConfig
 
-
-@dataclass
-class ModelConfig:
-    """Architecture hyperparameters; saved verbatim in the model metadata."""
-
-    kind: str = "residual"
-    dim: int = 32
-    hidden: tuple[int, ...] = (400, 100)
-    dropout: float = 0.3
-    l2: float = 3e-3  # L2 on the embedding tables (applied to the whole table every step)
-    bias_l2: float = 1e-5
-    dense_l2: float = 0.0
-    l1: float = 0.0  # L1 on the user/item embedding tables (sparser factors), besides l2
-    dense_l1: float = 0.0  # L1 on the deep branch's kernels, besides dense_l2
-    batchnorm: bool = True
-    alpha: float | None = None  # hybrid only: None learns it
-    rank_dim: int = 128  # 0 disables the interaction head
-    # L2 on the interaction head's tables. 7e-5 rather than 1e-5: the lighter penalty peaked after a few epochs and
-    # then overfitted (validation NDCG@10 fell while the softmax loss kept dropping); 5e-5 before the trainer's
-    # user balancing, which calls for a little more (README, "Ablation").
-    rank_l2: float = 7e-5
-    implicit_inputs: bool = True  # deep branch also reads (copies of) the interaction head's factors
-    # Deep branch also reads each movie's genres and release year (training.features). None: on when the movie
-    # metadata has genres or years (the trainer resolves it and records True/False).
-    item_features: bool | None = None
-    # Deep branch also reads the rating's time (input ``time``, scaled by training.features.scale_time); with the
-    # release year among the item features this gives the movie's age at rating time. Serving uses time_now.
-    time_feature: bool = False
-    time_now: float | None = None  # the last training rating's scaled time, set by training
-    global_mean: float = 3.5
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.kind not in MODEL_KINDS:
-            raise ValueError(f"unknown model kind {self.kind!r}; choose one of {', '.join(MODEL_KINDS)}")
-        self.hidden = tuple(int(h) for h in self.hidden)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["MODEL_KINDS", "ModelConfig", "build_model", "training_model"]
 
 
 @keras.saving.register_keras_serializable(package="recsys")

@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from training.interactions import Interactions
+from training.interface import RecommenderModel
+
 __all__ = ["EASE", "ImplicitPeer", "SurprisePeer"]
 
 
@@ -51,7 +54,7 @@ def _default_threads() -> int:
     return max(1, min(2, cores))
 
 
-class EASE:
+class EASE(RecommenderModel):
     """Embarrassingly Shallow Autoencoder (Steck, WWW 2019) on the binary user-item matrix.
 
     ``B = I - P diagMat(1 / diag(P))`` with ``P = (X^T X + lam I)^{-1}``, i.e. ``B_ij = -P_ij / P_jj``
@@ -59,16 +62,25 @@ class EASE:
     The Gram matrix and its inverse are dense float64 (n_items^2 each: 0.76 GB at 9,742 items).
     """
 
-    def __init__(self) -> None:
+    ranks = True
+
+    def __init__(self, lam: float = 400.0) -> None:
         self.n_users = 0
         self.n_items = 0
-        self.lam = 0.0
+        self.lam = float(lam)
+        self.name = f"EASE (lambda {lam:g})"
         self.B: np.ndarray | None = None
         self._indptr = np.zeros(1, dtype=np.int64)
         self._indices = np.zeros(0, dtype=np.int64)
 
-    def fit(self, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, lam: float = 400.0) -> EASE:
-        """Fit on interaction pairs (any rating counts as a positive)."""
+    def fit(self, train: Interactions) -> EASE:
+        return self.fit_pairs(train.users, train.items, train.n_users, train.n_items)
+
+    def fit_pairs(
+        self, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, lam: float | None = None
+    ) -> EASE:
+        """Fit on interaction pairs (any rating counts as a positive); ``lam`` defaults to the constructor's."""
+        lam = self.lam if lam is None else lam
         users, items = _check_pairs(users, items, n_users, n_items)
         if lam <= 0:
             raise ValueError("lam must be positive")
@@ -137,7 +149,7 @@ class EASE:
         return self._rows(user_idx) @ self.B
 
 
-class ImplicitPeer:
+class ImplicitPeer(RecommenderModel):
     """ALS or BPR from the ``implicit`` package (CPU models) on the binary user-item matrix.
 
     ``alpha`` scales the confidence of ALS (``C = 1 + alpha * X`` in implicit's notation) and
@@ -159,6 +171,7 @@ class ImplicitPeer:
         if algorithm not in ("als", "bpr"):
             raise ValueError(f"algorithm must be 'als' or 'bpr', got {algorithm!r}")
         self.algorithm = algorithm
+        self.name = f"implicit {algorithm.upper()}"
         self.factors = int(factors)
         # implicit's own defaults when not given: ALS 15 iterations, BPR 100; regularization 0.01.
         self.iterations = int(iterations) if iterations is not None else (15 if algorithm == "als" else 100)
@@ -172,7 +185,12 @@ class ImplicitPeer:
         self.user_factors: np.ndarray | None = None
         self.item_factors: np.ndarray | None = None
 
-    def fit(self, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> ImplicitPeer:
+    ranks = True
+
+    def fit(self, train: Interactions) -> ImplicitPeer:
+        return self.fit_pairs(train.users, train.items, train.n_users, train.n_items)
+
+    def fit_pairs(self, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> ImplicitPeer:
         """Fit on interaction pairs; the user x item CSR passed to implicit has all n_users x n_items."""
         import scipy.sparse as sp
         from implicit.cpu.als import AlternatingLeastSquares
@@ -221,7 +239,7 @@ class ImplicitPeer:
         return self.user_factors[user_idx] @ self.item_factors.T
 
 
-class SurprisePeer:
+class SurprisePeer(RecommenderModel):
     """SVD or SVD++ from ``scikit-surprise``, fitted on explicit ratings.
 
     Our indices are handed to surprise as raw ids; surprise renumbers them into inner ids in order of
@@ -232,7 +250,15 @@ class SurprisePeer:
     estimates from the fitted arrays, vectorised. Both clip into the rating scale unless ``clip=False``.
     """
 
-    def __init__(self, algorithm: str = "svd", random_state: int | None = 0, **params: Any) -> None:
+    rates = ranks = True
+
+    def __init__(
+        self,
+        algorithm: str = "svd",
+        random_state: int | None = 0,
+        rating_scale: tuple[float, float] = (0.5, 5.0),
+        **params: Any,
+    ) -> None:
         if algorithm not in ("svd", "svdpp"):
             raise ValueError(f"algorithm must be 'svd' or 'svdpp', got {algorithm!r}")
         self.algorithm = algorithm
@@ -241,7 +267,8 @@ class SurprisePeer:
         self.algo: Any = None
         self.n_users = 0
         self.n_items = 0
-        self.rating_scale = (0.5, 5.0)
+        self.rating_scale = (float(rating_scale[0]), float(rating_scale[1]))
+        self.name = "Surprise SVD" if algorithm == "svd" else "Surprise SVD++"
         self.global_mean = float("nan")
         self.user_inner = np.zeros(0, dtype=np.int64)
         self.item_inner = np.zeros(0, dtype=np.int64)
@@ -251,7 +278,12 @@ class SurprisePeer:
         self._bi: np.ndarray | None = None
         self._biased = True
 
-    def fit(
+    def fit(self, train: Interactions) -> SurprisePeer:
+        return self.fit_ratings(
+            train.users, train.items, train.ratings, self.rating_scale, n_users=train.n_users, n_items=train.n_items
+        )
+
+    def fit_ratings(
         self,
         users: np.ndarray,
         items: np.ndarray,
@@ -304,7 +336,9 @@ class SurprisePeer:
         self._pu = pu
         return self
 
-    def predict(self, users: np.ndarray, items: np.ndarray, clip: bool = True) -> np.ndarray:
+    def predict(
+        self, users: np.ndarray, items: np.ndarray, times: np.ndarray | None = None, clip: bool = True
+    ) -> np.ndarray:
         """Predicted ratings for the pairs, through surprise's ``predict``; indices < 0 mean unknown."""
         if self.algo is None:
             raise RuntimeError("SurprisePeer is not fitted")

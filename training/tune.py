@@ -33,15 +33,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from training.cli import add_data_args, add_train_args, config_from_args, load_data, parse_with_config
+from training.config import search_space as config_search_space
 from training.data import DataError
-from training.train import (
-    add_data_args,
-    add_train_args,
-    config_from_args,
-    fit,
-    load_data,
-    parse_with_config,
-)
+from training.fit import fit
 
 OBJECTIVES = {"rmse": ("val_rmse", "minimize"), "ndcg@10": ("val_ndcg@10", "maximize")}
 SAMPLERS = ("tpe", "random", "grid")
@@ -68,25 +63,10 @@ class Param:
         return trial.suggest_float(self.name, self.low, self.high, log=self.kind == "log")
 
 
-# Capacity, regularisation, learning rate and the ranking head. Deep branch shapes are strings because Optuna's
-# categorical values must be scalars ("400,100" -> --hidden 400 100).
-SPACE = (
-    Param("dim", "choice", choices=(16, 32, 64, 128), grid=(32, 64)),
-    Param("hidden", "choice", choices=("200", "400,100", "800,200", "400,200,100"), grid=("400,100",)),
-    Param("dropout", "float", 0.0, 0.5, grid=(0.3,)),
-    Param("l2", "log", 1e-4, 3e-2, grid=(1e-3, 3e-3)),
-    Param("l1", "log", 1e-8, 1e-4, grid=(1e-8,)),
-    Param("dense_l2", "log", 1e-7, 1e-3, grid=(1e-7,)),
-    Param("batchnorm", "choice", choices=(True, False), grid=(True,)),
-    Param("lr", "log", 5e-4, 1e-2, grid=(1e-3, 3e-3)),
-    Param("lr_schedule", "choice", choices=("exponential", "cosine", "plateau"), grid=("exponential",)),
-    Param("rank_dim", "choice", choices=(64, 128, 256), grid=(128,)),
-    Param("rank_l2", "log", 3e-6, 3e-4, grid=(7e-5,)),
-    Param("liked_weight", "float", 1.0, 5.0, grid=(3.0,)),
-    Param("user_balance", "float", 0.0, 1.0, grid=(0.35,)),
-    Param("item_features", "choice", choices=(True, False), grid=(True, False)),
-    Param("time_feature", "choice", choices=(True, False), grid=(False,)),
-)
+# The searched hyperparameters and their ranges come from the configuration's fields (``tune=`` in
+# training.config). Deep branch shapes are strings because Optuna's categorical values must be scalars
+# ("400,100" -> --hidden 400 100).
+SPACE = tuple(Param(name, **meta) for name, meta in config_search_space())
 
 
 def search_space(movies, ratings) -> tuple[Param, ...]:
@@ -357,4 +337,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from training.console import filter_native_stderr
+
+    filter_native_stderr()
     sys.exit(main())

@@ -51,8 +51,8 @@ def test_arrays_load_without_pickle_and_cover_the_catalogue(small_artifact):
 
 def test_onnx_matches_the_numpy_reference(small_artifact, small_model_dir):
     from lambdas.engine import Engine
+    from training.recommender import load
     from training.scoring import two_stage_scores
-    from training.train import load
 
     rec, _ = load(small_model_dir)
     w = rec.serving_weights()

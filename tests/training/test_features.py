@@ -110,7 +110,7 @@ def test_features_need_movie_metadata(tmp_path, capsys, small_model_dir):
 
 def test_rare_movie_metrics_of_the_ablation(small_model_dir, monkeypatch):
     from training import ablation
-    from training.train import load
+    from training.recommender import load
 
     rec, _ = load(small_model_dir)
     test = pd.read_csv(small_model_dir / "test.csv")
@@ -133,7 +133,8 @@ def test_time_feature_is_an_input_that_changes_predictions_and_needs_timestamps(
     assert not np.allclose(early, late)
     assert scale_time([946_684_800])[0] == pytest.approx(0.0, abs=1e-3)  # 2000-01-01 is the origin
 
-    from training.train import TrainConfig, fit
+    from training.config import TrainConfig
+    from training.fit import fit
 
     ratings = pd.DataFrame({"user_id": [1, 1, 2, 2], "movie_id": [1, 2, 1, 2], "rating": [4.0, 3, 5, 2]})
     with pytest.raises(ValueError, match="needs rating timestamps"):

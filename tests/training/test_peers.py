@@ -41,7 +41,7 @@ def _ratings(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_ease_ranks_held_out_item_of_own_group_first() -> None:
     users, items, held = _two_groups()
-    model = EASE().fit(users, items, N_USERS, N_ITEMS, lam=1.0)
+    model = EASE().fit_pairs(users, items, N_USERS, N_ITEMS, lam=1.0)
     scores = model.score(np.arange(N_USERS))
     assert scores.shape == (N_USERS, N_ITEMS)
     for u in range(N_USERS):
@@ -51,7 +51,7 @@ def test_ease_ranks_held_out_item_of_own_group_first() -> None:
 
 def test_ease_weights_and_shapes() -> None:
     users, items, _ = _two_groups()
-    model = EASE().fit(users, items, N_USERS, N_ITEMS, lam=10.0)
+    model = EASE().fit_pairs(users, items, N_USERS, N_ITEMS, lam=10.0)
     assert model.B is not None and model.B.shape == (N_ITEMS, N_ITEMS)
     np.testing.assert_array_equal(np.diag(model.B), 0.0)
     # No co-occurrence across groups: the cross-group blocks of B are exactly zero.
@@ -69,7 +69,7 @@ def test_ease_matches_closed_form_and_ignores_duplicates() -> None:
     users = np.concatenate([users, users[:5]])
     items = np.concatenate([items, items[:5]])
     lam = 3.0
-    model = EASE().fit(users, items, 15, 8, lam=lam)
+    model = EASE().fit_pairs(users, items, 15, 8, lam=lam)
     p = np.linalg.inv(x.T @ x + lam * np.eye(8))
     b = -p / np.diag(p)[None, :]
     np.fill_diagonal(b, 0.0)
@@ -79,7 +79,7 @@ def test_ease_matches_closed_form_and_ignores_duplicates() -> None:
 
 def test_ease_rejects_out_of_range_indices() -> None:
     with pytest.raises(ValueError):
-        EASE().fit(np.array([0, 5]), np.array([0, 1]), 5, 2)
+        EASE().fit_pairs(np.array([0, 5]), np.array([0, 1]), 5, 2)
 
 
 @pytest.mark.parametrize("algorithm", ["als", "bpr"])
@@ -90,7 +90,7 @@ def test_implicit_peer_shapes_and_structure(algorithm: str) -> None:
         model = ImplicitPeer("als", factors=4, iterations=10, regularization=0.01, random_state=0)
     else:
         model = ImplicitPeer("bpr", factors=4, iterations=200, regularization=0.001, random_state=0, learning_rate=0.05)
-    model.fit(users, items, N_USERS, N_ITEMS)
+    model.fit_pairs(users, items, N_USERS, N_ITEMS)
     scores = model.score(np.arange(N_USERS))
     assert scores.shape == (N_USERS, N_ITEMS)
     assert np.isfinite(scores).all()
@@ -104,8 +104,8 @@ def test_implicit_peer_shapes_and_structure(algorithm: str) -> None:
 def test_implicit_peer_is_reproducible_and_keeps_empty_items() -> None:
     pytest.importorskip("implicit")
     users, items, _ = _two_groups()
-    a = ImplicitPeer("als", factors=4, iterations=5, random_state=3, num_threads=1).fit(users, items, N_USERS, 12)
-    b = ImplicitPeer("als", factors=4, iterations=5, random_state=3, num_threads=1).fit(users, items, N_USERS, 12)
+    a = ImplicitPeer("als", factors=4, iterations=5, random_state=3, num_threads=1).fit_pairs(users, items, N_USERS, 12)
+    b = ImplicitPeer("als", factors=4, iterations=5, random_state=3, num_threads=1).fit_pairs(users, items, N_USERS, 12)
     np.testing.assert_allclose(a.score(np.arange(5)), b.score(np.arange(5)), atol=1e-6)
     assert a.score(np.arange(5)).shape == (5, 12)  # items 10, 11 never seen still get a column
 
@@ -117,7 +117,9 @@ def test_surprise_score_equals_predict(algorithm: str) -> None:
     # Feed the rows in a shuffled order so that surprise's inner ids differ from our indices.
     order = np.random.default_rng(2).permutation(len(users))
     model = SurprisePeer(algorithm, random_state=0, n_factors=5, n_epochs=10)
-    model.fit(users[order], items[order], ratings[order], n_users=32, n_items=14)  # users 30-31, items 12-13 unseen
+    model.fit_ratings(
+        users[order], items[order], ratings[order], n_users=32, n_items=14
+    )  # users 30-31, items 12-13 unseen
     assert (model.user_inner[:30] != np.arange(30)).any()
 
     all_u = np.arange(32)
@@ -141,7 +143,7 @@ def test_surprise_unbiased_svd_and_rating_scale() -> None:
     pytest.importorskip("surprise")
     users, items, ratings = _ratings(seed=4)
     model = SurprisePeer("svd", random_state=1, biased=False, n_factors=3, n_epochs=5)
-    model.fit(users, items, ratings, rating_scale=(0.5, 5.0), n_users=31, n_items=12)
+    model.fit_ratings(users, items, ratings, rating_scale=(0.5, 5.0), n_users=31, n_items=12)
     scores = model.score(np.arange(31))
     assert scores.min() >= 0.5 and scores.max() <= 5.0
     np.testing.assert_allclose(scores[30], ratings.mean())  # unknown user, unbiased: global mean
@@ -160,9 +162,9 @@ def test_peer_arguments_are_checked() -> None:
 
 def test_ease_numpy_only_fallback_matches_scipy_path(monkeypatch: pytest.MonkeyPatch) -> None:
     users, items, _ = _two_groups()
-    expected = EASE().fit(users, items, N_USERS, N_ITEMS, lam=5.0).B
+    expected = EASE().fit_pairs(users, items, N_USERS, N_ITEMS, lam=5.0).B
     # Block scipy: EASE must fall back to numpy (dense Gram blocks, np.linalg.inv) and agree.
     for name in ("scipy", "scipy.sparse", "scipy.linalg"):
         monkeypatch.setitem(sys.modules, name, None)
-    got = EASE().fit(users, items, N_USERS, N_ITEMS, lam=5.0).B
+    got = EASE().fit_pairs(users, items, N_USERS, N_ITEMS, lam=5.0).B
     np.testing.assert_allclose(got, expected, atol=1e-10)

@@ -12,10 +12,12 @@ pytest.importorskip("keras")
 from training import evaluate as evaluate_cli
 from training import train as train_cli
 from training.baselines import BiasBaseline
+from training.config import ModelConfig, TrainConfig
 from training.evaluate import evaluate
-from training.models import ModelConfig
+from training.fit import fit
+from training.interactions import to_interactions
+from training.recommender import load
 from training.synthetic import low_rank_ratings
-from training.train import TrainConfig, fit, load, to_interactions
 
 FAST = dict(epochs=30, batch_size=256, lr=1e-2, patience=30, lr_decay=0.97)
 
@@ -37,7 +39,7 @@ def test_training_recovers_a_low_rank_structure(synthetic, kind):
     train, test = synthetic
     rec, summary = fit(train, small_cfg(kind), progress=None)
     tr, te = to_interactions(train, rec.users, rec.items), to_interactions(test, rec.users, rec.items)
-    bias = BiasBaseline().fit(tr.users, tr.items, tr.ratings, tr.n_users, tr.n_items)
+    bias = BiasBaseline().fit(tr)
     bias_rmse = float(np.sqrt(np.mean((bias.predict(te.users, te.items) - te.ratings) ** 2)))
     report = evaluate(rec, test, (1.0, 5.0), baselines=False)
     assert report["model"]["rmse"] < 0.6 * bias_rmse, (report["model"]["rmse"], bias_rmse)
@@ -161,7 +163,8 @@ def test_movie_features_default_to_on_when_there_is_metadata(synthetic):
 
 def test_softmax_weights_balance_users_and_favour_liked_ratings():
     # GIVEN user 0 with 9 ratings and user 1 with 1, one of user 0's liked (>= 4)
-    from training.train import Interactions, softmax_weights
+    from training.batches import softmax_weights
+    from training.interactions import Interactions
 
     users = np.array([0] * 9 + [1])
     ratings = np.array([4.5] + [3.0] * 8 + [3.0], dtype=np.float32)
@@ -178,3 +181,13 @@ def test_softmax_weights_balance_users_and_favour_liked_ratings():
     assert half[1] / half[9] == pytest.approx(9 ** -TrainConfig().user_balance, rel=1e-5)
     with pytest.raises(ValueError, match="user_balance"):
         TrainConfig(user_balance=1.5)
+
+
+def test_fit_leaves_the_callers_config_as_it_was(synthetic):
+    train, _ = synthetic
+    cfg = small_cfg(epochs=1)
+    before = cfg.model_dump()
+    rec, _ = fit(train, cfg, progress=None)
+    assert cfg.model_dump() == before
+    assert rec.config is not cfg and rec.config.rank_blend is not None and cfg.rank_blend is None
+    assert rec.config.model.item_features is False and cfg.model.item_features is None

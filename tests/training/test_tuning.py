@@ -12,11 +12,11 @@ import pytest
 pytest.importorskip("keras")
 pytest.importorskip("optuna")
 
-from training import lr_find, tune
+from training import cli, lr_find, tune
 from training import train as train_cli
+from training.config import TrainConfig
 from training.models import ModelConfig, build_model
 from training.synthetic import low_rank_ratings
-from training.train import TrainConfig
 
 TINY = ["--epochs", "3", "--batch-size", "256", "--patience", "3", "--quiet"]
 
@@ -152,12 +152,12 @@ def test_config_file_sets_defaults_with_dashes_underscores_and_variant(tmp_path)
     values = {"variant": "mf", "lr-schedule": "cosine", "dense_l1": 1e-6, "hidden": [8], "_x": 1, "dim": 16.0}
     path.write_text(json.dumps({**values, "rating_scale": [1, 5], "alpha": None}))
     p = __import__("argparse").ArgumentParser()
-    train_cli.add_data_args(p)
-    train_cli.add_train_args(p)
+    cli.add_data_args(p)
+    cli.add_train_args(p)
     p.add_argument("--config")
-    a = train_cli.parse_with_config(p, ["--config", str(path), "--lr", "0.01"])
+    a = cli.parse_with_config(p, ["--config", str(path), "--lr", "0.01"])
     assert a.rating_scale == [1.0, 5.0] and a.dim == 16
-    cfg = train_cli.config_from_args(a)
+    cfg = cli.config_from_args(a)
     assert (cfg.model.kind, cfg.lr_schedule, cfg.model.dense_l1, cfg.model.hidden, cfg.lr) == (
         "mf",
         "cosine",
@@ -187,3 +187,20 @@ def test_learning_rate_range_test_sweeps_and_suggests(ratings_csv, tmp_path, cap
     assert 1e-4 <= result["suggested_lr"] <= 1
     assert (tmp_path / "lr_find.png").stat().st_size > 0
     assert "steepest descent" in capsys.readouterr().out
+
+
+def test_every_hyperparameter_comes_from_the_config_models_alone():
+    import argparse
+
+    from training.config import ModelConfig, TrainConfig, cli_fields
+
+    p = argparse.ArgumentParser()
+    cli.add_train_args(p)
+    fields = set(cli_fields(ModelConfig)) | set(cli_fields(TrainConfig))
+    assert {a.dest for a in p._actions if a.dest != "help"} == fields
+    assert {prm.name for prm in tune.SPACE} <= fields
+    # the flags' defaults are the models' defaults, and they parse back to the same configuration
+    assert cli.config_from_args(p.parse_args([])) == TrainConfig()
+    a = p.parse_args(["--variant", "mf", "--no-batchnorm", "--hidden", "8", "4", "--softmax", "per-rating"])
+    cfg = cli.config_from_args(a)
+    assert (cfg.model.kind, cfg.model.batchnorm, cfg.model.hidden, cfg.softmax) == ("mf", False, (8, 4), "per-rating")
