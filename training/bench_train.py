@@ -25,34 +25,64 @@ import sys
 import time
 from pathlib import Path
 
-SIZES = {  # name: (users, movies, ratings per user), MovieLens-shaped
-    "0.1M": (610, 9_700, 165),
-    "1M": (6_040, 3_700, 166),
-    "10M": (70_000, 10_700, 143),
-    "25M": (162_000, 62_000, 154),
+SIZES = {  # name: (users, movies, ratings), MovieLens-shaped
+    "0.1M": (610, 9_700, 100_000),
+    "1M": (6_040, 3_700, 1_000_000),
+    "10M": (70_000, 10_700, 10_000_000),
+    "25M": (162_000, 62_000, 25_000_000),
 }
+
+
+def shaped(size: str):
+    """``training.synthetic.catalogue`` data of ``size``'s users and movies with about its number of ratings
+    (the generator drops repeated (user, movie) draws, 11-18% at these shapes, so it is asked for more)."""
+    from training.synthetic import catalogue
+
+    n_users, n_items, target = SIZES[size]
+    per_user = max(1, round(target / n_users))
+    data = catalogue(n_users, n_items, per_user, seed=0)
+    again = max(1, round(per_user * target / max(1, len(data))))
+    return data if again == per_user else catalogue(n_users, n_items, again, seed=0)
+
+
 BARS_S = {"10M": 300.0, "25M": 900.0}  # the issue's bars for one epoch (seconds) on this 2-core machine
 MEMORY_BAR_GB = 16.0
 
 
-def one(size: str, softmax: str, rank_dim: int, epochs: int) -> dict:
-    """Train ``epochs`` epochs at ``size`` in this process; returns the timings and the peak memory."""
+def one(size: str, softmax: str, rank_dim: int, epochs: int, pipeline: Path | None = None) -> dict:
+    """Train ``epochs`` epochs at ``size`` in this process; returns the timings and the peak memory.
+
+    With ``pipeline`` (a work directory) the data goes through every step a user's run takes, each timed: written
+    as a MovieLens-style CSV, loaded with ``training.data``, split 90/10, trained, evaluated on the held-out part,
+    saved, exported with ``model_export.export``, and loaded by the serving engine (in a process of its own).
+    """
     import numpy as np
 
     from training.config import ModelConfig, TrainConfig
     from training.fit import fit
-    from training.synthetic import catalogue
 
-    n_users, n_items, per_user = SIZES[size]
+    n_items = SIZES[size][1]
     t0 = time.perf_counter()
-    data = catalogue(n_users, n_items, per_user, seed=0)
+    data = shaped(size)
     gen_s = time.perf_counter() - t0
     cfg = TrainConfig(
         epochs=epochs, patience=epochs, softmax=softmax, model=ModelConfig(item_features=False, rank_dim=rank_dim)
     )
-    _, summary = fit(data, cfg, progress=None)
+    steps: dict[str, float] = {}
+    test = ds = None
+    if pipeline is not None:
+        steps = {"write the CSV (setup)": _write_csv(data, n_items, pipeline)}
+        del data  # the generated frame: from here on the process holds what a user's run holds
+        data, test, ds, more = _load_and_split(pipeline)
+        steps.update(more)
+    t0 = time.perf_counter()
+    rec, summary = fit(data, cfg, progress=None)
+    steps["fit (1 epoch, validation, blend choice)"] = time.perf_counter() - t0
+    PEAKS["fit (1 epoch, validation, blend choice)"] = peak_gb()
     hist = summary["history"]
-    batches_s = _batches_seconds(data, cfg)
+    batches_s = _batches_seconds(data, cfg.model_copy(update={"batch_size": summary["batch_size"]["used"]}))
+    if pipeline is not None:
+        steps.update(_evaluate_save_export(rec, test, ds, pipeline))
     return {
         "size": size,
         "softmax": softmax if rank_dim else "none (rating head only)",
@@ -66,8 +96,105 @@ def one(size: str, softmax: str, rank_dim: int, epochs: int) -> dict:
         "generate_s": gen_s,
         "batches_s": batches_s,
         "softmax_plan": summary.get("softmax"),
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "batch_size": summary["batch_size"],
+        "pipeline_s": steps,
+        "pipeline_peak_gb": dict(PEAKS),
+        "peak_rss_gb": peak_gb(),
     }
+
+
+PEAKS: dict[str, float] = {}  # --pipeline: this process's peak memory (GB) after each step
+
+
+def peak_gb() -> float:
+    """This process's peak resident memory (VmHWM; ru_maxrss would carry the parent's over fork and exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _write_csv(data, n_items: int, work: Path) -> float:
+    """Write ``data`` as a MovieLens-style ratings.csv and a movies.csv with genres; returns the seconds."""
+    import pandas as pd
+
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    data.rename(columns={"user_id": "userId", "movie_id": "movieId"}).to_csv(work / "ratings.csv", index=False)
+    genres = ["Drama", "Comedy", "Action", "Thriller", "Romance", "Sci-Fi"]
+    pd.DataFrame(
+        {
+            "movieId": range(n_items),
+            "title": [f"Movie {i} ({1950 + i % 70})" for i in range(n_items)],
+            "genres": [genres[i % 6] + "|" + genres[(i // 6) % 6] for i in range(n_items)],
+        }
+    ).to_csv(work / "movies.csv", index=False)
+    return time.perf_counter() - t0
+
+
+def _load_and_split(work: Path):
+    """Load and split ratings.csv + movies.csv as ``training.train`` does."""
+    from training.data import load_ratings_file
+    from training.splits import SplitSpec, train_mask
+
+    steps = {}
+    t0 = time.perf_counter()
+    ds = load_ratings_file(work / "ratings.csv", work / "movies.csv")
+    steps[f"load the {len(ds.ratings) / 1e6:.1f}M-row CSV and movies"] = time.perf_counter() - t0
+    PEAKS[f"load the {len(ds.ratings) / 1e6:.1f}M-row CSV and movies"] = peak_gb()
+    t0 = time.perf_counter()
+    mask = train_mask(ds.ratings, SplitSpec(kind="random", seed=42, test_fraction=0.1))
+    train, test = ds.ratings[mask].reset_index(drop=True), ds.ratings[~mask].reset_index(drop=True)
+    steps["random 90/10 split"] = time.perf_counter() - t0
+    PEAKS["random 90/10 split"] = peak_gb()
+    return train, test, ds, steps
+
+
+def _evaluate_save_export(rec, test, ds, work: Path) -> dict[str, float]:
+    from model_export.export import export
+    from training.evaluate import evaluate
+    from training.recommender import save
+
+    steps: dict[str, float] = {}
+    t0 = time.perf_counter()
+    report = evaluate(rec, test, ds.rating_scale, baselines=False)
+    steps[f"evaluate: RMSE and ranking of {report['test']['ranked_users']:,} users"] = time.perf_counter() - t0
+    PEAKS[f"evaluate: RMSE and ranking of {report['test']['ranked_users']:,} users"] = peak_gb()
+    t0 = time.perf_counter()
+    meta = {"train_config": rec.config.to_dict(), "dataset": {"rating_scale": ds.rating_scale}}
+    save(rec, work / "model", meta, test, ds.movies)
+    steps["save the model directory"] = time.perf_counter() - t0
+    PEAKS["save the model directory"] = peak_gb()
+    t0 = time.perf_counter()
+    export(work / "model", work / "artifact", log=lambda *_: None)
+    steps["export (ONNX, histories, neighbours, parity on 16 users)"] = time.perf_counter() - t0
+    PEAKS["export (ONNX, histories, neighbours, parity on 16 users)"] = peak_gb()
+    probe = subprocess.run(
+        [sys.executable, "-c", ENGINE_PROBE, str(work / "artifact")], capture_output=True, text=True, check=True
+    )
+    engine = json.loads(probe.stdout.strip().splitlines()[-1])
+    steps["engine: load the artifact (own process)"] = engine["load_s"]
+    steps["engine: one recommendation, p50 of 200 users (ms)"] = engine["p50_s"] * 1000
+    steps["engine: peak memory of its process (GB)"] = engine["rss_gb"]
+    return steps
+
+
+ENGINE_PROBE = """
+import json, sys, time
+import numpy as np
+from lambdas.engine.engine import Engine
+from training.bench_train import peak_gb
+t0 = time.perf_counter()
+engine = Engine(sys.argv[1])
+load_s = time.perf_counter() - t0
+users = engine.user_ids
+times = []
+for uid in users[:: max(1, len(users) // 200)][:200].tolist():
+    t = time.perf_counter()
+    engine.recommend(uid, k=10)
+    times.append(time.perf_counter() - t)
+print(json.dumps({"load_s": load_s, "p50_s": float(np.median(times)), "rss_gb": peak_gb()}))
+"""
 
 
 def _batches_seconds(data, cfg) -> float:
@@ -85,8 +212,9 @@ def _batches_seconds(data, cfg) -> float:
     return time.perf_counter() - t0
 
 
-def run_child(size: str, softmax: str, rank_dim: int, epochs: int, timeout_s: float) -> dict:
-    cmd = [sys.executable, "-m", "training.bench_train", "--child", size, softmax, str(rank_dim), str(epochs)]
+def run_child(size: str, softmax: str, rank_dim: int, epochs: int, timeout_s: float, work: Path | None = None) -> dict:
+    args = [size, softmax, str(rank_dim), str(epochs), str(work) if work else "-"]
+    cmd = [sys.executable, "-m", "training.bench_train", "--child", *args]
     print(f"== {size}: softmax {softmax if rank_dim else 'off'}, {epochs} epoch(s)", flush=True)
     t0 = time.perf_counter()
     try:
@@ -118,10 +246,23 @@ def table(rows: list[dict]) -> str:
             continue
         lines.append(
             f"| {r['size']} | {r['ratings']:,} | {r['users']:,} | {r['movies']:,} | {r['softmax']} | "
-            f"{r['epoch_s']:.1f} | {r['batches_s']:.1f} | {r['first_epoch_s']:.1f} | {r['val_s']:.1f} | "
+            f"{r['epoch_s']:.1f} | {r['batches_s']:.2f} | {r['first_epoch_s']:.1f} | {r['val_s']:.1f} | "
             f"{r['peak_rss_gb']:.2f} |"
         )
     return "\n".join(lines)
+
+
+def report(rows: list[dict]) -> str:
+    """The epoch table, and for a ``--pipeline`` run the table of every step."""
+    md = table(rows)
+    for r in rows:
+        if len(r.get("pipeline_s") or {}) > 1:
+            md += (
+                f"\n\nEvery step at {r['size']} ({r['ratings']:,} training ratings), per-user softmax, one process:\n\n"
+            )
+            md += "| step | seconds (unless marked) |\n|---|---|\n"
+            md += "\n".join(f"| {k} | {v:.2f} |" for k, v in r["pipeline_s"].items())
+    return md
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -164,24 +305,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed to one run")
     p.add_argument("--out", type=Path, default=Path("artifacts"))
     p.add_argument("--plot", type=Path, default=Path("docs/bench_train.png"))
-    p.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    p.add_argument("--pipeline", action="store_true", help="the largest size through every step, CSV to engine")
+    p.add_argument("--work", type=Path, default=Path("artifacts/bench-train-work"), help="--pipeline's files")
+    p.add_argument("--replot", action="store_true", help="rewrite the table and plot from --out's bench_train.json")
+    p.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
-        size, softmax, rank_dim, epochs = a.child
-        print(json.dumps(one(size, softmax, int(rank_dim), int(epochs))))
+        size, softmax, rank_dim, epochs, work = a.child
+        print(json.dumps(one(size, softmax, int(rank_dim), int(epochs), Path(work) if work != "-" else None)))
+        return 0
+    if a.replot:
+        rows = json.loads((a.out / "bench_train.json").read_text())
+        (a.out / "bench_train.md").write_text(report(rows) + "\n")
+        plot([r for r in rows if "error" not in r], a.plot)
+        print(report(rows))
         return 0
     sizes = [s for s in a.sizes if not (a.skip_largest and s == "25M")]
     rows: list[dict] = []
     for size in sizes:
-        n = SIZES[size][0] * SIZES[size][2]
+        n = SIZES[size][2]
         epochs = a.epochs if n < 5e6 else 1
-        rows.append(run_child(size, "per-user", 128, epochs, a.timeout))
+        work = a.work if a.pipeline and size == sizes[-1] else None
+        rows.append(run_child(size, "per-user", 128, epochs, a.timeout, work))
         if n <= a.per_rating_max:
             rows.append(run_child(size, "per-rating", 128, epochs, a.timeout))
         if size == "1M":
             rows.append(run_child(size, "per-user", 0, epochs, a.timeout))
     a.out.mkdir(parents=True, exist_ok=True)
-    md = table(rows)
+    md = report(rows)
     (a.out / "bench_train.md").write_text(md + "\n")
     (a.out / "bench_train.json").write_text(json.dumps(rows, indent=2) + "\n")
     plot([r for r in rows if "error" not in r], a.plot)

@@ -36,11 +36,15 @@ def run(a: argparse.Namespace, out: Path | None, progress=print) -> tuple[Recomm
     from training.evaluate import evaluate
 
     cfg = config_from_args(a)
+    clock = {"start": time.perf_counter()}
     ds, spec, train_df, test_df = load_data(a)
+    clock["data"] = time.perf_counter()
     rec, summary = fit(train_df, cfg, progress, movies=ds.movies)
+    clock["fit"] = time.perf_counter()
     metrics = {}
     if test_df is not None and len(test_df):
         metrics = evaluate(rec, test_df, ds.rating_scale, baselines=False, progress=progress is not None)
+    clock["evaluate"] = time.perf_counter()
     meta = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "dataset": {
@@ -58,6 +62,11 @@ def run(a: argparse.Namespace, out: Path | None, progress=print) -> tuple[Recomm
         "n_users": len(rec.users),
         "n_items": len(rec.items),
         "versions": versions(),
+        "timings_s": {
+            "load_and_split": round(clock["data"] - clock["start"], 2),
+            "fit": round(clock["fit"] - clock["data"], 2),
+            "evaluate": round(clock["evaluate"] - clock["fit"], 2),
+        },
     }
     if out is not None:
         save(rec, out, meta, test_df, ds.movies)
