@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from training.features import scale_time
+from training.interactions import slice_positions
 
 if TYPE_CHECKING:  # pragma: no cover
     from training.config import TrainConfig
@@ -115,8 +116,8 @@ class UserGroups:
         n = int(lengths.sum())
         if not n:
             return self.row_user[rows], np.zeros(0, np.int64), np.zeros(0, np.int64)
-        first = np.repeat(self.row_start[rows] - (np.cumsum(lengths) - lengths), lengths)
-        return self.row_user[rows], self.order[first + np.arange(n)], np.repeat(np.arange(len(rows)), lengths)
+        ratings = self.order[slice_positions(self.row_start[rows], lengths)]
+        return self.row_user[rows], ratings, np.repeat(np.arange(len(rows)), lengths)
 
 
 def make_batches(train: Interactions, cfg: TrainConfig, with_head: bool, chunk: int | None = None):

@@ -169,7 +169,6 @@ def fit(
     callbacks = [stopper] + [c for c in [lr_callback(cfg)] if c is not None]
     if progress:
         callbacks.insert(0, epoch_bar(len(fit_part.users), cfg.batch_size))
-    if progress:
         progress(
             f"training {model_cfg.kind} on {len(fit_part.users):,} ratings ({len(users):,} users, "
             f"{len(items):,} movies), validating on {len(val.users):,}"

@@ -59,3 +59,11 @@ def to_interactions(ratings: pd.DataFrame, users: IdMap, items: IdMap) -> Intera
         len(users),
         len(items),
     )
+
+
+def slice_positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions ``starts[k] .. starts[k] + lengths[k] - 1`` of every slice, concatenated in order."""
+    lengths = np.asarray(lengths, np.int64)
+    return np.repeat(np.asarray(starts, np.int64) - (np.cumsum(lengths) - lengths), lengths) + np.arange(
+        int(lengths.sum())
+    )

@@ -18,7 +18,7 @@ from training import scoring
 from training.config import ModelConfig, TrainConfig
 from training.data import DataError
 from training.features import scale_time
-from training.interactions import IdMap, Interactions
+from training.interactions import IdMap, Interactions, slice_positions
 from training.scoring import ServingWeights
 
 
@@ -79,8 +79,7 @@ class Recommender:
             indptr, items = self._seen_index()
             lengths = indptr[users + 1] - indptr[users]
             rows = np.repeat(np.arange(len(users)), lengths)
-            first = np.repeat(indptr[users] - (np.cumsum(lengths) - lengths), lengths)
-            seen[rows, items[first + np.arange(int(lengths.sum()))]] = True
+            seen[rows, items[slice_positions(indptr[users], lengths)]] = True
         return scoring.two_stage_scores(self._weights_cache, users, seen, item_part=self._item_part)
 
     def _seen_index(self) -> tuple[np.ndarray, np.ndarray]:
