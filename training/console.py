@@ -10,6 +10,7 @@ directly, so tracebacks, warnings and progress bars are untouched.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import sys
@@ -63,7 +64,14 @@ def filter_native_stderr() -> None:
         if pending and not is_native_noise(pending):
             os.write(terminal, pending)
 
-    threading.Thread(target=pump, name="native-stderr-filter", daemon=True).start()
+    thread = threading.Thread(target=pump, name="native-stderr-filter", daemon=True)
+    thread.start()
+
+    def drain() -> None:  # at exit: close the pipe (fd 2 back to the terminal) and forward what is still in it
+        os.dup2(terminal, 2)
+        thread.join(timeout=2.0)
+
+    atexit.register(drain)
 
 
 def bar(items: Iterable[T] | None = None, *, enabled: bool = True, **kwargs) -> Iterator[T] | tqdm:
