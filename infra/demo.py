@@ -11,7 +11,6 @@ the results with titles; then, run in a terminal, keeps serving the web page unt
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from infra.local import DEFAULT_ARTIFACT, DEFAULT_PORT, LocalStack, wait_for_interrupt
 from lambdas.client import Client, format_status
+from lambdas.engine import contract
 from lambdas.service import movie_index
 from lambdas.service.logs import logger
 
@@ -47,8 +47,8 @@ def ensure_artifact(artifact: Path, model: Path, demo_model: Path = DEMO_MODEL) 
     With no trained model either, a quick one (the served configuration, at most ``DEMO_EPOCHS`` epochs) is
     trained into ``demo_model`` and exported; the full model (``make train``) is left to be built on its own.
     """
-    if (artifact / "manifest.json").exists():
-        files = json.loads((artifact / "manifest.json").read_text()).get("files", {})
+    if contract.is_artifact(artifact):
+        files = contract.read_manifest(artifact).get("files", {})
         if movie_index.FILENAME in files:
             return
         print(f"== {artifact} predates the web page's movie index ({movie_index.FILENAME}): exporting it again")

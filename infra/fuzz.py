@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lambdas.engine.contract import is_artifact
+
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 42
 
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-examples", type=int, default=500)
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)
-    if not (args.artifact / "manifest.json").exists():
+    if not is_artifact(args.artifact):
         print(f"error: no artifact at {args.artifact}: run `make export` first", file=sys.stderr)
         return 2
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from infra.local.stack import DEFAULT_ARTIFACT
+from lambdas.engine.contract import is_artifact
 from lambdas.service.status import MAX_WAIT_S as WAIT_S
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -396,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack-log", type=Path, help="append the local stack's warnings and errors to this file")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    if not (args.artifact / "manifest.json").exists():
+    if not is_artifact(args.artifact):
         print(f"error: no artifact at {args.artifact}: run `make export` first", file=sys.stderr)
         return 2
     runs = []

@@ -24,9 +24,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.config import DEFAULT_STACK_NAME, OUTPUT_BUCKET, OUTPUT_MODEL_PARAMETER, OUTPUT_SITE_URL, UNPUBLISHED
+from lambdas.engine.contract import MANIFEST
 from lambdas.settings import Settings
-
-MANIFEST = "manifest.json"
 
 
 class PublishError(RuntimeError):

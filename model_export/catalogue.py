@@ -19,12 +19,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from lambdas.engine.contract import CATALOGUE_INPUTS, CATALOGUE_OUTPUTS
 from training.scoring import ServingWeights
 
 OPSET = 17
 IR_VERSION = 8  # onnx 1.23 writes IR 14 by default, which onnxruntime 1.31 refuses (max 13)
-INPUTS = ("user_rank", "user_mf", "user_bias", "user_deep", "exclude", "candidates", "k")
-OUTPUTS = ("scores", "top_scores", "top_items", "top_ratings")
 
 
 def build(w: ServingWeights) -> onnx.ModelProto:
@@ -109,6 +108,8 @@ def build(w: ServingWeights) -> onnx.ModelProto:
         helper.make_tensor_value_info("top_items", TensorProto.INT64, ["batch", "k"]),
         helper.make_tensor_value_info("top_ratings", f32, ["batch", "k"]),
     ]
+    if tuple(v.name for v in inputs) != CATALOGUE_INPUTS or tuple(v.name for v in outputs) != CATALOGUE_OUTPUTS:
+        raise ValueError("the catalogue graph's inputs or outputs differ from lambdas.engine.contract's")
     graph = helper.make_graph(nodes, "catalogue", inputs, outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="model_export")
     model.ir_version = IR_VERSION

@@ -21,7 +21,6 @@ much. The directory appears complete or not at all (it is staged, then renamed).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -33,31 +32,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ notices (oneDNN, tf
 
 import numpy as np
 
+from lambdas.engine import contract
+from lambdas.engine.contract import CATALOGUE_ONNX, MANIFEST, PAIRWISE_ONNX, content_version, file_entry
 from lambdas.service import movie_index
 from model_export import catalogue, similarity
 from training.data import DataError
 
 PARITY_TOLERANCE = 1e-4
-MANIFEST = "manifest.json"
-ARTIFACT_FORMAT = 1
 
 
 class ExportError(RuntimeError):
     """The export cannot produce a correct artifact; the message says why."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def content_version(files: dict[str, dict]) -> str:
-    """``model_version``: a hash over every file's name and sha256 (so any change gives a new version)."""
-    text = "\n".join(f"{name}:{files[name]['sha256']}" for name in sorted(files))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def convert_pairwise(model, path: Path) -> None:
@@ -160,7 +145,7 @@ def movie_index_document(cat: dict[str, np.ndarray], example_users: int = 8) -> 
 def weight_arrays(w) -> dict[str, np.ndarray]:
     """The serving weights as flat named arrays (the deep layers as deep_kernel_i / deep_bias_i / deep_relu)."""
     out: dict[str, np.ndarray] = {
-        "scalars": np.array([w.gamma, w.mu, w.mf_weight, w.deep_weight], np.float64),
+        "scalars": np.array([getattr(w, name) for name in contract.SCALARS], np.float64),
         "user_rank": w.user_rank,
         "item_rank": w.item_rank,
         "item_rank_bias": w.item_rank_bias,
@@ -216,7 +201,7 @@ def parity(rec, w, pairwise_path: Path, catalogue_path: Path, n_users: int = 16,
     report = {"users": len(users), "movies": n}
     report["pairwise_rating"] = float(np.abs(onnx_out["rating"] - keras_out["rating"]).max())
     # Catalogue graph: its stage-1 scores are Keras's interaction output + gamma * (rating - mu - b_u - deep).
-    feeds = catalogue_feeds(w, users, np.zeros((len(users), n), np.float32), k=10)
+    feeds = catalogue_feeds(w, users, np.zeros((len(users), n), bool), k=10)
     scores, top_items, top_ratings = cat.run(["scores", "top_items", "top_ratings"], feeds)
     keras_rating = keras_out["rating"][:, 0].reshape(len(users), n)
     if "interaction" in keras_out:
@@ -235,23 +220,16 @@ def parity(rec, w, pairwise_path: Path, catalogue_path: Path, n_users: int = 16,
     return report
 
 
-def catalogue_feeds(w, users: np.ndarray, exclude: np.ndarray, k: int, candidates: int = 300) -> dict:
-    """Inputs of catalogue.onnx for known user indices (the engine builds the same from the artifact)."""
-    n = w.item_mf.shape[0]
+def catalogue_feeds(w, users: np.ndarray, exclude: np.ndarray, k: int, candidates: int = contract.CANDIDATES) -> dict:
+    """Inputs of catalogue.onnx for known user indices, built by the engine's own function."""
+    from lambdas.engine.engine import catalogue_feeds as feeds
+
     u_deep = (
         w.user_deep_inputs(w.user_mf[users], None if w.user_implicit is None else w.user_implicit[users])
         if w.has_deep
         else np.zeros((len(users), 0), np.float32)
     )
-    return {
-        "user_rank": w.user_rank[users].astype(np.float32),
-        "user_mf": w.user_mf[users].astype(np.float32),
-        "user_bias": w.user_bias[users][:, None].astype(np.float32),
-        "user_deep": u_deep.astype(np.float32),
-        "exclude": exclude.astype(np.float32),
-        "candidates": np.array([min(candidates, n)], np.int64),
-        "k": np.array([min(k, candidates, n)], np.int64),
-    }
+    return feeds(w.user_rank[users], w.user_mf[users], w.user_bias[users], u_deep, exclude, k, candidates)
 
 
 def _versions() -> dict:
@@ -293,9 +271,9 @@ def export(model_dir: Path, out: Path, log=print) -> dict:
     try:
         t0 = time.perf_counter()
         log("converting the Keras model with tf2onnx ...")
-        convert_pairwise(rec.model, stage / "pairwise.onnx")
-        onnx.save(catalogue.build(w), stage / "catalogue.onnx")
-        with open(stage / "weights.npz", "wb") as f:
+        convert_pairwise(rec.model, stage / PAIRWISE_ONNX)
+        onnx.save(catalogue.build(w), stage / CATALOGUE_ONNX)
+        with open(stage / contract.WEIGHTS, "wb") as f:
             np.savez(f, **weight_arrays(w))
         cat = catalogue_arrays(rec, movies)
         log(f"computing each movie's {similarity.TABLE_K} nearest neighbours ...")
@@ -309,16 +287,12 @@ def export(model_dir: Path, out: Path, log=print) -> dict:
             "params": similarity.SERVED.as_dict(),
             "seconds": round(time.perf_counter() - t_sim, 2),
         }
-        with open(stage / "catalogue.npz", "wb") as f:
+        with open(stage / contract.CATALOGUE_ARRAYS, "wb") as f:
             np.savez(f, **cat)
         (stage / movie_index.FILENAME).write_bytes(movie_index.dump(movie_index_document(cat)))
         log("checking parity with Keras ...")
-        report = parity(rec, w, stage / "pairwise.onnx", stage / "catalogue.onnx")
-        files = {
-            p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-            for p in sorted(stage.iterdir())
-            if p.is_file()
-        }
+        report = parity(rec, w, stage / PAIRWISE_ONNX, stage / CATALOGUE_ONNX)
+        files = {p.name: file_entry(p) for p in sorted(stage.iterdir()) if p.is_file()}
         opts = ort.SessionOptions()
         models = {
             name: {
@@ -329,7 +303,7 @@ def export(model_dir: Path, out: Path, log=print) -> dict:
             for name in ("pairwise", "catalogue")
         }
         manifest = {
-            "format": ARTIFACT_FORMAT,
+            "format": contract.FORMAT,
             "model_version": content_version(files),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "source_model": str(model_dir),
@@ -339,7 +313,7 @@ def export(model_dir: Path, out: Path, log=print) -> dict:
                 "n_users": len(rec.users),
                 "n_items": len(rec.items),
             },
-            "scoring": {"gamma": w.gamma, "candidates": 300, "rating_scale": meta["dataset"]["rating_scale"]},
+            "scoring": contract.scoring(contract.CANDIDATES, meta["dataset"]["rating_scale"], gamma=w.gamma),
             "onnx": models,
             "parity": report,
             "similarity": similar,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-CANDIDATES = 300
+from lambdas.engine.contract import CANDIDATES
 
 
 @dataclass

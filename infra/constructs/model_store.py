@@ -21,7 +21,7 @@ from constructs import Construct
 
 from infra import checkov
 from infra.config import UNPUBLISHED, ConfigError
-from lambdas.engine.artifact import MANIFEST, ArtifactError, verify
+from lambdas.engine.contract import MANIFEST, ArtifactError, is_artifact, verify
 from lambdas.service.movie_index import FILENAME as MOVIE_INDEX
 
 # Log buckets are versioned (a deleted or overwritten log stays recoverable); logs expire after LOG_DAYS, and a
@@ -75,7 +75,7 @@ def artifact_version(artifact_dir: Path | None) -> str | None:
     """
     if artifact_dir is None:
         return None
-    if not (artifact_dir / "manifest.json").exists():
+    if not is_artifact(artifact_dir):
         raise ConfigError(
             f"no model artifact at {artifact_dir}: run `make export` (or pass -c artifact=DIR); "
             "-c artifact=none deploys without a model (the worker then serves nothing until publish_model)"

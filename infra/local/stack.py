@@ -39,6 +39,7 @@ from infra.local.api_pool import ApiConfig, ApiPool
 from infra.local.poller import PollerConfig, WorkerPool
 from infra.local.resources import create_resources, local_settings
 from lambdas.context import LOCAL_REGION
+from lambdas.engine.contract import is_artifact
 from lambdas.service import aws, catalogue, model_store
 from lambdas.settings import Settings
 
@@ -111,7 +112,7 @@ class LocalStack:
             raise
 
     def _start(self) -> LocalStack:
-        if not (self.artifact_dir / "manifest.json").exists():
+        if not is_artifact(self.artifact_dir):
             raise FileNotFoundError(f"no artifact at {self.artifact_dir}: run `make export` or pass --artifact DIR")
         self.endpoint_url = self._start_endpoint()
         self.dynamodb_endpoint_url = self._start_endpoint()

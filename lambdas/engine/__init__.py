@@ -1,6 +1,30 @@
-"""The inference engine: numpy + onnxruntime over an exported artifact directory."""
+"""The inference engine: numpy + onnxruntime over an exported artifact directory.
 
-from lambdas.engine.artifact import Artifact, ArtifactError, load_artifact
-from lambdas.engine.engine import Engine, RequestError
+The names below load on first use, so ``lambdas.engine.contract`` (the artifact format, standard library only)
+imports without numpy or onnxruntime: the API function and the CDK app read it.
+"""
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lambdas.engine.artifact import Artifact, load_artifact
+    from lambdas.engine.contract import ArtifactError
+    from lambdas.engine.engine import Engine, RequestError
+
+_HOMES = {
+    "Artifact": "lambdas.engine.artifact",
+    "load_artifact": "lambdas.engine.artifact",
+    "ArtifactError": "lambdas.engine.contract",
+    "Engine": "lambdas.engine.engine",
+    "RequestError": "lambdas.engine.engine",
+}
 __all__ = ["Artifact", "ArtifactError", "Engine", "RequestError", "load_artifact"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_HOMES[name]), name)

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from lambdas.engine import contract
 from lambdas.engine.artifact import Artifact, load_artifact
 
-CANDIDATES = 300
 # Cold start (fold-in) regularisation, chosen with ``python -m model_export.cold_start_eval`` (README, "Cold start").
 FOLD_IN_L2 = 3.0  # ridge on the new user's rating factors and bias
 # Gaussian prior on the new user's interaction factors: max(MIN, PER_RATING x ratings given). A fixed prior
@@ -26,6 +26,33 @@ FOLD_IN_L2 = 3.0  # ridge on the new user's rating factors and bias
 FOLD_IN_RANK_L2_MIN = 3.0
 FOLD_IN_RANK_L2_PER_RATING = 0.5
 BATCH_CHUNK = 64
+
+
+def catalogue_feeds(
+    user_rank: np.ndarray,
+    user_mf: np.ndarray,
+    user_bias: np.ndarray,
+    user_deep: np.ndarray,
+    exclude: np.ndarray,
+    k: int,
+    candidates: int = contract.CANDIDATES,
+) -> dict[str, np.ndarray]:
+    """The inputs of ``catalogue.onnx`` (:data:`~lambdas.engine.contract.CATALOGUE_INPUTS`) for B users.
+
+    ``exclude``: boolean [B, N], True for a movie not to recommend. The exporter's parity check feeds the graph
+    through this function too.
+    """
+    cand = min(exclude.shape[1], candidates)
+    feeds = {
+        "user_rank": user_rank.astype(np.float32, copy=False),
+        "user_mf": user_mf.astype(np.float32, copy=False),
+        "user_bias": user_bias.reshape(-1, 1).astype(np.float32, copy=False),
+        "user_deep": user_deep.astype(np.float32, copy=False),
+        "exclude": np.where(exclude, np.float32(-np.inf), np.float32(0.0)),
+        "candidates": np.array([cand], np.int64),
+        "k": np.array([min(k, cand)], np.int64),
+    }
+    return feeds
 
 
 class RequestError(ValueError):
@@ -45,8 +72,10 @@ class Engine:
         self.artifact = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
         a, w, c = self.artifact, self.artifact.weights, self.artifact.catalogue
         self.model_version = a.model_version
-        self.gamma, self.mu, self.mf_weight, self.deep_weight = (float(x) for x in w["scalars"])
+        scalars = contract.scalars(a.manifest, w["scalars"].tolist())
+        self.gamma, self.mu, self.mf_weight, self.deep_weight = (scalars[name] for name in contract.SCALARS)
         self.scale = tuple(a.manifest["scoring"]["rating_scale"])
+        self.candidates = contract.candidates(a.manifest)
         self.w = w
         self.user_ids, self.item_ids = c["user_ids"], c["item_ids"]
         self.n_items = len(self.item_ids)
@@ -87,7 +116,7 @@ class Engine:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
-            str(a.directory / "catalogue.onnx"), opts, providers=["CPUExecutionProvider"]
+            str(a.directory / contract.CATALOGUE_ONNX), opts, providers=["CPUExecutionProvider"]
         )
         self.recommend_index(np.array([0]), k=10)  # warm-up
         self.load_seconds = time.perf_counter() - t0
@@ -162,17 +191,7 @@ class Engine:
 
     def _run(self, user_rank, user_mf, user_bias, user_deep, exclude: np.ndarray, k: int):
         """One catalogue.onnx call; ``exclude`` boolean [B, N]."""
-        n = self.n_items
-        cand = min(n, max(CANDIDATES, k))
-        feeds = {
-            "user_rank": user_rank.astype(np.float32, copy=False),
-            "user_mf": user_mf.astype(np.float32, copy=False),
-            "user_bias": user_bias.reshape(-1, 1).astype(np.float32, copy=False),
-            "user_deep": user_deep.astype(np.float32, copy=False),
-            "exclude": np.where(exclude, np.float32(-np.inf), np.float32(0.0)),
-            "candidates": np.array([cand], np.int64),
-            "k": np.array([min(k, cand)], np.int64),
-        }
+        feeds = catalogue_feeds(user_rank, user_mf, user_bias, user_deep, exclude, k, max(self.candidates, k))
         top_scores, top_items, top_ratings = self.session.run(["top_scores", "top_items", "top_ratings"], feeds)
         return top_scores, top_items, top_ratings
 
@@ -339,19 +358,42 @@ class Engine:
         res["unknown_movies"] = unknown
         return res
 
-    def similar_movies(self, movie_id: Any, k: int = 10) -> dict:
+    def similar_movies(
+        self,
+        movie_id: Any,
+        k: int = 10,
+        genres: Iterable[str] | None = None,
+        exclude_genres: Iterable[str] | None = None,
+    ) -> dict:
         """The movie's k nearest neighbours, the movie itself excluded, best first.
 
         From the artifact's neighbour table when it has one (``similar_k`` per movie, by co-occurrence in the
         training ratings; the method is in ``manifest["similarity"]``), else by the cosine of the interaction
         factors. Past the table's neighbours (k above ``similar_k``, or a movie with fewer) the list continues in
         factor-cosine order with score 0 (the table holds no score for them), so any k gets min(k, catalogue - 1)
-        movies.
+        movies. Genre filters (the same rule as every other request's) apply within the ``similar_k`` nearest
+        neighbours, then the list is cut to k, so a narrow filter can return fewer than k movies.
         """
         k = self._check_k(k)
         i = self.item_index(movie_id)
         if i < 0:
             raise RequestError("unknown_movie", f"movie {movie_id!r} is not in the model's catalogue")
+        if genres or exclude_genres:
+            blocked = self._genre_mask(genres, exclude_genres)
+            top, scores = self._neighbours(i, max(k, self.similar_k))
+            keep = ~blocked[top]
+            top, scores = top[keep][:k], scores[keep][:k]
+        else:
+            top, scores = self._neighbours(i, k)
+        return {
+            "strategy": "similar",
+            "movie": self.movie(i),
+            "items": [self.movie(int(j), float(s)) for j, s in zip(top, scores, strict=True)],
+            "model_version": self.model_version,
+        }
+
+    def _neighbours(self, i: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Movie ``i``'s k nearest neighbours (indices, scores), the table's first."""
         top, scores = np.empty(0, np.int64), np.empty(0, np.float32)
         if self._table is not None:
             row, row_scores = self._table[0][i], self._table[1][i]
@@ -366,12 +408,7 @@ class Engine:
             rest = rest[np.argsort(-sims[rest], kind="stable")]
             rest_scores = sims[rest] if self._table is None else np.zeros(len(rest), np.float32)
             top, scores = np.concatenate([top, rest]), np.concatenate([scores, rest_scores])
-        return {
-            "strategy": "similar",
-            "movie": self.movie(i),
-            "items": [self.movie(int(j), float(s)) for j, s in zip(top, scores, strict=True)],
-            "model_version": self.model_version,
-        }
+        return top, scores
 
     def history(self, user_id: Any, n: int = 10) -> list[dict]:
         """The user's highest-rated training movies (most recent first among equal ratings)."""

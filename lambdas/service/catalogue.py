@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.engine.contract import MANIFEST
 from lambdas.service import model_store, movie_index
 from lambdas.service.aws import Services
 from lambdas.service.errors import ServiceError, Unavailable
@@ -22,7 +23,6 @@ from lambdas.service.logs import logger
 from lambdas.service.movie_index import MovieIndex, MovieIndexError
 from lambdas.settings import UNPUBLISHED
 
-MANIFEST = "manifest.json"
 METRIC_KEYS = ("rmse", "mae", "ndcg@10", "recall@10", "precision@10", "map@10", "coverage")
 
 # One model version per container: (bucket, prefix, version) -> {file name: what was made of it}.

@@ -9,7 +9,6 @@ handler imports this package without numpy or onnxruntime.
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 import time
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.engine import contract
 from lambdas.service.aws import Services
 from lambdas.service.logs import logger
 
@@ -37,7 +37,7 @@ class ModelConfigError(RuntimeError):
 def publish(services: Services, artifact_dir: str | Path) -> str:
     """Upload an artifact directory under ``<model_prefix><model_version>/``; returns the version."""
     artifact_dir = Path(artifact_dir)
-    version = json.loads((artifact_dir / "manifest.json").read_text())["model_version"]
+    version = contract.read_manifest(artifact_dir)["model_version"]
     prefix = f"{services.settings.model_prefix}{version}/"
     for path in sorted(p for p in artifact_dir.iterdir() if p.is_file()):
         services.s3.upload_file(str(path), services.settings.bucket_name, prefix + path.name)
@@ -94,7 +94,7 @@ def _load(services: Services, version: str) -> Engine:
     t0 = time.perf_counter()
     local = Path(services.settings.model_cache_dir) / version
     downloaded = False
-    if not (local / "manifest.json").exists():
+    if not contract.is_artifact(local):
         _download(services, version, local)
         downloaded = True
     try:

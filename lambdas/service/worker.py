@@ -150,7 +150,7 @@ def run_request(engine: Any, request: RecommendationRequest) -> dict:
     elif request.ratings is not None:
         result = engine.cold_start(request.ratings, **opts)
     elif request.similar_to is not None:
-        result = _similar(engine, request)
+        result = engine.similar_movies(request.similar_to, k=request.k, **filters)
     elif request.profile_of is not None:
         result = engine.profile(request.profile_of, PROFILE_HISTORY_SIZE)
     else:
@@ -160,30 +160,6 @@ def run_request(engine: Any, request: RecommendationRequest) -> dict:
                 res["history"] = engine.history(user_id, HISTORY_SIZE)
         result = {"strategy": "batch", "results": results, "model_version": engine.model_version}
     return result if request.include_metadata else _strip_metadata(result)
-
-
-def _similar(engine: Any, request: RecommendationRequest) -> dict:
-    """Similar movies; genre filters are applied within the movie's ``engine.similar_k`` nearest neighbours (the
-    artifact's neighbour table, 100 per movie; the whole factor-cosine ranking for an artifact without one), then
-    cut to k, so a narrow filter can return fewer than k movies."""
-    if not (request.genres or request.exclude_genres):
-        return engine.similar_movies(request.similar_to, k=request.k)
-    from lambdas.engine import RequestError
-
-    known = {g.lower() for g in engine.genre_names}
-    wanted = {g.lower() for g in request.genres or []}
-    avoided = {g.lower() for g in request.exclude_genres or []}
-    unknown = sorted((wanted | avoided) - known)
-    if unknown:
-        raise RequestError("unknown_genre", f"unknown genre {unknown[0]!r}; known: {', '.join(engine.genre_names)}")
-    result = engine.similar_movies(request.similar_to, k=engine.similar_k)
-
-    def keep(movie: dict) -> bool:
-        genres = {g.lower() for g in movie["genres"]}
-        return (not wanted or bool(genres & wanted)) and not genres & avoided
-
-    result["items"] = [m for m in result["items"] if keep(m)][: request.k]
-    return result
 
 
 def _strip_metadata(value: Any) -> Any:
