@@ -17,7 +17,7 @@ from infra import checkov
 from infra import config as cfg_names
 from infra.bundling import DEFAULT_CACHE, MODEL_ONLY_DEPENDENCIES, lambda_code
 from infra.config import ROOT, StackConfig
-from infra.constructs import ModelStore, Monitoring, QueueWorker, RecommendationsApi, ResultsTable, Site
+from infra.constructs import EventsTable, ModelStore, Monitoring, QueueWorker, RecommendationsApi, ResultsTable, Site
 from infra.constructs.api import ApiProps
 from infra.constructs.function import FunctionProps
 from infra.constructs.model_store import CATALOGUE_FILES, ModelStoreProps
@@ -41,6 +41,7 @@ ENV_NAMES = {field: var for var, field in settings_module.ENV_VARS.items()}
 # variable baked into the function: publishing a model changes no function configuration.
 WORKER_FIELDS = (
     "table_name",
+    "events_table_name",
     "bucket_name",
     "model_prefix",
     "model_version_parameter",
@@ -53,6 +54,8 @@ WORKER_FIELDS = (
 # The API reads the served version (as the worker does) for the movie index and the model card.
 API_FIELDS = (
     "table_name",
+    "events_table_name",
+    "events_ttl_days",
     "queue_url",
     "bucket_name",
     "model_prefix",
@@ -131,10 +134,12 @@ class RecommenderStack(cdk.Stack):
             ),
         )
         self.results = ResultsTable(self, "Results", retain_data=c.retain_data)
+        self.events = EventsTable(self, "Events", retain_data=c.retain_data)
 
         # The functions' settings: CloudFormation tokens for the names, the tunables from context.
         shared = Settings(
             table_name=self.results.table.table_name,
+            events_table_name=self.events.table.table_name,
             bucket_name=self.model_store.bucket.bucket_name,
             model_prefix=defaults.model_prefix,
             results_prefix=defaults.results_prefix,
@@ -190,6 +195,8 @@ class RecommenderStack(cdk.Stack):
         # The worker reads the request item, finishes it with a conditional update, reads the model, writes
         # oversized results; the SQS event source adds its own receive/delete permissions on the queue.
         self.results.table.grant(worker.role, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        # ... and the user's events (one Query per user_id request).
+        self.events.table.grant(worker.role, "dynamodb:Query")
         self.model_store.grant_model_read(worker.role)
         self.model_store.grant_results_write(worker.role)
         if self.queue_worker.dead_letter_worker is not None:
@@ -197,6 +204,7 @@ class RecommenderStack(cdk.Stack):
 
         api_settings = Settings(
             table_name=shared.table_name,
+            events_table_name=shared.events_table_name,
             queue_url=self.queue_worker.queue.queue_url,
             bucket_name=shared.bucket_name,
             model_prefix=shared.model_prefix,
@@ -237,6 +245,8 @@ class RecommenderStack(cdk.Stack):
         api_role = self.api.handler.role
         self.queue_worker.queue.grant_send_messages(api_role)
         self.results.table.grant_read_write_data(api_role)
+        # POST /events: one transaction of puts (TransactWriteItems needs PutItem on the table, nothing more).
+        self.events.table.grant(api_role, "dynamodb:PutItem")
         self.model_store.grant_results_read(api_role)
         self.model_store.grant_catalogue_read(api_role)
 

@@ -110,6 +110,11 @@ class Client:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self._check(self.request("POST", "/recommendations", body, headers), 202)
 
+    def post_events(self, user_id: int | str, events: list[dict]) -> dict:
+        """POST /events: a user's new ratings (``movie_id``, ``rating``, optional ``timestamp``, ``event_id``), used
+        by their next recommendation; returns what was stored."""
+        return self._check(self.request("POST", "/events", {"user_id": user_id, "events": events}), 200)
+
     def status(self, request_id: str, wait_s: int = 0) -> dict:
         """GET /recommendations/{request_id}; ``wait_s`` > 0 long-polls (answers once finished, or after wait_s)."""
         query = f"?wait={wait_s}" if wait_s > 0 else ""

@@ -16,12 +16,17 @@ from dataclasses import dataclass, fields
 PARTITION_KEY = "request_id"
 TTL_ATTRIBUTE = "ttl"
 IDEMPOTENCY_PREFIX = "idem#"
+# Events table: one item per (user, event); a user's events are one Query on the partition key.
+EVENTS_PARTITION_KEY = "user_id"
+EVENTS_SORT_KEY = "event_key"
 # The model-version parameter's value until a model is published (the worker then has nothing to load).
 UNPUBLISHED = "unpublished"
 
 # Environment variable -> Settings field. Anything unset keeps the dataclass default.
 ENV_VARS = {
     "TABLE_NAME": "table_name",
+    "EVENTS_TABLE_NAME": "events_table_name",
+    "EVENTS_TTL_DAYS": "events_ttl_days",
     "QUEUE_URL": "queue_url",
     "BUCKET_NAME": "bucket_name",
     "MODEL_PREFIX": "model_prefix",
@@ -47,6 +52,10 @@ class Settings:
     """Everything the handlers, the local stack and the CDK stack share."""
 
     table_name: str = ""
+    # Users' ratings since the served model's training (POST /events); expire after events_ttl_days, which must be
+    # longer than the retraining cadence so that the next model takes them in first.
+    events_table_name: str = ""
+    events_ttl_days: int = 30
     queue_url: str = ""
     bucket_name: str = ""
     # The artifact lives under ``<model_prefix><model_version>/`` in the bucket; the version pins what the worker loads.

@@ -232,6 +232,15 @@ def catalogue_feeds(w, users: np.ndarray, exclude: np.ndarray, k: int, candidate
     return feeds(w.user_rank[users], w.user_mf[users], w.user_bias[users], u_deep, exclude, k, candidates)
 
 
+def training_cutoff(rec) -> dict:
+    """``{"cutoff": epoch seconds}``: the newest training rating's time (events after it are folded in at request
+    time, ``lambdas.engine.Engine.recommend``); empty when the data has no timestamps."""
+    t = rec.train.timestamps
+    if t is None or len(t) == 0 or not np.any(t):
+        return {}
+    return {"cutoff": int(np.max(t))}
+
+
 def _versions() -> dict:
     import keras
     import onnx
@@ -307,7 +316,10 @@ def export(model_dir: Path, out: Path, log=print) -> dict:
             "model_version": content_version(files),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "source_model": str(model_dir),
-            "training": {k: meta.get(k) for k in ("dataset", "split", "seed", "train_config", "metrics", "created")},
+            "training": {
+                **{k: meta.get(k) for k in ("dataset", "split", "seed", "train_config", "metrics", "created")},
+                **training_cutoff(rec),
+            },
             "model": {
                 "kind": w and meta["train_config"]["model"]["kind"],
                 "n_users": len(rec.users),

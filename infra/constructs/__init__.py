@@ -4,7 +4,7 @@ from infra.constructs.api import RecommendationsApi
 from infra.constructs.model_store import ModelStore
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.queue_worker import QueueWorker
-from infra.constructs.results_table import ResultsTable
+from infra.constructs.results_table import EventsTable, ResultsTable
 from infra.constructs.site import Site
 
-__all__ = ["ModelStore", "Monitoring", "QueueWorker", "RecommendationsApi", "ResultsTable", "Site"]
+__all__ = ["EventsTable", "ModelStore", "Monitoring", "QueueWorker", "RecommendationsApi", "ResultsTable", "Site"]

@@ -1,4 +1,4 @@
-"""The requests/results table: on demand, TTL, point-in-time recovery, encrypted with the AWS-managed key."""
+"""The tables (requests/results, users' events): on demand, TTL, point-in-time recovery, AWS-managed encryption."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 from infra import checkov
-from lambdas.settings import PARTITION_KEY, TTL_ATTRIBUTE
+from lambdas.settings import EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, PARTITION_KEY, TTL_ATTRIBUTE
 
 
 class ResultsTable(Construct):
@@ -15,25 +15,41 @@ class ResultsTable(Construct):
 
     def __init__(self, scope: Construct, id: str, *, retain_data: bool) -> None:
         super().__init__(scope, id)
-        self.table = dynamodb.Table(
-            self,
-            "Table",
-            partition_key=dynamodb.Attribute(name=PARTITION_KEY, type=dynamodb.AttributeType.STRING),
-            # Traffic is bursty and small: pay per request, nothing at rest but storage.
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            time_to_live_attribute=TTL_ATTRIBUTE,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            # AWS-managed KMS key: encryption visible in the template and in CloudTrail, no monthly key fee.
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            removal_policy=cdk.RemovalPolicy.RETAIN if retain_data else cdk.RemovalPolicy.DESTROY,
-            deletion_protection=retain_data,
-        )
-        checkov.skip(
-            self.table,
-            "CKV_AWS_119",
-            "Encrypted with DynamoDB's AWS-managed KMS key (aws/dynamodb): KMS-backed and logged in CloudTrail, with "
-            "no monthly key fee. A customer-managed key ($1/month plus requests) would add only a key policy of our "
-            "own; nothing here needs one (no cross-account access; every grant names this table).",
-        )
+        self.table = _table(self, retain_data, PARTITION_KEY)
+
+
+class EventsTable(Construct):
+    """Users' ratings since training: one item per (user, event), a user's events one Query (``lambdas.service.events``
+    explains the keys); items expire through the ``ttl`` attribute."""
+
+    def __init__(self, scope: Construct, id: str, *, retain_data: bool) -> None:
+        super().__init__(scope, id)
+        self.table = _table(self, retain_data, EVENTS_PARTITION_KEY, EVENTS_SORT_KEY)
+
+
+def _table(scope: Construct, retain_data: bool, partition_key: str, sort_key: str | None = None) -> dynamodb.Table:
+    string = dynamodb.AttributeType.STRING
+    table = dynamodb.Table(
+        scope,
+        "Table",
+        partition_key=dynamodb.Attribute(name=partition_key, type=string),
+        sort_key=dynamodb.Attribute(name=sort_key, type=string) if sort_key else None,
+        # Traffic is bursty and small: pay per request, nothing at rest but storage.
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        time_to_live_attribute=TTL_ATTRIBUTE,
+        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=True
+        ),
+        # AWS-managed KMS key: encryption visible in the template and in CloudTrail, no monthly key fee.
+        encryption=dynamodb.TableEncryption.AWS_MANAGED,
+        removal_policy=cdk.RemovalPolicy.RETAIN if retain_data else cdk.RemovalPolicy.DESTROY,
+        deletion_protection=retain_data,
+    )
+    checkov.skip(
+        table,
+        "CKV_AWS_119",
+        "Encrypted with DynamoDB's AWS-managed KMS key (aws/dynamodb): KMS-backed and logged in CloudTrail, with "
+        "no monthly key fee. A customer-managed key ($1/month plus requests) would add only a key policy of our "
+        "own; nothing here needs one (no cross-account access; every grant names this table).",
+    )
+    return table

@@ -8,13 +8,14 @@ from pathlib import Path
 
 from lambdas.context import LOCAL_REGION
 from lambdas.service import aws
-from lambdas.settings import PARTITION_KEY, TTL_ATTRIBUTE, Settings
+from lambdas.settings import EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, PARTITION_KEY, TTL_ATTRIBUTE, Settings
 
 
 def local_settings(suffix: str, endpoint_url: str, cache_dir: Path, visibility_timeout_s: int) -> Settings:
     """The local stack's own resource names; everything else keeps the shared defaults (receive count, TTL...)."""
     return Settings(
         table_name=f"recommender-requests-{suffix}",
+        events_table_name=f"recommender-events-{suffix}",
         queue_url="",  # known once the queue exists
         bucket_name=f"recommender-local-{suffix}",
         model_cache_dir=str(cache_dir),
@@ -32,7 +33,8 @@ class Queues:
 
 
 def create_resources(services: aws.Services) -> Queues:
-    """Queue + DLQ (redrive after ``max_receive_count``), table (TTL on), bucket, named as ``services.settings``.
+    """Queue + DLQ (redrive after ``max_receive_count``), the requests and events tables (TTL on), bucket, named as
+    ``services.settings``.
 
     The queue is named after the table (the settings hold the queue's URL, which exists only once it is created).
     """
@@ -57,8 +59,21 @@ def create_resources(services: aws.Services) -> Queues:
         AttributeDefinitions=[{"AttributeName": PARTITION_KEY, "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    dynamodb.update_time_to_live(
-        TableName=s.table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+    dynamodb.create_table(
+        TableName=s.events_table_name,
+        KeySchema=[
+            {"AttributeName": EVENTS_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": EVENTS_SORT_KEY, "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": EVENTS_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": EVENTS_SORT_KEY, "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
     )
+    for table in (s.table_name, s.events_table_name):
+        dynamodb.update_time_to_live(
+            TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+        )
     services.s3.create_bucket(Bucket=s.bucket_name)
     return Queues(queue_url, arn(queue_url), dlq_url)

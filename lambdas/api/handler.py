@@ -28,6 +28,8 @@ from lambdas.api.models import (
     MAX_GENRES,
     UUID_PATTERN,
     ErrorResponse,
+    EventsRequest,
+    EventsResponse,
     ModelCard,
     MovieList,
     RecommendationRequest,
@@ -35,6 +37,7 @@ from lambdas.api.models import (
     SubmitResponse,
 )
 from lambdas.service import catalogue
+from lambdas.service import events as events_service
 from lambdas.service import status as status_service
 from lambdas.service import submit as submit_service
 from lambdas.service.aws import get_services
@@ -140,6 +143,45 @@ def submit_request(
         body=SubmitResponse(request_id=accepted.request_id, status=accepted.status, status_url=url),
         headers=headers,
     )
+
+
+@app.post(
+    "/events",
+    summary="Store a user's new ratings, used by their next recommendation",
+    description=(
+        "Stores 1-100 ratings of one user at once (all of them or none) and answers when they are stored: a "
+        "recommendation request submitted after this call sees them. A known user's trained factors are updated by "
+        "the ratings newer than the served model (one Newton step from the trained factors, whose training ratings "
+        "weigh as a prior); an unknown user gets the cold start from their events. Unknown movie ids are stored and "
+        "listed in `unknown_movies`; a rating outside the served model's scale is refused (422 `invalid_rating`). "
+        "An `event_id` sent again for the same user replaces that event."
+    ),
+    operation_id="postEvents",
+    tags=["events"],
+    responses={
+        200: {"description": "Stored", "content": {content_types.APPLICATION_JSON: {"model": EventsResponse}}},
+        400: _error("The body is not valid JSON"),
+        413: _error("The body is larger than 64 KB (`body_too_large`)"),
+        415: _error("The body is not application/json (`unsupported_media_type`)"),
+        422: _error("The JSON breaks the contract (`validation_error`) or a rating is off scale (`invalid_rating`)"),
+        503: _error("No model is published, or the events could not be stored (none was)", retry_after=True),
+        500: _error(INTERNAL),
+    },
+)
+def post_events(request: Annotated[EventsRequest, Body()]) -> Response[EventsResponse]:
+    services = get_services()
+    version, idx = catalogue.index(services)
+    scale = (catalogue.manifest(services).get("scoring") or {}).get("rating_scale") or (0.5, 5.0)
+    unknown = events_service.check(request, (float(scale[0]), float(scale[1])), idx.id_keys)
+    written = events_service.store(services, request)
+    body = EventsResponse(
+        user_id=request.user_id,
+        stored=len(written),
+        event_ids=[it["event_id"] for it in written],
+        unknown_movies=unknown,
+        model_version=version,
+    )
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
 
 
 @app.get(

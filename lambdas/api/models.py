@@ -28,6 +28,8 @@ MAX_K = 100
 MAX_RATINGS = 500
 MAX_BATCH_USERS = 100
 MAX_GENRES = 20
+MAX_EVENTS = 100  # per POST /events: one DynamoDB transaction holds at most 100 writes
+MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01, in epoch seconds
 REQUEST_KINDS = ("user_id", "ratings", "similar_to", "user_ids", "profile_of")
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -208,6 +210,14 @@ class UserResult(ResponseModel):
     user_id: int | str | None = None
     items: list[Movie]
     model_version: str
+    events_used: int | None = Field(
+        None,
+        description=(
+            "With `user_id`, when the user has events (POST /events) newer than the model: how many ratings were "
+            "folded in (the last one per movie the model knows). Strategy `personalized` with events: the trained "
+            "user updated by them; `cold_start`: a user the model does not know, from their events alone."
+        ),
+    )
     history: list[Movie] | None = None
     popular: list[Movie] | None = Field(
         None, description="With `include_popular`: the most-rated movies under the same filters (score: ratings)"
@@ -332,3 +342,58 @@ class ModelCard(ResponseModel):
     similarity: str | None = Field(None, description="How similar movies are ranked")
     genres: list[str]
     example_users: list[int | str] = Field(description="A few user ids of the training data, to try")
+
+
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[\x21-\x7e]+$")]
+
+
+class Event(BaseModel):
+    """One rating a user gave since the served model was trained."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    movie_id: Id
+    rating: Rating
+    timestamp: Annotated[StrictInt, BeforeValidator(_integral)] = Field(
+        None,
+        ge=0,
+        le=MAX_TIMESTAMP,
+        description="When the user rated (epoch seconds); absent: when the API stores it",
+        json_schema_extra=_no_default,
+    )
+    event_id: EventId = Field(
+        None,
+        description=(
+            "A client-chosen id (printable ASCII, no spaces): sending the same event id again for the user replaces "
+            "that event instead of adding one, so a retried call is harmless"
+        ),
+        json_schema_extra=_no_default,
+    )
+
+
+class EventsRequest(BaseModel):
+    """``POST /events``: a user's new ratings, stored all together or not at all."""
+
+    model_config = ConfigDict(extra="forbid", title="EventsRequest")
+
+    user_id: Id
+    events: list[Event] = Field(min_length=1, max_length=MAX_EVENTS, description=f"1-{MAX_EVENTS} ratings")
+
+    @model_validator(mode="after")
+    def _distinct_event_ids(self) -> EventsRequest:
+        ids = [e.event_id for e in self.events if e.event_id is not None]
+        if len(ids) != len(set(ids)):
+            raise ValueError("event_id values must differ within one call")
+        return self
+
+
+class EventsResponse(ResponseModel):
+    """The events as stored."""
+
+    user_id: int | str
+    stored: int = Field(description="How many events were stored (all of the call's)")
+    event_ids: list[str] = Field(description="Each event's id, in the call's order (generated where none was given)")
+    unknown_movies: list[int | str] = Field(
+        description="Movie ids the served model does not know: stored, but used only once a model knows them"
+    )
+    model_version: str = Field(description="The served model the movie ids and ratings were checked against")

@@ -26,6 +26,11 @@ FOLD_IN_L2 = 3.0  # ridge on the new user's rating factors and bias
 FOLD_IN_RANK_L2_MIN = 3.0
 FOLD_IN_RANK_L2_PER_RATING = 0.5
 BATCH_CHUNK = 64
+# A known user's new ratings (events) update their trained factors by one Newton step from them, the trained factors
+# being the centre of a Gaussian prior whose precision is that of their training ratings (a Laplace approximation):
+# one event nudges a user with many ratings a little and a user with few ratings more. The interaction head's
+# Hessian is taken over the most probable movies, as in the cold start.
+EVENTS_HESSIAN_TOP = 2000
 
 
 def catalogue_feeds(
@@ -76,6 +81,8 @@ class Engine:
         self.gamma, self.mu, self.mf_weight, self.deep_weight = (scalars[name] for name in contract.SCALARS)
         self.scale = tuple(a.manifest["scoring"]["rating_scale"])
         self.candidates = contract.candidates(a.manifest)
+        # Ratings up to this time (epoch seconds) are in the model; later events are folded in at request time.
+        self.cutoff = a.manifest.get("training", {}).get("cutoff")
         self.w = w
         self.user_ids, self.item_ids = c["user_ids"], c["item_ids"]
         self.n_items = len(self.item_ids)
@@ -245,15 +252,114 @@ class Engine:
         exclude_seen: bool = True,
         genres: Iterable[str] | None = None,
         exclude_genres: Iterable[str] | None = None,
+        events: Iterable[Mapping[str, Any]] | None = None,
     ) -> dict:
-        """Top-k movies for a user; unknown users get the popularity fallback (``strategy: popular``)."""
+        """Top-k movies for a user; unknown users get the popularity fallback (``strategy: popular``).
+
+        ``events``: the user's ratings since training (``movie_id``, ``rating``, optional ``timestamp`` in epoch
+        seconds), oldest first. Those after the model's training cutoff update a known user's factors
+        (:meth:`update`) and count as seen; an unknown user with events gets the cold start from them. The result's
+        ``events_used`` says how many were folded in (the latest rating of each known movie).
+        """
         k = self._check_k(k)
         mask = self._genre_mask(genres, exclude_genres) if genres or exclude_genres else None
         u = self.user_index(user_id)
+        events = list(events or ())
+        latest = self.new_ratings(events)
+        if u < 0 and latest:
+            res = self.cold_start(latest, k, exclude_seen, genres, exclude_genres)
+            res["user_id"] = self._user_key(user_id)
+            res["events_used"] = sum(self.item_index(m) >= 0 for m in latest)
+            return res
         if u < 0:
             return self._result(user_id, "popular", self.popular(k, genres, exclude_genres))
-        items = self.recommend_index(np.array([u]), k, exclude_seen, mask)[0]
-        return self._result(user_id, "personalized", items)
+        items = np.array([self.item_index(m) for m in latest], dtype=np.int64)
+        known = items >= 0
+        if not known.any():
+            out = self._result(user_id, "personalized", self.recommend_index(np.array([u]), k, exclude_seen, mask)[0])
+            if events:
+                out["events_used"] = 0
+            return out
+        items = items[known]
+        ratings = np.array([r for r, ok in zip(latest.values(), known, strict=True) if ok], dtype=np.float64)
+        pr, p, b, implicit = self.update(u, items, ratings)
+        exclude = np.zeros((1, self.n_items), dtype=bool)
+        if mask is not None:
+            exclude |= mask
+        if exclude_seen:
+            exclude[0, self._seen(u)] = True
+            exclude[0, items] = True
+        deep = self.deep_inputs(None if implicit is None else implicit[None, :], p[None, :])
+        s, i, r = self._run(pr[None, :], p[None, :], np.array([b]), deep, exclude, k)
+        out = self._result(user_id, "personalized", self._items(s[0], i[0], r[0]))
+        out["events_used"] = len(items)
+        return out
+
+    def new_ratings(self, events: Iterable[Mapping[str, Any]]) -> dict[Any, float]:
+        """``{movie_id: rating}`` of the events after the training cutoff, the last rating of each movie winning;
+        ratings outside the model's scale are left out (the API refuses them against the served model's scale)."""
+        latest: dict[Any, float] = {}
+        for e in events:
+            t = e.get("timestamp")
+            if self.cutoff is not None and t is not None and t <= self.cutoff:
+                continue
+            r = float(e["rating"])
+            if self.scale[0] <= r <= self.scale[1]:
+                latest.pop(e["movie_id"], None)
+                latest[e["movie_id"]] = r
+        return latest
+
+    def update(self, u: int, items: np.ndarray, ratings: np.ndarray):
+        """Known user ``u``'s factors with new ratings folded in: (interaction, rating factors, bias, implicit).
+
+        One Newton step from the trained factors on the new ratings' likelihood plus a Gaussian prior centred on
+        the trained factors, with the precision of the user's training ratings (a Laplace approximation):
+
+        * rating head: the prior precision is ``A^T A + l2 I`` over the user's training ratings, ``A = [w_mf q_i, 1]``;
+          the step fits the new ratings' residuals ``r - (mu + b_u + b_i + w_mf p.q)``;
+        * interaction head: the prior precision is ``W_train Cov + rank_l2 I``, with ``Cov`` the covariance of the
+          movie factors under the user's softmax (over its ``EVENTS_HESSIAN_TOP`` most probable movies) and
+          ``W_train`` the user's training weight (``liked_weight`` for ratings >= ``liked_threshold``); the step
+          follows the new ratings' softmax gradient.
+
+        The implicit (deep-branch) factors, copies of the interaction factors, move by the same step.
+        """
+        w, d = self.w, self.fold_in_defaults
+        lo, hi = self.h_indptr[u], self.h_indptr[u + 1]
+        hist_items, hist_ratings = self.h_items[lo:hi], self.h_ratings[lo:hi]
+        # Rating head.
+        p0, b0 = w["user_mf"][u].astype(np.float64), float(w["user_bias"][u])
+        q_e = w["item_mf"][items].astype(np.float64) * self.mf_weight
+        a_e = np.hstack([q_e, np.ones((len(items), 1))])
+        a_h = np.hstack([w["item_mf"][hist_items].astype(np.float64) * self.mf_weight, np.ones((len(hist_items), 1))])
+        x0 = np.append(p0, b0)
+        resid = ratings - self.mu - w["item_bias"][items] - a_e @ x0
+        hess = a_h.T @ a_h + a_e.T @ a_e + d["l2"] * np.eye(len(x0))
+        x = x0 + np.linalg.solve(hess, a_e.T @ resid)
+        # Interaction head.
+        qr, c = w["item_rank"], w["item_rank_bias"]
+        pr0 = w["user_rank"][u].astype(np.float64)
+        s = (qr @ pr0.astype(np.float32) + c).astype(np.float64)
+        prob = np.exp(s - s.max())
+        prob /= prob.sum()
+        mean = prob @ qr
+        n_top = min(EVENTS_HESSIAN_TOP, len(c))
+        top = np.argpartition(-prob, n_top - 1)[:n_top]
+        qt = qr[top] - mean
+        cov = (qt.T * prob[top]) @ qt
+        thr, liked = d["liked_threshold"], d["liked_weight"]
+        w_hist = np.where(hist_ratings >= thr, liked, 1.0)
+        w_new = np.where(ratings >= thr, liked, 1.0)
+        scale = 1.0 / np.concatenate([w_hist, w_new]).mean()  # mean weight 1 over the user's ratings, as in fold_in
+        w_hist, w_new = w_hist.sum() * scale, w_new * scale
+        grad = w_new @ qr[items] - w_new.sum() * mean
+        rank_l2 = d["rank_l2"] if d["rank_l2"] is not None else FOLD_IN_RANK_L2_MIN
+        step = np.linalg.solve((w_hist + w_new.sum()) * cov + rank_l2 * np.eye(len(pr0)), grad)
+        pr = pr0 + step
+        implicit = None
+        if "user_implicit" in w:
+            implicit = (w["user_implicit"][u].astype(np.float64) + step).astype(np.float32)
+        return pr.astype(np.float32), x[:-1].astype(np.float32), np.float32(x[-1]), implicit
 
     def recommend_batch(self, user_ids: list, k: int = 10, exclude_seen: bool = True, genres=None, exclude_genres=None):
         """Many users in one call: known users are scored together, unknown ones get the fallback."""
@@ -481,6 +587,9 @@ class Engine:
     def _result(self, user_id: Any, strategy: str, items: list[dict]) -> dict:
         out = {"strategy": strategy, "items": items, "model_version": self.model_version}
         if user_id is not None:
-            key = self._key(user_id, self.numeric_users)
-            out["user_id"] = key if key is not None else str(user_id)
+            out["user_id"] = self._user_key(user_id)
         return out
+
+    def _user_key(self, user_id: Any) -> Any:
+        key = self._key(user_id, self.numeric_users)
+        return key if key is not None else str(user_id)

@@ -112,6 +112,7 @@ class MovieIndex:
         except (KeyError, TypeError) as exc:
             raise MovieIndexError(f"movie index lacks {exc}") from exc
         self.example_users: list[int | str] = list(document.get("example_users", []))
+        self.id_keys: set[str] = {str(i) for i in self.ids}  # "19" and 19 are one id
         n = len(self.ids)
         if not all(len(c) == n for c in (self.titles, self.years, self.genre_ids, self.n_ratings, self.mean_ratings)):
             raise MovieIndexError("movie index columns differ in length")

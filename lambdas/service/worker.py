@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lambdas.api.models import UUID_PATTERN, RecommendationRequest
-from lambdas.service import model_store, store
+from lambdas.service import events, model_store, store
 from lambdas.service.aws import Services
 from lambdas.service.logs import logger
 
@@ -77,7 +77,8 @@ def _process(services: Services, message: WorkMessage, receive_count: int) -> st
     engine = None
     try:
         engine = model_store.get_engine(services)
-        _complete(services, request_id, item["request"], run_request(engine, request))
+        user_events = events.for_user(services, request.user_id) if request.user_id is not None else None
+        _complete(services, request_id, item["request"], run_request(engine, request, user_events))
     except RequestError as exc:
         return _fail(services, request_id, exc.code, exc.message, engine.model_version if engine else None)
     except Exception as exc:
@@ -137,12 +138,13 @@ def _complete(services: Services, request_id: str, request_json: str, result: di
 # ---------------------------------------------------------------------------------------------- scoring
 
 
-def run_request(engine: Any, request: RecommendationRequest) -> dict:
-    """The result document of one request (see ``lambdas.api.models`` for its shape)."""
+def run_request(engine: Any, request: RecommendationRequest, user_events: list[dict] | None = None) -> dict:
+    """The result document of one request (see ``lambdas.api.models`` for its shape); ``user_events``: the
+    ``user_id``'s stored events (``lambdas.service.events.for_user``), folded in by the engine."""
     filters = {"genres": request.genres, "exclude_genres": request.exclude_genres}
     opts = {"k": request.k, "exclude_seen": request.exclude_seen, **filters}
     if request.user_id is not None:
-        result = engine.recommend(request.user_id, **opts)
+        result = engine.recommend(request.user_id, **opts, events=user_events)
         if request.include_history:
             result["history"] = engine.history(request.user_id, HISTORY_SIZE)
         if request.include_popular:

@@ -273,3 +273,17 @@ def test_the_cli_prints_its_url_serves_the_client_and_stops_on_sigterm(small_art
         raise
     finally:
         _kill(proc)
+
+
+def test_events_round_trip_through_the_local_stack(stack, client):
+    """POST /events over HTTP, then the user's next recommendation folds them in (read-your-writes)."""
+    before = finished(client, client.submit({"user_id": 3, "k": 5})["request_id"])["result"]
+    top = before["items"][0]["movie_id"]
+    stored = client.post_events(3, [{"movie_id": top, "rating": 0.5, "event_id": "local-1"}])
+    assert_matches("POST", "/events", 200, stored)
+    assert stored["stored"] == 1 and stored["event_ids"] == ["local-1"] and stored["unknown_movies"] == []
+    after = finished(client, client.submit({"user_id": 3, "k": 5})["request_id"])["result"]
+    assert after["events_used"] == 1 and top not in [m["movie_id"] for m in after["items"]]
+    with pytest.raises(ApiError) as refused:
+        client.post_events(3, [{"movie_id": top, "rating": 9}])
+    assert refused.value.status == 422

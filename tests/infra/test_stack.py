@@ -31,7 +31,7 @@ from infra.config import (
     cdk_json_context,
 )
 from infra.stack import RecommenderStack
-from lambdas.settings import ENV_VARS, PARTITION_KEY, TTL_ATTRIBUTE, Settings
+from lambdas.settings import ENV_VARS, EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, PARTITION_KEY, TTL_ATTRIBUTE, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_UNZIPPED_LIMIT_MB = 250
@@ -124,6 +124,7 @@ def ids(stack) -> dict[str, str]:
         "api": ref_id(stack, stack.api.api),
         "access_logs": ref_id(stack, stack.api.access_logs),
         "table": ref_id(stack, stack.results.table),
+        "events_table": ref_id(stack, stack.events.table),
         "bucket": ref_id(stack, stack.model_store.bucket),
         "parameter": ref_id(stack, stack.model_store.version_parameter),
         "model_access_logs": ref_id(stack, stack.model_store.access_logs),
@@ -256,6 +257,7 @@ def test_worker_environment_names_come_from_the_settings_module(template, ids):
     """The worker is configured through lambdas.settings' variable names; its model version comes from SSM."""
     env = template.to_json()["Resources"][ids["worker"]]["Properties"]["Environment"]["Variables"]
     assert env["TABLE_NAME"] == {"Ref": ids["table"]}
+    assert env["EVENTS_TABLE_NAME"] == {"Ref": ids["events_table"]}
     assert env["BUCKET_NAME"] == {"Ref": ids["bucket"]}
     assert env["MODEL_VERSION_PARAMETER"] == {"Ref": ids["parameter"]}
     assert env["MODEL_VERSION_CACHE_S"] == "60"
@@ -276,6 +278,8 @@ def test_api_function_environment(template, ids):
     defaults = Settings()
     assert {k: v for k, v in env.items() if not k.startswith("POWERTOOLS_")} == {
         "TABLE_NAME": {"Ref": ids["table"]},
+        "EVENTS_TABLE_NAME": {"Ref": ids["events_table"]},
+        "EVENTS_TTL_DAYS": str(defaults.events_ttl_days),
         "QUEUE_URL": {"Ref": ids["queue"]},
         "BUCKET_NAME": {"Ref": ids["bucket"]},
         "MODEL_PREFIX": defaults.model_prefix,
@@ -302,6 +306,22 @@ def test_table_is_on_demand_with_ttl_pitr_and_encryption(template):
             "SSESpecification": {"SSEEnabled": True},
         },
     )
+
+
+def test_events_table_has_the_user_as_partition_and_the_event_as_sort_key(template, ids):
+    """A user's events are one Query; the same protections as the requests table."""
+    table = template.to_json()["Resources"][ids["events_table"]]
+    assert table["Properties"]["KeySchema"] == [
+        {"AttributeName": EVENTS_PARTITION_KEY, "KeyType": "HASH"},
+        {"AttributeName": EVENTS_SORT_KEY, "KeyType": "RANGE"},
+    ]
+    for name, value in {
+        "BillingMode": "PAY_PER_REQUEST",
+        "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "SSESpecification": {"SSEEnabled": True},
+    }.items():
+        assert table["Properties"][name] == value
 
 
 def test_model_bucket_is_versioned_private_logged_with_lifecycle(template, ids):
@@ -413,6 +433,7 @@ def test_worker_reads_the_model_and_writes_results_nothing_more(template, ids):
                 "sqs:GetQueueAttributes",
             ): [arn(ids["queue"])],
             ("dynamodb:GetItem", "dynamodb:UpdateItem"): [arn(ids["table"])],
+            ("dynamodb:Query",): [arn(ids["events_table"])],
             ("s3:GetObject*", "s3:GetBucket*", "s3:List*"): [
                 bucket,
                 {"Fn::Join": ["", [bucket, f"/{prefix['models']}*"]]},
@@ -460,6 +481,7 @@ def test_api_sends_to_the_queue_and_reads_writes_the_table_nothing_more(template
             ("xray:PutTraceSegments", "xray:PutTelemetryRecords"): ["*"],
             ("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"): [arn(ids["queue"])],
             table_rw: [arn(ids["table"])],
+            ("dynamodb:PutItem",): [arn(ids["events_table"])],
             ("s3:GetObject*", "s3:GetBucket*", "s3:List*"): [
                 bucket,
                 {"Fn::Join": ["", [bucket, f"/{Settings().results_prefix}*"]]},
@@ -522,6 +544,7 @@ def test_every_method_requires_the_api_key(template):
     assert set(found) == {
         "POST /recommendations",
         "GET /recommendations/{request_id}",
+        "POST /events",
         "GET /movies",
         "GET /model",
         "GET /openapi.json",

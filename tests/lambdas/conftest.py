@@ -64,6 +64,7 @@ def flow(moto_aws, small_artifact, tmp_path) -> Flow:
     """GIVEN the table, queue, DLQ and bucket exist and the small model is published, as in a deployed stack."""
     settings = Settings(
         table_name="recommender-requests",
+        events_table_name="recommender-events",
         bucket_name="recommender-models",
         model_cache_dir=str(tmp_path / "model-cache"),
         region="us-east-1",

@@ -154,10 +154,10 @@ def test_transient_errors_are_reported_alone_and_retried(flow, lambda_context, m
     bad = submit(lambda_context, {"similar_to": 424242})
     real = worker.run_request
 
-    def throttled(engine, request):
+    def throttled(engine, request, *args):
         if request.user_id == 2:
             raise ConnectionError("throttled")
-        return real(engine, request)
+        return real(engine, request, *args)
 
     monkeypatch.setattr(worker, "run_request", throttled)
 

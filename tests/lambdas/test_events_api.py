@@ -1,0 +1,132 @@
+"""POST /events through the API handler and the worker under moto: stored all or nothing, read-your-writes,
+validated against the served model, folded into the next recommendation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lambdas.api import handler as api
+from lambdas.engine import Engine
+from lambdas.service import events
+from tests.lambdas.conftest import load_event
+from tests.lambdas.test_api import _answer
+from tests.lambdas.test_worker import run_worker, status_of, submit
+from tests.openapi_contract import assert_matches
+
+EVENTS_PATH = "/events"
+
+
+def post_events(context, body) -> tuple[int, dict]:
+    event = load_event("api_post_recommendations.json")
+    event["path"] = event["resource"] = EVENTS_PATH
+    event["requestContext"]["path"] = f"/prod{EVENTS_PATH}"
+    event["requestContext"]["resourcePath"] = EVENTS_PATH
+    event["body"] = body if isinstance(body, str) else json.dumps(body)
+    status, _, answer = _answer(api.lambda_handler(event, context))
+    assert_matches("POST", EVENTS_PATH, status, answer)
+    return status, answer
+
+
+@pytest.fixture(scope="module")
+def engine(small_artifact) -> Engine:
+    return Engine(small_artifact)
+
+
+def stored(flow) -> list[dict]:
+    return flow.services.dynamodb.scan(TableName=flow.settings.events_table_name, ConsistentRead=True)["Items"]
+
+
+def test_events_are_stored_and_read_back_in_one_query(flow, lambda_context, engine):
+    movie = int(engine.item_ids[5])
+    status, answer = post_events(
+        lambda_context,
+        {
+            "user_id": 7,
+            "events": [
+                {"movie_id": movie, "rating": 4.5, "timestamp": 2_000_000_000, "event_id": "a-1"},
+                {"movie_id": "not-a-movie", "rating": 3},
+            ],
+        },
+    )
+    assert status == 200, answer
+    assert answer["stored"] == 2 and answer["unknown_movies"] == ["not-a-movie"]
+    assert answer["event_ids"][0] == "a-1" and len(answer["event_ids"][1]) == 32
+    found = events.for_user(flow.services, "7")  # "7" and 7 are one user
+    assert [(e["movie_id"], e["rating"]) for e in found] == [("not-a-movie", 3.0), (movie, 4.5)]
+    # the same event id again replaces that event
+    post_events(lambda_context, {"user_id": "7", "events": [{"movie_id": movie, "rating": 2, "event_id": "a-1"}]})
+    found = events.for_user(flow.services, 7)
+    assert len(found) == 2 and sorted(e["rating"] for e in found) == [2.0, 3.0]
+    item = next(i for i in stored(flow) if i["event_id"]["S"] == "a-1")
+    assert int(item["ttl"]["N"]) > int(item["received_at"]["N"]) // 1000 + 29 * 86_400
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"user_id": 1, "events": []}, 422, "validation_error"),
+        ({"user_id": 1, "events": [{"movie_id": 1, "rating": 6}]}, 422, "validation_error"),
+        ({"user_id": 1, "events": [{"movie_id": 1, "rating": 4, "extra": 1}]}, 422, "validation_error"),
+        ({"user_id": 1, "events": [{"movie_id": 1, "rating": 4, "event_id": "x"}] * 2}, 422, "validation_error"),
+        ({"user_id": 1, "events": [{"movie_id": 1, "rating": 4}] * 101}, 422, "validation_error"),
+        ({"events": [{"movie_id": 1, "rating": 4}]}, 422, "validation_error"),
+        ("{not json", 400, "invalid_json"),
+    ],
+)
+def test_bad_events_are_refused_and_nothing_is_written(flow, lambda_context, body, status, code):
+    got, answer = post_events(lambda_context, body)
+    assert (got, answer["error"]["code"]) == (status, code), answer
+    assert stored(flow) == []
+
+
+def test_a_rating_off_the_served_models_scale_is_refused_whole_call(flow, lambda_context, tmp_path, monkeypatch):
+    from lambdas.service import catalogue
+
+    real = catalogue.manifest
+
+    def narrow(services):
+        found = json.loads(json.dumps(real(services)))
+        found["scoring"]["rating_scale"] = [1.0, 5.0]
+        return found
+
+    monkeypatch.setattr(catalogue, "manifest", narrow)
+    got, answer = post_events(
+        lambda_context, {"user_id": 1, "events": [{"movie_id": 1, "rating": 4}, {"movie_id": 2, "rating": 0.5}]}
+    )
+    assert got == 422 and answer["error"]["code"] == "invalid_rating" and "events[1]" in answer["error"]["message"]
+    assert stored(flow) == []
+
+
+def test_the_next_recommendation_sees_the_events(flow, lambda_context, engine):
+    counts = [int(engine.h_indptr[u + 1] - engine.h_indptr[u]) for u in range(len(engine.user_ids))]
+    u = counts.index(max(counts))
+    uid = int(engine.user_ids[u])
+    first = submit(lambda_context, {"user_id": uid, "k": 5})
+    run_worker(flow, lambda_context)
+    before = status_of(lambda_context, first)["result"]
+    assert "events_used" not in before
+    top = before["items"][0]["movie_id"]
+    status, _ = post_events(lambda_context, {"user_id": uid, "events": [{"movie_id": top, "rating": 0.5}]})
+    assert status == 200
+    second = submit(lambda_context, {"user_id": uid, "k": 5})
+    run_worker(flow, lambda_context)
+    after = status_of(lambda_context, second)["result"]
+    assert after["strategy"] == "personalized" and after["events_used"] == 1
+    assert top not in [m["movie_id"] for m in after["items"]]
+
+
+def test_a_visitor_with_events_gets_the_same_list_as_with_inline_ratings(flow, lambda_context, engine):
+    ratings = {str(int(engine.item_ids[i])): r for i, r in [(1, 5.0), (4, 4.0), (9, 2.0)]}
+    post_events(
+        lambda_context,
+        {"user_id": "visitor-42", "events": [{"movie_id": int(m), "rating": r} for m, r in ratings.items()]},
+    )
+    via_events = submit(lambda_context, {"user_id": "visitor-42"})
+    inline = submit(lambda_context, {"ratings": ratings})
+    run_worker(flow, lambda_context)
+    a, b = status_of(lambda_context, via_events)["result"], status_of(lambda_context, inline)["result"]
+    assert a["strategy"] == b["strategy"] == "cold_start"
+    assert a["events_used"] == 3 and a["user_id"] == "visitor-42"
+    assert a["items"] == b["items"]
