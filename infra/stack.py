@@ -195,8 +195,10 @@ class RecommenderStack(cdk.Stack):
         # The worker reads the request item, finishes it with a conditional update, reads the model, writes
         # oversized results; the SQS event source adds its own receive/delete permissions on the queue.
         self.results.table.grant(worker.role, "dynamodb:GetItem", "dynamodb:UpdateItem")
-        # ... and the user's events (one Query per user_id request).
+        # ... and the user's events (one Query per user_id request); it deletes a result object whose request was
+        # deleted meanwhile (DELETE /users/{id}).
         self.events.table.grant(worker.role, "dynamodb:Query")
+        self.model_store.grant_results_delete(worker.role)
         self.model_store.grant_model_read(worker.role)
         self.model_store.grant_results_write(worker.role)
         if self.queue_worker.dead_letter_worker is not None:
@@ -245,8 +247,11 @@ class RecommenderStack(cdk.Stack):
         api_role = self.api.handler.role
         self.queue_worker.queue.grant_send_messages(api_role)
         self.results.table.grant_read_write_data(api_role)
-        # POST /events: one transaction of puts (TransactWriteItems needs PutItem on the table, nothing more).
-        self.events.table.grant(api_role, "dynamodb:PutItem")
+        # POST /events: one transaction of puts (TransactWriteItems needs PutItem on the table); the requests' user
+        # pointers (PutItem, BatchWriteItem for a batch); DELETE /users/{id}: one Query, BatchWriteItem deletes, and
+        # the deleted requests' result objects.
+        self.events.table.grant(api_role, "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Query")
+        self.model_store.grant_results_delete(api_role)
         self.model_store.grant_results_read(api_role)
         self.model_store.grant_catalogue_read(api_role)
 
@@ -293,6 +298,7 @@ class RecommenderStack(cdk.Stack):
         outputs = {
             cfg_names.OUTPUT_API_URL: (self.api.url, "Base URL of the API (append recommendations)"),
             cfg_names.OUTPUT_TABLE: (self.results.table.table_name, "Requests and results table"),
+            cfg_names.OUTPUT_EVENTS_TABLE: (self.events.table.table_name, "Users' events (python -m training.events)"),
             cfg_names.OUTPUT_QUEUE: (self.queue_worker.queue.queue_url, "Request queue"),
             cfg_names.OUTPUT_DLQ: (self.queue_worker.dlq.queue_url, "Dead-letter queue"),
             cfg_names.OUTPUT_BUCKET: (self.model_store.bucket.bucket_name, "Model artifacts and oversized results"),

@@ -16,9 +16,9 @@ from dataclasses import dataclass, fields
 PARTITION_KEY = "request_id"
 TTL_ATTRIBUTE = "ttl"
 IDEMPOTENCY_PREFIX = "idem#"
-# Events table: one item per (user, event); a user's events are one Query on the partition key.
+# Users table: per user, their events (`e#<event id>`) and pointers to their requests (`r#<request id>`), one Query.
 EVENTS_PARTITION_KEY = "user_id"
-EVENTS_SORT_KEY = "event_key"
+EVENTS_SORT_KEY = "item_key"
 # The model-version parameter's value until a model is published (the worker then has nothing to load).
 UNPUBLISHED = "unpublished"
 

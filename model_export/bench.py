@@ -9,7 +9,8 @@ their values), both single-threaded:
 * Keras: ``model.predict`` over (user, every movie), score = interaction + gamma * rating, seen movies
   excluded, top 10 by ``argpartition``; this is the exact served score;
 * engine: ``Engine.recommend(user, k=10)`` (one onnxruntime call, two-stage score);
-* p50 / p99 latency and their ratio, the engine's top-10 overlap with the exact Keras top-10, the
+* p50 / p99 latency and their ratio, the engine's top-10 overlap with the exact Keras top-10, the p50 of a
+  request with 50 events folded in and what they add to the same user's plain request (p50 of paired runs), the
   engine's cold start (import + artifact verification + load + warm-up, fresh interpreter) and its peak
   memory, and the worker's deployment package size (dependencies + code + artifact, unzipped).
 """
@@ -140,6 +141,18 @@ def measure(model_dir: Path, artifact: Path, keras_reps: int, engine_reps: int, 
         t0 = time.perf_counter()
         engine.recommend(u, k=10)
         e_times.append(time.perf_counter() - t0)
+    # 50 new ratings (events) folded in, against the same user's plain request, alternating (paired differences).
+    plain_times, event_times = [], []
+    for i in range(engine_reps):
+        u = rec.users.ids[users[i % len(users)]]
+        picked = rng.choice(engine.n_items, size=min(50, engine.n_items), replace=False)
+        events = [{"movie_id": engine.item_ids[j].item(), "rating": float(rng.integers(1, 6))} for j in picked]
+        t0 = time.perf_counter()
+        engine.recommend(u, k=10)
+        t1 = time.perf_counter()
+        engine.recommend(u, k=10, events=events)
+        event_times.append(time.perf_counter() - t1)
+        plain_times.append(t1 - t0)
     cold, rss = [], []
     for _ in range(3):
         done = subprocess.run(
@@ -158,6 +171,8 @@ def measure(model_dir: Path, artifact: Path, keras_reps: int, engine_reps: int, 
         "engine_p99_ms": ep99,
         "speedup_p50": kp50 / ep50,
         "top10_overlap_with_exact": float(np.mean(overlaps)),
+        "events50_p50_ms": percentiles(event_times)[0],
+        "events50_added_p50_ms": float(np.median(np.array(event_times) - np.array(plain_times)) * 1e3),
         "engine_cold_start_s": float(np.median(cold)),
         "engine_peak_rss_mb": float(np.max(rss)),
         "keras_requests": len(k_times),
@@ -207,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         "engine_p99_ms",
         "speedup_p50",
         "top10_overlap_with_exact",
+        "events50_p50_ms",
+        "events50_added_p50_ms",
         "engine_cold_start_s",
         "engine_peak_rss_mb",
     ]

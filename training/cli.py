@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import sys
 import types
 import typing
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +24,12 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", default=None, help="MovieLens data set name (default ml-latest-small)")
     g.add_argument("--ratings", type=Path, help="a ratings file (CSV, ml-100k TSV, .dat, Amazon JSON lines[.gz])")
     g.add_argument("--movies", type=Path, help="movie metadata for --ratings (movies.csv, movies.dat or u.item)")
+    g.add_argument(
+        "--events",
+        type=Path,
+        help="ratings since the served model (python -m training.events), added to the training data; a user's "
+        "later rating of a movie replaces the earlier one",
+    )
     g.add_argument("--data-dir", type=Path, help="where data sets live (default: $RECSYS_DATA_DIR, else ./data)")
     g.add_argument(
         "--rating-scale", type=float, nargs=2, metavar=("MIN", "MAX"), help="valid rating range for --ratings"
@@ -142,6 +151,34 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(model=model, **{n: getattr(a, n) for n in cli_fields(TrainConfig)})
 
 
+def with_events(ds: Dataset, path: Path | None) -> Dataset:
+    """``ds`` with the ratings of an events file added (the later of two ratings of a movie by a user wins).
+
+    Ids are taken in the data set's types: an event whose user or movie id the data set cannot hold (a visitor's
+    text id in an integer-id data set) is left out, and the count is printed.
+    """
+    if path is None:
+        return ds
+    from training.data import read_ratings_file
+
+    events = read_ratings_file(path, ds.rating_scale)
+    keep = pd.Series(True, index=events.index)
+    for col in ("user_id", "movie_id"):
+        if ds.ratings[col].dtype.kind in "iu":
+            events[col] = pd.to_numeric(events[col], errors="coerce")
+            keep &= events[col].notna() & (events[col] == events[col].round())
+        else:
+            events[col] = events[col].astype(str)
+    left_out = int((~keep).sum())
+    if left_out:
+        print(f"{path}: {left_out:,} events have ids this data set cannot hold; left out", file=sys.stderr)
+    events = events[keep].astype({c: ds.ratings[c].dtype for c in ds.ratings.columns if c in events.columns})
+    merged = pd.concat([ds.ratings, events[ds.ratings.columns]], ignore_index=True)
+    merged = merged.sort_values("timestamp", kind="stable").drop_duplicates(["user_id", "movie_id"], keep="last")
+    files = {**ds.files, path.name: hashlib.sha256(path.read_bytes()).hexdigest()}
+    return replace(ds, ratings=merged.reset_index(drop=True), files=files)
+
+
 def load_data(a: argparse.Namespace) -> tuple[Dataset, SplitSpec, pd.DataFrame, pd.DataFrame | None]:
     """The data set, the split and the (train, test) ratings the arguments describe."""
     if a.ratings and a.dataset:
@@ -161,6 +198,7 @@ def load_data(a: argparse.Namespace) -> tuple[Dataset, SplitSpec, pd.DataFrame, 
             from training.data import read_ratings_file
 
             test = read_ratings_file(a.test_file, ds.rating_scale)
+        ds = with_events(ds, getattr(a, "events", None))
         spec = SplitSpec(kind="files", seed=a.seed, test_file=a.test_file)
         return ds, spec, ds.ratings, test
     ds = (
@@ -168,6 +206,7 @@ def load_data(a: argparse.Namespace) -> tuple[Dataset, SplitSpec, pd.DataFrame, 
         if a.ratings
         else load_dataset(a.dataset or "ml-latest-small", a.data_dir)
     )
+    ds = with_events(ds, getattr(a, "events", None))
     spec = SplitSpec(
         kind=kind,
         seed=42 if kind == "random" and a.seed == TrainConfig().seed else a.seed,

@@ -1,5 +1,5 @@
-"""The REST API: ``POST /recommendations``, ``GET /recommendations/{request_id}``, ``POST /events``, ``GET /movies``,
-``GET /model`` (and the OpenAPI document).
+"""The REST API: ``POST /recommendations``, ``GET /recommendations/{request_id}``, ``POST /events``,
+``DELETE /users/{user_id}``, ``GET /movies``, ``GET /model`` (and the OpenAPI document).
 
 Edge checks only reject what should never cost an invocation (a body that is not JSON, a missing path
 parameter, no API key, over the throttle); the contract itself (types, ranges, unknown fields) is validated once,
@@ -126,6 +126,12 @@ class RecommendationsApi(Construct):
         )
         self.api.root.add_resource("events").add_method(
             "POST", integration, request_validator=validator, request_models={"application/json": body_model}
+        )
+        self.api.root.add_resource("users").add_resource("{user_id}").add_method(
+            "DELETE",
+            integration,
+            request_validator=validator,
+            request_parameters={"method.request.path.user_id": True},
         )
         # Search and model card: their query strings (q, genres, limit, offset) are checked by the handler only.
         self.api.root.add_resource("movies").add_method("GET", integration)

@@ -191,6 +191,14 @@ class ModelStore(Construct):
         """Write oversized results (``<results_prefix>*`` only)."""
         self.bucket.grant_put(grantee, f"{self.props.results_prefix}*")
 
+    def grant_results_delete(self, grantee: iam.IGrantable) -> None:
+        """Delete results (``<results_prefix>*`` only): a forgotten user's, and a result whose request is gone."""
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["s3:DeleteObject"],
+            resource_arns=[self.bucket.arn_for_objects(f"{self.props.results_prefix}*")],
+        )
+
     def grant_results_read(self, grantee: iam.IGrantable) -> None:
         """Read oversized results (``<results_prefix>*`` only)."""
         self.bucket.grant_read(grantee, f"{self.props.results_prefix}*")

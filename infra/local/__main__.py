@@ -16,11 +16,12 @@ from infra.local.wait import on_sigterm_interrupt, wait_for_interrupt
 from lambdas.client import local_connection_file
 
 
-def write_connection(url: str, api_key: str | None, path: Path) -> None:
-    """Where the running local stack answers, for the client (owner-only permissions: it holds the key)."""
+def write_connection(url: str, api_key: str | None, path: Path, **extra: str) -> None:
+    """Where the running local stack answers, for the client (owner-only permissions: it holds the key), and
+    ``extra`` (the events table and DynamoDB endpoint, for ``python -m training.events --local``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"url": url, "api_key": api_key}))
+    tmp.write_text(json.dumps({"url": url, "api_key": api_key, **extra}))
     tmp.chmod(0o600)
     tmp.replace(path)
 
@@ -70,7 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     s = stack.settings
     connection = local_connection_file()
-    write_connection(stack.url, stack.api_key, connection)
+    write_connection(
+        stack.url,
+        stack.api_key,
+        connection,
+        events_table=s.events_table_name,
+        dynamodb_endpoint=stack.dynamodb_endpoint_url,
+        region=s.region or "",
+    )
     print(f"model {s.model_version} from {args.artifact}", flush=True)
     print(f"queue {s.queue_url} (DLQ after {s.max_receive_count} receives), table {s.table_name}", flush=True)
     print(

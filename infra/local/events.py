@@ -29,6 +29,7 @@ ROUTES = (
         re.compile(r"^/recommendations/(?P<request_id>[^/]+)$"), "/recommendations/{request_id}", ("GET",), "request_id"
     ),
     Route(re.compile(r"^/events/?$"), "/events", ("POST",)),
+    Route(re.compile(r"^/users/(?P<user_id>[^/]+)$"), "/users/{user_id}", ("DELETE",), "user_id"),
     Route(re.compile(r"^/movies/?$"), "/movies", ("GET",)),
     Route(re.compile(r"^/model/?$"), "/model", ("GET",)),
     Route(re.compile(r"^/openapi\.json$"), "/openapi.json", ("GET",)),

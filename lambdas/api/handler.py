@@ -26,10 +26,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lambdas.api import errors
 from lambdas.api.models import (
     MAX_GENRES,
+    MAX_ID_LENGTH,
+    NOT_BLANK,
     UUID_PATTERN,
     ErrorResponse,
     EventsRequest,
     EventsResponse,
+    ForgetResponse,
     ModelCard,
     MovieList,
     RecommendationRequest,
@@ -181,6 +184,35 @@ def post_events(request: Annotated[EventsRequest, Body()]) -> Response[EventsRes
         unknown_movies=unknown,
         model_version=version,
     )
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@app.delete(
+    "/users/<user_id>",
+    summary="Forget a user: their events and the requests that name them, with their results",
+    description=(
+        "Deletes the user's stored events and every request naming them (`user_id`, `profile_of`, or one of "
+        "`user_ids`) with its result, in the table and the bucket; answers what was deleted (0 and 0 for a user "
+        "with nothing stored). The trained model is not changed: a user of the training data stays in the served "
+        "model until a model is trained without their ratings (the README says what remains where, and how long)."
+    ),
+    operation_id="forgetUser",
+    tags=["events"],
+    responses={
+        200: {"description": "Deleted", "content": {content_types.APPLICATION_JSON: {"model": ForgetResponse}}},
+        404: _error("The path holds characters no route takes, such as control characters (`not_found`)"),
+        422: _error("The user id is blank or too long (`validation_error`)"),
+        503: _error("The deletion could not finish now; repeating it is safe", retry_after=True),
+        500: _error(INTERNAL),
+    },
+)
+def forget_user(
+    user_id: Annotated[
+        str, PathParam(min_length=1, max_length=MAX_ID_LENGTH, pattern=NOT_BLANK, description="The user's id")
+    ],
+) -> Response[ForgetResponse]:
+    counts = events_service.forget(get_services(), user_id)
+    body = ForgetResponse(user_id=user_id, **counts)
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
 
 

@@ -397,3 +397,11 @@ class EventsResponse(ResponseModel):
         description="Movie ids the served model does not know: stored, but used only once a model knows them"
     )
     model_version: str = Field(description="The served model the movie ids and ratings were checked against")
+
+
+class ForgetResponse(ResponseModel):
+    """``DELETE /users/{user_id}``: what was deleted."""
+
+    user_id: str
+    events_deleted: int = Field(description="The user's stored events")
+    requests_deleted: int = Field(description="Requests naming the user, with their results (table and bucket)")

@@ -1,10 +1,17 @@
-"""Users' ratings since the served model was trained: stored by ``POST /events``, read by the worker.
+"""Per-user data: the ratings since the served model was trained (``POST /events``) and pointers to the user's
+requests, so that ``DELETE /users/{user_id}`` finds everything of a user in one Query.
 
 Table design (``events_table_name``): partition key ``user_id`` (the id as a string: ``19`` and ``"19"`` are one user,
-as everywhere in the API), sort key ``event_key`` (``e#`` + the client's ``event_id``, or a generated one). So:
+as everywhere in the API), sort key ``item_key``:
 
-* a user's events are one consistent ``Query`` (read-your-writes: a recommendation submitted after the events call
-  returned sees them), newest model cutoff applied by the engine;
+* ``e#<event_id>`` (the client's ``event_id``, or a generated one): one event;
+* ``r#<request_id>``: one request that names the user (``user_id``, ``profile_of``, each of ``user_ids``), written
+  before the request item, expiring with it.
+
+So:
+
+* a user's events are one consistent ``Query`` on ``e#`` (read-your-writes: a recommendation submitted after the
+  events call returned sees them), the served model's cutoff applied by the engine;
 * a client's retry with the same ``event_id`` rewrites the same item instead of adding one;
 * a call's events are written in one transaction: all of them or none;
 * items expire through ``ttl`` ``events_ttl_days`` after they were stored, which must be longer than the retraining
@@ -25,9 +32,12 @@ from lambdas.api.models import EventsRequest
 from lambdas.service.aws import Services
 from lambdas.service.errors import ServiceError, Unavailable
 from lambdas.service.logs import logger
+from lambdas.service.store import delete as delete_request
 from lambdas.settings import EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, TTL_ATTRIBUTE
 
 KEY_PREFIX = "e#"
+REQUEST_PREFIX = "r#"
+BATCH_WRITE = 25  # DynamoDB's BatchWriteItem limit
 # The most events read per user at request time (newest kept): about 2 read units per 100 events.
 MAX_READ = 2000
 _SERIALIZE, _DESERIALIZE = TypeSerializer(), TypeDeserializer()
@@ -104,9 +114,9 @@ def for_user(services: Services, user_id: int | str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {
         "TableName": s.events_table_name,
-        "KeyConditionExpression": "#u = :u",
-        "ExpressionAttributeNames": {"#u": EVENTS_PARTITION_KEY},
-        "ExpressionAttributeValues": {":u": {"S": user_key(user_id)}},
+        "KeyConditionExpression": "#u = :u AND begins_with(#k, :e)",
+        "ExpressionAttributeNames": {"#u": EVENTS_PARTITION_KEY, "#k": EVENTS_SORT_KEY},
+        "ExpressionAttributeValues": {":u": {"S": user_key(user_id)}, ":e": {"S": KEY_PREFIX}},
         "ConsistentRead": True,
     }
     while True:
@@ -130,3 +140,71 @@ def for_user(services: Services, user_id: int | str) -> list[dict[str, Any]]:
 
 def _plain(value: Any) -> int | str:
     return int(value) if isinstance(value, Decimal) else value
+
+
+def remember_request(services: Services, user_ids: list[int | str], request_id: str, expires: int) -> None:
+    """Write ``r#<request_id>`` under each user the request names (before the request item itself)."""
+    s = services.settings
+    if not s.events_table_name or not user_ids:
+        return
+    puts = [
+        {
+            "PutRequest": {
+                "Item": {
+                    EVENTS_PARTITION_KEY: {"S": key},
+                    EVENTS_SORT_KEY: {"S": REQUEST_PREFIX + request_id},
+                    TTL_ATTRIBUTE: {"N": str(expires)},
+                }
+            }
+        }
+        for key in dict.fromkeys(user_key(u) for u in user_ids)
+    ]
+    if len(puts) == 1:
+        services.dynamodb.put_item(TableName=s.events_table_name, Item=puts[0]["PutRequest"]["Item"])
+        return
+    for start in range(0, len(puts), BATCH_WRITE):
+        _batch_write(services, {s.events_table_name: puts[start : start + BATCH_WRITE]})
+
+
+def forget(services: Services, user_id: int | str) -> dict[str, int]:
+    """Delete a user's events, their requests (items and results in S3) and the pointers; returns the counts.
+
+    One Query finds everything under the user; the request items go first, then the user's own items, so an
+    interrupted call can be repeated and finishes the job.
+    """
+    s = services.settings
+    key = user_key(user_id)
+    keys: list[str] = []
+    kwargs: dict[str, Any] = {
+        "TableName": s.events_table_name,
+        "KeyConditionExpression": "#u = :u",
+        "ExpressionAttributeNames": {"#u": EVENTS_PARTITION_KEY},
+        "ExpressionAttributeValues": {":u": {"S": key}},
+        "ProjectionExpression": EVENTS_SORT_KEY,
+        "ConsistentRead": True,
+    }
+    while True:
+        page = services.dynamodb.query(**kwargs)
+        keys += [raw[EVENTS_SORT_KEY]["S"] for raw in page.get("Items", [])]
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    requests = [k[len(REQUEST_PREFIX) :] for k in keys if k.startswith(REQUEST_PREFIX)]
+    deleted_requests = sum(delete_request(services, request_id) for request_id in requests)
+    deletes = [{"DeleteRequest": {"Key": {EVENTS_PARTITION_KEY: {"S": key}, EVENTS_SORT_KEY: {"S": k}}}} for k in keys]
+    for start in range(0, len(deletes), BATCH_WRITE):
+        _batch_write(services, {s.events_table_name: deletes[start : start + BATCH_WRITE]})
+    counts = {"events_deleted": sum(k.startswith(KEY_PREFIX) for k in keys), "requests_deleted": deleted_requests}
+    logger.info("user forgotten", extra=counts)
+    return counts
+
+
+def _batch_write(services: Services, request: dict[str, list], attempts: int = 8) -> None:
+    """BatchWriteItem, re-sending what DynamoDB leaves unprocessed (with backoff) until all of it is written."""
+    for attempt in range(attempts):
+        left = services.dynamodb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+        if not left:
+            return
+        request = left
+        time.sleep(min(1.0, 0.05 * 2**attempt))
+    raise Unavailable("users_unavailable", "DynamoDB did not take every write; retry", headers={"Retry-After": "1"})

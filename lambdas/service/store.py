@@ -89,3 +89,14 @@ def finish(
             return False
         raise
     return True
+
+
+def delete(services: Services, request_id: str) -> bool:
+    """Delete a request's item and its result object in S3, if any; False if there was no such item."""
+    item = get(services, request_id)
+    if item is None:
+        return False
+    if item.get("result_s3_key"):
+        services.s3.delete_object(Bucket=services.settings.bucket_name, Key=item["result_s3_key"])
+    services.table.delete_item(Key={PARTITION_KEY: request_id})
+    return True

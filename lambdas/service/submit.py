@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.api.models import RecommendationRequest
-from lambdas.service import store
+from lambdas.service import events, store
 from lambdas.service.aws import Services
 from lambdas.service.errors import Conflict, Unavailable
 from lambdas.service.logs import logger
@@ -55,6 +55,9 @@ def submit(
     request_id = request_id or new_request_id()
     body = canonical(request)
     item = store.pending_item(request_id, request.kind, body, services.settings.ttl_seconds)
+    # the users it names learn of it first (DELETE /users/{id} finds it through them); a pointer left by a failed
+    # put below points at nothing and expires with the TTL
+    events.remember_request(services, named_users(request), request_id, item[TTL_ATTRIBUTE])
     if idempotency_key is None:
         # a uuid4 never collides in practice; the condition makes a collision an error instead of an overwrite
         services.table.put_item(Item=item, ConditionExpression="attribute_not_exists(#pk)", **_pk_name())
@@ -65,6 +68,15 @@ def submit(
     _enqueue(services, request_id, body, idempotency_key)
     logger.info("request accepted", extra={"kind": request.kind, "idempotency_key": idempotency_key})
     return Accepted(request_id, store.PENDING)
+
+
+def named_users(request: RecommendationRequest) -> list:
+    """The user ids a request names (none for a cold start or similar movies)."""
+    if request.user_id is not None:
+        return [request.user_id]
+    if request.profile_of is not None:
+        return [request.profile_of]
+    return list(request.user_ids or [])
 
 
 def _pk_name() -> dict:

@@ -129,6 +129,10 @@ def _complete(services: Services, request_id: str, request_json: str, result: di
     else:
         fields["result_json"] = result_json
     written = store.finish(services, request_id, store.COMPLETED, **fields)
+    if not written and "result_s3_key" in fields and store.get(services, request_id) is None:
+        # deleted meanwhile (DELETE /users/{id}): leave no object behind (a request finished by another delivery
+        # keeps the object, the same key holding the same result)
+        services.s3.delete_object(Bucket=s.bucket_name, Key=fields["result_s3_key"])
     logger.info(
         "request COMPLETED" if written else "request finished meanwhile by another delivery; nothing written",
         extra={"bytes": size, "in_s3": "result_s3_key" in fields, "model_version": result["model_version"]},

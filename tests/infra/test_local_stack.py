@@ -258,7 +258,9 @@ def test_the_cli_prints_its_url_serves_the_client_and_stops_on_sigterm(small_art
         assert warm["status"] == "COMPLETED", warm
 
         # AND the client CLI, given neither the URL nor the key, finds both and gets readable recommendations
-        assert json.loads(connection.read_text()) == {"url": url, "api_key": key}
+        saved = json.loads(connection.read_text())
+        assert {k: saved[k] for k in ("url", "api_key")} == {"url": url, "api_key": key}
+        assert saved["events_table"].startswith("recommender-events-") and saved["dynamodb_endpoint"].startswith("http")
         done = _run_client(env, "recommend", "--user", "19", "--k", "3")
         assert "COMPLETED" in done.stdout and done.stdout.count("Movie ") == 3, done.stdout
 

@@ -130,3 +130,47 @@ def test_a_visitor_with_events_gets_the_same_list_as_with_inline_ratings(flow, l
     assert a["strategy"] == b["strategy"] == "cold_start"
     assert a["events_used"] == 3 and a["user_id"] == "visitor-42"
     assert a["items"] == b["items"]
+
+
+def delete_user(context, user_id: str) -> tuple[int, dict]:
+    event = load_event("api_get_recommendation.json")
+    event["httpMethod"] = "DELETE"
+    event["path"] = f"/users/{user_id}"
+    event["resource"] = "/users/{user_id}"
+    event["pathParameters"] = {"user_id": user_id}
+    event["requestContext"]["path"] = f"/prod/users/{user_id}"
+    event["requestContext"]["resourcePath"] = "/users/{user_id}"
+    event["requestContext"]["httpMethod"] = "DELETE"
+    status, _, answer = _answer(api.lambda_handler(event, context))
+    assert_matches("DELETE", "/users/{user_id}", status, answer)
+    return status, answer
+
+
+def test_forgetting_a_user_leaves_nothing_of_them_in_the_table_or_bucket(flow, lambda_context, engine):
+    flow.configure(inline_result_max_bytes=1)  # every result goes to S3, so the bucket is covered too
+    uid = int(engine.user_ids[0])
+    other = int(engine.user_ids[1])
+    post_events(lambda_context, {"user_id": uid, "events": [{"movie_id": int(engine.item_ids[2]), "rating": 4}]})
+    mine = [
+        submit(lambda_context, {"user_id": uid}),
+        submit(lambda_context, {"profile_of": str(uid)}),
+        submit(lambda_context, {"user_ids": [other, uid]}),
+    ]
+    theirs = submit(lambda_context, {"user_id": other})
+    run_worker(flow, lambda_context)
+    results = flow.settings.results_prefix
+
+    def objects() -> set[str]:
+        listed = flow.services.s3.list_objects_v2(Bucket=flow.settings.bucket_name, Prefix=results)
+        return {o["Key"] for o in listed.get("Contents", [])}
+
+    assert {f"{results}{r}.json" for r in [*mine, theirs]} <= objects()
+    status, answer = delete_user(lambda_context, str(uid))
+    assert status == 200 and answer == {"user_id": str(uid), "events_deleted": 1, "requests_deleted": 3}
+    assert all(flow.item(r) is None for r in mine) and flow.item(theirs) is not None
+    assert not {f"{results}{r}.json" for r in mine} & objects()
+    assert [i for i in stored(flow) if i["user_id"]["S"] == str(uid)] == []
+    assert events.for_user(flow.services, uid) == []
+    # the other user of the batch keeps their own request, and a repeat finds nothing left
+    assert delete_user(lambda_context, str(uid))[1] == {"user_id": str(uid), "events_deleted": 0, "requests_deleted": 0}
+    assert delete_user(lambda_context, str(other))[1]["requests_deleted"] == 1  # the batch went with the first user

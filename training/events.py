@@ -1,0 +1,128 @@
+"""Export the stored events (``POST /events``) as a ratings file for the next training run.
+
+``python -m training.events --out artifacts/events.csv [--local | --stack NAME | --table NAME [--endpoint-url URL]]``
+
+Writes ``userId,movieId,rating,timestamp`` (MovieLens's CSV header), one row per stored event, sorted by user and
+time. ``python -m training.train ... --events artifacts/events.csv`` trains on the original data plus these ratings
+(a user's later rating of a movie replaces the earlier one); the new model's training cutoff is then its newest
+rating, so once it is published the engine no longer folds in the events it has learnt from (their TTL deletes them
+later). Sources: the running local stack (``--local``, from the connection file it writes), a deployed stack's
+output ``EventsTableName`` (``--stack``), or a table by name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+HEADER = ("userId", "movieId", "rating", "timestamp")
+OUTPUT_EVENTS_TABLE = "EventsTableName"  # the stack output (infra.config)
+
+
+class EventsExportError(RuntimeError):
+    """Something the user must fix: no running local stack, no such stack or table."""
+
+
+def scan(dynamodb: Any, table: str) -> Iterator[dict[str, Any]]:
+    """Every event item of ``table`` (a paginated Scan: the export reads the whole table once)."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    des = TypeDeserializer()
+    kwargs: dict[str, Any] = {"TableName": table}
+    while True:
+        page = dynamodb.scan(**kwargs)
+        for raw in page.get("Items", []):
+            yield {k: des.deserialize(v) for k, v in raw.items()}
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def rows(items: Iterator[dict[str, Any]]) -> list[tuple[str, str, float, int]]:
+    """(user, movie, rating, timestamp) rows, sorted by user then time."""
+    out = [
+        (str(it["user_id"]), str(it["movie_id"]), float(it["rating"]), int(it["timestamp"]))
+        for it in items
+        if {"user_id", "movie_id", "rating", "timestamp"} <= it.keys()
+    ]
+    return sorted(out, key=lambda r: (r[0], r[3], r[1]))
+
+
+def write(path: Path, found: list[tuple[str, str, float, int]]) -> None:
+    """The CSV, written whole (a temporary file renamed) so a failed export leaves no half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(HEADER)
+        w.writerows((u, m, f"{r:g}", t) for u, m, r, t in found)
+    tmp.replace(path)
+
+
+def _source(a: argparse.Namespace) -> tuple[Any, str]:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if a.local:
+        from lambdas.client import local_connection_file
+
+        path = local_connection_file()
+        try:
+            found = json.loads(path.read_text())
+            table, endpoint = found["events_table"], found["dynamodb_endpoint"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise EventsExportError(f"no running local stack ({path}: {exc}); start it with make local") from exc
+        region = found.get("region") or "us-east-1"
+        # the local endpoint accepts any credentials; never pick up real ones for it
+        fake = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=region, **fake)
+        return client, table
+    if a.stack:
+        cfn = boto3.client("cloudformation", region_name=a.region)
+        try:
+            outputs = cfn.describe_stacks(StackName=a.stack)["Stacks"][0].get("Outputs", [])
+        except (BotoCoreError, ClientError) as exc:
+            raise EventsExportError(f"stack {a.stack!r} cannot be read: {exc}") from exc
+        by_key = {o["OutputKey"]: o["OutputValue"] for o in outputs}
+        if OUTPUT_EVENTS_TABLE not in by_key:
+            raise EventsExportError(f"stack {a.stack!r} has no output {OUTPUT_EVENTS_TABLE} (deploy this version)")
+        return boto3.client("dynamodb", region_name=a.region), by_key[OUTPUT_EVENTS_TABLE]
+    return boto3.client("dynamodb", endpoint_url=a.endpoint_url, region_name=a.region), a.table
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.events", description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, required=True, help="ratings CSV to write")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--local", action="store_true", help="the running local stack (make local / make demo)")
+    where.add_argument("--stack", help="a deployed stack's name")
+    where.add_argument("--table", help="an events table's name")
+    p.add_argument("--endpoint-url", help="with --table: a DynamoDB endpoint other than AWS's")
+    p.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+    a = p.parse_args(argv)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        client, table = _source(a)
+    except EventsExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        found = rows(scan(client, table))
+    except (BotoCoreError, ClientError) as exc:
+        print(f"error: cannot read the events table {table}: {exc}", file=sys.stderr)
+        return 2
+    write(a.out, found)
+    users = len({r[0] for r in found})
+    print(f"wrote {len(found):,} events of {users:,} users to {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
