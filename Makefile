@@ -5,7 +5,7 @@ SYSTEM_PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv test lint demo local openapi train export bench bench-search bench-similar bench-quality ablation tune lr-find package clean loadtest fuzz scan bench-train
+.PHONY: venv test lint demo local openapi train export bench bench-search bench-similar bench-events bench-quality ablation tune lr-find package clean loadtest fuzz scan bench-train
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ artifacts/u1/metadata.json: | venv
 
 artifacts/u1-artifact/manifest.json: artifacts/u1/metadata.json
 	$(PY) -m model_export.export --model artifacts/u1 --out artifacts/u1-artifact
+
+# What folding in events is worth against the model alone and retrained (writes artifacts/events_eval/).
+bench-events: venv
+	$(PY) -m model_export.events_eval
 
 bench-similar: export artifacts/u1-artifact/manifest.json
 	$(PY) -m model_export.similar_eval

@@ -206,14 +206,15 @@ class Assumptions:
     architecture: str = CONFIG.architecture
     api_memory_mb: int = CONFIG.api_memory_mb
     worker_memory_mb: int = CONFIG.worker_memory_mb
-    # API function, warm, per call. UNMEASURED in AWS (assumption): POST = validation + PutItem + SendMessage,
-    # GET = one consistent GetItem; both with Powertools routing and a log line.
-    api_post_ms: float = 20.0
+    # API function, warm, per call. UNMEASURED in AWS (assumption): POST = validation + the user's request pointer
+    # PutItem + PutItem + SendMessage, GET = one consistent GetItem; both with Powertools routing and a log line.
+    api_post_ms: float = 25.0
     api_get_ms: float = 20.0
-    # Worker, per message: the engine's p50 from `make bench` (README, 2026-12-01: 1.22 ms on ml-latest-small,
-    # 5.18 ms with 100,000 movies), plus the two DynamoDB calls it waits for (GetItem, UpdateItem; assumption).
-    worker_engine_ms: float = 1.22
-    worker_io_ms: float = 10.0
+    # Worker, per message: the engine's p50 from `make bench` (README, 2026-12-02: 0.49 ms on ml-latest-small,
+    # 3.07 ms with 100,000 movies), plus the three DynamoDB calls it waits for (GetItem, the user's events Query,
+    # UpdateItem; assumption: 5 ms each).
+    worker_engine_ms: float = 0.49
+    worker_io_ms: float = 15.0
     # Worker, per invocation (per batch): handler entry, BatchProcessor, the cached model lookup (assumption).
     worker_invocation_ms: float = 5.0
     batch_size: int = CONFIG.batch_size
@@ -240,6 +241,9 @@ class Assumptions:
     completed_item_kb: float = 1.95
     sqs_message_kb: float = 0.31
     idempotent_fraction: float = 0.0  # POSTs with an Idempotency-Key: TransactWriteItems of two items instead
+    # Requests naming one user (user_id, profile_of; the measured request is one): the r# pointer PutItem under the
+    # user (1 WRU) and the worker's consistent Query of their events (1 RRU up to 4 KB, about 40 events).
+    named_user_fraction: float = 1.0
     s3_result_fraction: float = 0.0  # results over 350 KB, written to and read from S3 instead
     ttl_days: float = float(CONFIG.result_ttl_days)
     pitr: bool = True
@@ -552,6 +556,13 @@ def cost_per_million(a: Assumptions = Assumptions(), prices: Prices = PRICES, fi
             wru / MILLION * prices.ddb_per_million_wru,
         )
     )
+    lines.append(
+        Line(
+            "DynamoDB users table (the request's pointer PutItem, the worker's events Query)",
+            f"{a.named_user_fraction:.0%} of requests: 1 WRU + 1 RRU",
+            n * a.named_user_fraction * (prices.ddb_per_million_wru + prices.ddb_per_million_rru) / MILLION,
+        )
+    )
     get_reads = f.gets * f.reads_per_get
     # The worker's read, then the status reads: all PENDING but the last, which finds the COMPLETED item.
     rru_per_request = _rru(a.pending_item_kb)
@@ -684,7 +695,7 @@ def latency_budget(a: Assumptions = Assumptions()) -> list[Hop]:
     hops = [
         Hop("API Gateway overhead (POST)", 10.0, "assumption; measure as Latency - IntegrationLatency (AWS metrics)"),
         Hop(
-            "API function, warm POST (validation, PutItem, SendMessage)",
+            "API function, warm POST (validation, the user's pointer PutItem, PutItem, SendMessage)",
             a.api_post_ms,
             "assumption (unmeasured in AWS); DynamoDB claims single-digit ms per call",
         ),
@@ -696,7 +707,7 @@ def latency_budget(a: Assumptions = Assumptions()) -> list[Hop]:
         ),
         Hop("Lambda invoke of the worker (warm)", a.invoke_overhead_ms, "assumption"),
         Hop(
-            "worker: GetItem + engine + UpdateItem (its place in the batch)",
+            "worker: GetItem + events Query + engine + UpdateItem (its place in the batch)",
             a.worker_invocation_ms + a.worker_per_request_ms * (b.mean_batch + 1) / 2,
             f"engine {a.worker_engine_ms:g} ms p50 (`make bench`, ml-latest-small); DynamoDB calls"
             f" {a.worker_io_ms:g} ms (assumption)",

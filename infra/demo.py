@@ -111,7 +111,29 @@ def run(stack: LocalStack, out=sys.stdout) -> int:
         print(f"\n== {title}: {doc['status']} after {time.perf_counter() - t0:.2f} s", file=out)
         print(format_status(doc), file=out)
         failures += doc["status"] != "COMPLETED"
-    return failures
+    return failures + rate_and_see(client, out)
+
+
+def rate_and_see(client: Client, out=sys.stdout, user_id: int = 19) -> int:
+    """A user rates the top recommended movie (POST /events) and their list changes at once; 1 if it did not."""
+    body = {"user_id": user_id, "k": 5, "include_metadata": True}
+    before = client.recommend(body, timeout_s=120)["result"]
+    top = before["items"][0]
+    stored = client.post_events(user_id, [{"movie_id": top["movie_id"], "rating": 0.5}])
+    after = client.recommend(body, timeout_s=120)["result"]
+    print(
+        f"\n== user {user_id} rates their top recommendation, {top['title']}, half a star "
+        f"(POST /events -> {stored['stored']} stored); the next request folds it in "
+        f"(events_used {after.get('events_used', 0)}):",
+        file=out,
+    )
+    for rank, (a, b) in enumerate(zip(before["items"], after["items"], strict=True), start=1):
+        print(f"   {rank}. {a['title'][:45]:<45} -> {b['title'][:45]}", file=out)
+    changed = top["movie_id"] not in [m["movie_id"] for m in after["items"]]
+    if changed:
+        # leave the demo user as the model has them (the page and later runs start from the same list)
+        client.request("DELETE", f"/users/{user_id}")
+    return 0 if changed else 1
 
 
 def main(argv: list[str] | None = None) -> int:

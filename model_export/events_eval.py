@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=None, help="default: $RECSYS_DATA_DIR, else ./data")
     p.add_argument("--out", type=Path, default=ROOT / "artifacts" / "events_eval")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--reuse", action="store_true", help="evaluate the artifacts already in --out (a fold-in change, no training)"
+    )
     a = p.parse_args(argv)
 
     import pandas as pd
@@ -137,10 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     movies = data.directory / movie_files[0]
     print(f"{len(train):,} training, {len(events):,} event and {len(test):,} held-out ratings", flush=True)
     t0 = time.perf_counter()
-    print("training on the first 80% of each user's ratings ...", flush=True)
-    base = Engine(train_and_export(files["train"], files["test"], movies, a.out / "base", a.seed))
-    print("training on the first 90% (the events included) ...", flush=True)
-    retrained = Engine(train_and_export(files["train_and_events"], files["test"], movies, a.out / "retrained", a.seed))
+    if a.reuse:
+        base, retrained = Engine(a.out / "base" / "artifact"), Engine(a.out / "retrained" / "artifact")
+    else:
+        print("training on the first 80% of each user's ratings ...", flush=True)
+        base = Engine(train_and_export(files["train"], files["test"], movies, a.out / "base", a.seed))
+        print("training on the first 90% (the events included) ...", flush=True)
+        path = train_and_export(files["train_and_events"], files["test"], movies, a.out / "retrained", a.seed)
+        retrained = Engine(path)
     results = evaluate(base, retrained, events, test)
     check = verdict(results)
     lines = [

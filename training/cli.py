@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import types
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lambdas.engine.contract import sha256_file
 from training.config import ModelConfig, TrainConfig, cli_fields
 from training.data import DataError, Dataset, load_100k_split, load_dataset, load_ratings_file
 from training.splits import SPLIT_KINDS, SplitSpec, train_mask
@@ -175,7 +175,7 @@ def with_events(ds: Dataset, path: Path | None) -> Dataset:
     events = events[keep].astype({c: ds.ratings[c].dtype for c in ds.ratings.columns if c in events.columns})
     merged = pd.concat([ds.ratings, events[ds.ratings.columns]], ignore_index=True)
     merged = merged.sort_values("timestamp", kind="stable").drop_duplicates(["user_id", "movie_id"], keep="last")
-    files = {**ds.files, path.name: hashlib.sha256(path.read_bytes()).hexdigest()}
+    files = {**ds.files, path.name: sha256_file(path)}
     return replace(ds, ratings=merged.reset_index(drop=True), files=files)
 
 

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lambdas.engine.contract import sha256_file
+
 log = logging.getLogger(__name__)
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/{name}.zip"
@@ -128,14 +130,6 @@ def dataset_dir(name: str, data_dir: str | os.PathLike | None = None, download: 
         raise DataError(f"{folder / marker} not found")
     download_dataset(name, root)
     return folder
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def download_dataset(name: str, root: Path, url: str | None = None) -> Path:
@@ -477,7 +471,7 @@ def _assemble(name, ratings, movies, files, scale, directory=None) -> Dataset:
         raise DataError(f"{name}: no ratings found")
     ratings, dropped = drop_duplicates(ratings)
     movies = _complete_movies(movies, ratings)
-    hashes = {Path(f).name: _sha256(Path(f)) for f in files}
+    hashes = {Path(f).name: sha256_file(Path(f)) for f in files}
     if directory is not None:
         for fname, digest in hashes.items():
             known = KNOWN_SHA256.get((name, fname))

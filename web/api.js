@@ -77,6 +77,11 @@ export function getJson(path, params = {}) {
   return call("GET", text ? `${path}?${text}` : path);
 }
 
+// Store a user's new ratings (POST /events): their next recommendation request folds them in.
+export function postEvents(userId, events) {
+  return call("POST", "events", { user_id: userId, events });
+}
+
 // Submit a recommendation request and long-poll its status until it finishes; resolves with the result. ``wanted``
 // says whether the answer is still wanted: a superseded request asks no more (and costs the API nothing more).
 export async function recommend(body, wanted = () => true) {

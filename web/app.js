@@ -1,8 +1,8 @@
 // The page: hash routes (#/user/19, #/new, #/similar/1, #/profile/19, #/about), the known-user, profile and
 // about views; the new-visitor and similar-movies views live in their own modules.
 
-import { getJson, recommend } from "./api.js";
-import { announce, el, fillList, run, showError } from "./render.js";
+import { getJson, postEvents, recommend } from "./api.js";
+import { announce, el, fillList, paintStars, run, showError, starControl } from "./render.js";
 import { initSimilar, showSimilar } from "./similar.js";
 import { initVisitor, showVisitor } from "./visitor.js";
 
@@ -62,11 +62,19 @@ async function showUser(userId) {
   const result = await run(v, `Finding recommendations for user ${userId}…`, (wanted) => recommend(body, wanted));
   if (!result) return;
   announce(`${result.items.length} recommendations for user ${userId}.`);
-  const personal = result.strategy === "personalized";
+  const personal = result.strategy !== "popular";
   v.querySelector("#h-personal").textContent = personal
     ? `Recommended for user ${userId}`
     : `User ${userId} is not in the training data: the most popular movies instead`;
-  fillList(v.querySelector("#user-personal"), result.items, { ranked: true, empty: "No movie passes these filters." });
+  const used = result.events_used || 0;
+  v.querySelector("#user-events").textContent = used
+    ? `Updated with ${used} rating${used === 1 ? "" : "s"} given since the model was trained.`
+    : "Rate a recommended movie you have seen: the list updates at once.";
+  fillList(v.querySelector("#user-personal"), result.items, {
+    ranked: true,
+    empty: "No movie passes these filters.",
+    extra: (m) => el("div", { class: "rate-row" }, starControl(m, null, (value, group) => rateFor(userId, m, value, group), "known")),
+  });
   const popular = result.popular || [];
   fillList(v.querySelector("#user-popular"), popular, { ranked: true, empty: "No movie passes these filters." });
   const ids = new Set(result.items.map((m) => String(m.movie_id)));
@@ -74,6 +82,19 @@ async function showUser(userId) {
   v.querySelector("#user-overlap").textContent = `${both} of ${popular.length} also in the personal list.`;
   fillList(v.querySelector("#user-history"), result.history || [], { empty: "No ratings in the training data." });
   v.querySelector("#user-results").hidden = false;
+}
+
+// A rating of a recommended movie: stored as an event, then the list is asked for again (it folds the rating in).
+async function rateFor(userId, movie, value, group) {
+  const v = view("user");
+  paintStars(group, value);
+  const stored = await run(
+    v,
+    `Saving your rating of ${movie.title}…`,
+    () => postEvents(asId(userId), [{ movie_id: movie.movie_id, rating: value }]),
+    "rate",
+  );
+  if (stored) showUser(userId);
 }
 
 // Ids are opaque and sent as typed, as strings (the API takes "19" for an integer id, and keeps "0042" intact).

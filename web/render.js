@@ -47,6 +47,39 @@ export function movieCard(movie, { extra = null, rank = null } = {}) {
   );
 }
 
+const STARS = [0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5];
+const starLabel = (v) => (v === 1 ? "1 star" : `${v} stars`);
+
+// A star rating control: ten radio buttons (half stars), shown as five stars split in halves. ``onRate(value,
+// group)`` runs when one is chosen; ``prefix`` keeps the radio names of different views apart.
+export function starControl(movie, current, onRate, prefix) {
+  const name = `${prefix}-${String(movie.movie_id).replace(/[^A-Za-z0-9_-]/g, "_")}`;
+  const group = el("fieldset", { class: "stars" }, el("legend", { class: "visually-hidden" }, `Your rating of ${movie.title}`));
+  for (const v of STARS) {
+    const id = `${name}-${String(v).replace(".", "_")}`;
+    const radio = el("input", { type: "radio", name, id, value: String(v), class: "visually-hidden" });
+    if (current === v) radio.checked = true;
+    radio.addEventListener("change", () => onRate(v, group));
+    group.append(
+      radio,
+      el(
+        "label",
+        { for: id, class: `half ${Number.isInteger(v) ? "right" : "left"}${current !== null && v <= current ? " on" : ""}` },
+        el("span", { "aria-hidden": "true" }, "★"),
+        el("span", { class: "visually-hidden" }, starLabel(v)),
+      ),
+    );
+  }
+  return group;
+}
+
+export function paintStars(group, value) {
+  group.querySelectorAll("label").forEach((label) => {
+    const v = Number(label.previousElementSibling.value);
+    label.classList.toggle("on", v <= value);
+  });
+}
+
 export function fillList(list, movies, options = {}) {
   list.replaceChildren(...movies.map((m, i) => movieCard(m, { rank: options.ranked ? i + 1 : null, extra: options.extra ? options.extra(m) : null })));
   if (!movies.length) list.replaceChildren(el("li", { class: "empty" }, options.empty || "Nothing to show."));

@@ -2,12 +2,11 @@
 // from the ratings (a cold-start request) once there are a few; the ratings stay in localStorage.
 
 import { getJson, recommend } from "./api.js";
-import { announce, cancel, el, fillList, movieMeta, run, showError } from "./render.js";
+import { announce, cancel, el, fillList, movieMeta, paintStars, run, showError, starControl } from "./render.js";
 
 const KEY = "movie-recommender.visitor.v1";
 const MIN_RATINGS = 3;
 const PAGE = 12;
-const STARS = [0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5];
 const REFRESH_MS = 400;
 
 let root = null;
@@ -39,38 +38,9 @@ function save() {
 const $ = (selector) => root.querySelector(selector);
 const count = () => Object.keys(state.ratings).length;
 
-function starLabel(v) {
-  return v === 1 ? "1 star" : `${v} stars`;
-}
-
-// A star rating control: ten radio buttons (half stars), shown as five stars split in halves.
 function stars(movie) {
   const current = state.ratings[movie.movie_id] ? state.ratings[movie.movie_id].rating : null;
-  const name = `rate-${String(movie.movie_id).replace(/[^A-Za-z0-9_-]/g, "_")}`;
-  const group = el("fieldset", { class: "stars" }, el("legend", { class: "visually-hidden" }, `Your rating of ${movie.title}`));
-  for (const v of STARS) {
-    const id = `${name}-${String(v).replace(".", "_")}`;
-    const radio = el("input", { type: "radio", name, id, value: String(v), class: "visually-hidden" });
-    if (current === v) radio.checked = true;
-    radio.addEventListener("change", () => rate(movie, v, group));
-    group.append(
-      radio,
-      el(
-        "label",
-        { for: id, class: `half ${Number.isInteger(v) ? "right" : "left"}${current !== null && v <= current ? " on" : ""}` },
-        el("span", { "aria-hidden": "true" }, "★"),
-        el("span", { class: "visually-hidden" }, starLabel(v)),
-      ),
-    );
-  }
-  return group;
-}
-
-function paint(group, value) {
-  group.querySelectorAll("label").forEach((label) => {
-    const v = Number(label.previousElementSibling.value);
-    label.classList.toggle("on", v <= value);
-  });
+  return starControl(movie, current, (value, group) => rate(movie, value, group), "rate");
 }
 
 function card(movie) {
@@ -98,7 +68,7 @@ function rate(movie, value, group) {
   };
   if (!state.order.includes(movie.movie_id)) state.order.push(movie.movie_id);
   save();
-  paint(group, value);
+  paintStars(group, value);
   const li = group.closest("li");
   li.querySelector(".yours").textContent = `Your rating: ${value}`;
   const skip = li.querySelector("button");

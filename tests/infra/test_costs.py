@@ -23,8 +23,14 @@ def test_api_gateway_line_is_the_per_million_price_per_call():
 
 
 def test_worker_duration_bills_whole_milliseconds():
-    # 5 ms per invocation + (1.22 + 10) ms per message = 16.22 ms -> 17 ms, at 1 GB, x86.
-    assert line(BARE, "Worker function: duration") == pytest.approx(1e6 * 0.017 * 1.0 * 0.0000166667)
+    # 5 ms per invocation + (0.49 + 15) ms per message = 20.49 ms -> 21 ms, at 1 GB, x86.
+    assert line(BARE, "Worker function: duration") == pytest.approx(1e6 * 0.021 * 1.0 * 0.0000166667)
+
+
+def test_a_request_naming_a_user_adds_its_pointer_write_and_the_events_query():
+    # 1 WRU (USD 0.625 per million) + 1 consistent RRU (USD 0.125 per million) per request.
+    assert line(BARE, "DynamoDB users table") == pytest.approx(0.625 + 0.125)
+    assert line(replace(BARE, named_user_fraction=0.5), "DynamoDB users table") == pytest.approx(0.375)
 
 
 def test_dynamodb_writes_count_item_sizes_and_transactions():

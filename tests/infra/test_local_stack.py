@@ -289,3 +289,21 @@ def test_events_round_trip_through_the_local_stack(stack, client):
     with pytest.raises(ApiError) as refused:
         client.post_events(3, [{"movie_id": top, "rating": 9}])
     assert refused.value.status == 422
+
+
+def test_the_demo_shows_a_list_changing_after_a_rating_and_forgets_the_user(stack, client):
+    import io
+
+    from infra.demo import rate_and_see
+
+    out = io.StringIO()
+    assert rate_and_see(client, out, user_id=5) == 0
+    assert "(events_used 1)" in out.getvalue() and out.getvalue().count(" -> ") == 6  # POST line + 5 rows
+    assert (
+        stack.services.dynamodb.query(
+            TableName=stack.settings.events_table_name,
+            KeyConditionExpression="user_id = :u",
+            ExpressionAttributeValues={":u": {"S": "5"}},
+        )["Items"]
+        == []
+    )

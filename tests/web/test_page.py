@@ -250,3 +250,27 @@ def test_the_desktop_views_pass_the_accessibility_check(page, site):
         expect(page.locator("body")).to_have_attribute("data-ready", "true")
         expect(page.get_by_role("status")).not_to_have_class(re.compile("pending"))
         assert accessibility_problems(page) == [], route
+
+
+def test_a_known_user_rates_a_recommended_movie_and_the_list_changes_at_once(page, site, screenshots):
+    user = model_card(site)["example_users"][-1]  # a user no other test rates for
+    page.goto(f"{site.url}/#/user/{user}")
+    personal = page.locator("#user-personal li.card")
+    expect(personal).to_have_count(10)
+    first = personal.first
+    title = first.locator(".title").inner_text().split(". ", 1)[1]
+    movie_id = first.get_attribute("data-movie-id")
+    expect(page.locator("#user-events")).to_contain_text("Rate a recommended movie")
+
+    # WHEN they give it half a star (they saw it and disliked it)
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/api/events")) as sent:
+        first.get_by_role("radio", name="0.5 stars").check(force=True)
+    assert sent.value.status == 200
+    assert sent.value.request.post_data_json["events"] == [{"movie_id": int(movie_id), "rating": 0.5}]
+
+    # THEN the list is asked for again and no longer holds it, and says it used the rating
+    expect(page.locator("#user-events")).to_have_text("Updated with 1 rating given since the model was trained.")
+    expect(personal).to_have_count(10)
+    expect(page.locator(f'#user-personal li.card[data-movie-id="{movie_id}"]')).to_have_count(0)
+    assert title not in " ".join(personal.locator(".title").all_inner_texts())
+    page.screenshot(path=screenshots / "known-user-rated.png", full_page=True)
