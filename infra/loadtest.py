@@ -347,9 +347,11 @@ def render(runs: list[RunStats], concurrency: int, cmd: str) -> str:
 
 CALLS = (
     "dynamodb:PutItem",
+    "dynamodb:BatchWriteItem",
     "sqs:SendMessage",
     "sqs:ReceiveMessage",
     "dynamodb:GetItem",
+    "dynamodb:Query",
     "dynamodb:UpdateItem",
     "sqs:DeleteMessageBatch",
 )

@@ -1,17 +1,21 @@
 """Per-user data: the ratings since the served model was trained (``POST /events``) and pointers to the user's
-requests, so that ``DELETE /users/{user_id}`` finds everything of a user in one Query.
+requests, so that ``DELETE /users/{user_id}`` finds everything of a user in two Queries.
 
-Table design (``events_table_name``): partition key ``user_id`` (the id as a string: ``19`` and ``"19"`` are one user,
-as everywhere in the API), sort key ``item_key``:
+Table design (``events_table_name``): partition key ``user_id``, sort key ``item_key``:
 
-* ``e#<event_id>`` (the client's ``event_id``, or a generated one): one event;
-* ``r#<request_id>``: one request that names the user (``user_id``, ``profile_of``, each of ``user_ids``), written
-  before the request item, expiring with it.
+* partition ``<user>`` (the id as a string: ``19`` and ``"19"`` are one user, as everywhere in the API), sort key
+  ``e#<event_id>`` (the client's ``event_id``, or a generated one): one event;
+* partition ``requests#<user>``, sort key ``r#<request_id>``: one request that names the user (``user_id``,
+  ``profile_of``, each of ``user_ids``), written before the request item, expiring with it. Pointers live in their
+  own partition so that the request-time Query of a user's events reads events only, however many requests the
+  user has made (DynamoDB reads only the matching range; moto, the local stack's DynamoDB, reads the whole
+  partition). Every Query names its sort-key prefix, so a user id that itself starts with ``requests#`` never
+  reads another user's pointers.
 
 So:
 
-* a user's events are one consistent ``Query`` on ``e#`` (read-your-writes: a recommendation submitted after the
-  events call returned sees them), the served model's cutoff applied by the engine;
+* a user's events are one consistent ``Query`` (read-your-writes: a recommendation submitted after the events call
+  returned sees them), the served model's cutoff applied by the engine;
 * a client's retry with the same ``event_id`` rewrites the same item instead of adding one;
 * a call's events are written in one transaction: all of them or none;
 * items expire through ``ttl`` ``events_ttl_days`` after they were stored, which must be longer than the retraining
@@ -37,6 +41,7 @@ from lambdas.settings import EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, TTL_ATTRIBUT
 
 KEY_PREFIX = "e#"
 REQUEST_PREFIX = "r#"
+POINTER_PARTITION = "requests#"
 BATCH_WRITE = 25  # DynamoDB's BatchWriteItem limit
 # The most events read per user at request time (newest kept): about 2 read units per 100 events.
 MAX_READ = 2000
@@ -151,7 +156,7 @@ def remember_request(services: Services, user_ids: list[int | str], request_id: 
         {
             "PutRequest": {
                 "Item": {
-                    EVENTS_PARTITION_KEY: {"S": key},
+                    EVENTS_PARTITION_KEY: {"S": POINTER_PARTITION + key},
                     EVENTS_SORT_KEY: {"S": REQUEST_PREFIX + request_id},
                     TTL_ATTRIBUTE: {"N": str(expires)},
                 }
@@ -169,34 +174,43 @@ def remember_request(services: Services, user_ids: list[int | str], request_id: 
 def forget(services: Services, user_id: int | str) -> dict[str, int]:
     """Delete a user's events, their requests (items and results in S3) and the pointers; returns the counts.
 
-    One Query finds everything under the user; the request items go first, then the user's own items, so an
-    interrupted call can be repeated and finishes the job.
+    Two Queries find everything (the events, the request pointers); the request items go first, then the user's
+    own items, so an interrupted call can be repeated and finishes the job.
     """
     s = services.settings
     key = user_key(user_id)
-    keys: list[str] = []
+    events = _keys(services, key, KEY_PREFIX)
+    pointers = _keys(services, POINTER_PARTITION + key, REQUEST_PREFIX)
+    deleted_requests = sum(delete_request(services, k[len(REQUEST_PREFIX) :]) for k in pointers)
+    deletes = [
+        {"DeleteRequest": {"Key": {EVENTS_PARTITION_KEY: {"S": pk}, EVENTS_SORT_KEY: {"S": k}}}}
+        for pk, keys in ((key, events), (POINTER_PARTITION + key, pointers))
+        for k in keys
+    ]
+    for start in range(0, len(deletes), BATCH_WRITE):
+        _batch_write(services, {s.events_table_name: deletes[start : start + BATCH_WRITE]})
+    counts = {"events_deleted": len(events), "requests_deleted": deleted_requests}
+    logger.info("user forgotten", extra=counts)
+    return counts
+
+
+def _keys(services: Services, partition: str, prefix: str) -> list[str]:
+    """The sort keys under ``partition`` that start with ``prefix`` (a consistent, paginated Query of keys only)."""
+    found: list[str] = []
     kwargs: dict[str, Any] = {
-        "TableName": s.events_table_name,
-        "KeyConditionExpression": "#u = :u",
-        "ExpressionAttributeNames": {"#u": EVENTS_PARTITION_KEY},
-        "ExpressionAttributeValues": {":u": {"S": key}},
-        "ProjectionExpression": EVENTS_SORT_KEY,
+        "TableName": services.settings.events_table_name,
+        "KeyConditionExpression": "#u = :u AND begins_with(#k, :p)",
+        "ExpressionAttributeNames": {"#u": EVENTS_PARTITION_KEY, "#k": EVENTS_SORT_KEY},
+        "ExpressionAttributeValues": {":u": {"S": partition}, ":p": {"S": prefix}},
+        "ProjectionExpression": "#k",
         "ConsistentRead": True,
     }
     while True:
         page = services.dynamodb.query(**kwargs)
-        keys += [raw[EVENTS_SORT_KEY]["S"] for raw in page.get("Items", [])]
+        found += [raw[EVENTS_SORT_KEY]["S"] for raw in page.get("Items", [])]
         if "LastEvaluatedKey" not in page:
-            break
+            return found
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    requests = [k[len(REQUEST_PREFIX) :] for k in keys if k.startswith(REQUEST_PREFIX)]
-    deleted_requests = sum(delete_request(services, request_id) for request_id in requests)
-    deletes = [{"DeleteRequest": {"Key": {EVENTS_PARTITION_KEY: {"S": key}, EVENTS_SORT_KEY: {"S": k}}}} for k in keys]
-    for start in range(0, len(deletes), BATCH_WRITE):
-        _batch_write(services, {s.events_table_name: deletes[start : start + BATCH_WRITE]})
-    counts = {"events_deleted": sum(k.startswith(KEY_PREFIX) for k in keys), "requests_deleted": deleted_requests}
-    logger.info("user forgotten", extra=counts)
-    return counts
 
 
 def _batch_write(services: Services, request: dict[str, list], attempts: int = 8) -> None:

@@ -169,7 +169,8 @@ def test_forgetting_a_user_leaves_nothing_of_them_in_the_table_or_bucket(flow, l
     assert status == 200 and answer == {"user_id": str(uid), "events_deleted": 1, "requests_deleted": 3}
     assert all(flow.item(r) is None for r in mine) and flow.item(theirs) is not None
     assert not {f"{results}{r}.json" for r in mine} & objects()
-    assert [i for i in stored(flow) if i["user_id"]["S"] == str(uid)] == []
+    assert [i for i in stored(flow) if i["user_id"]["S"] in (str(uid), f"requests#{uid}")] == []
+    assert [i for i in stored(flow) if i["user_id"]["S"] == f"requests#{other}"]  # the other user's pointers stay
     assert events.for_user(flow.services, uid) == []
     # the other user of the batch keeps their own request, and a repeat finds nothing left
     assert delete_user(lambda_context, str(uid))[1] == {"user_id": str(uid), "events_deleted": 0, "requests_deleted": 0}
