@@ -11,6 +11,7 @@ hit counts, ``DELETE`` clears them. A rule matches a service (``dynamodb``, ``sq
 from __future__ import annotations
 
 import argparse
+import contextvars
 import json
 import logging
 import os
@@ -180,9 +181,13 @@ def _speed_up_moto() -> Any:
       the answer per host never changes, so it is cached.
     * Each received SQS message re-computes every attribute of its queue (counting its messages) to read the
       retention period: read the one attribute instead.
+    * A DynamoDB Query on a table's key sorts every item of the table to pick the partition's (3 ms at 500 items,
+      11 ms at 2,000 in other partitions): take the partition's items directly, sorted as before. DynamoDB itself
+      reads only the partition.
 
     Behaviour is unchanged; the pinned moto version is the one these were measured on.
     """
+    from moto.dynamodb.models.table import Table
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
     from moto.sqs.models import SQSBackend
 
@@ -201,6 +206,28 @@ def _speed_up_moto() -> Any:
         return period + message.sent_timestamp / 1000 > time.time()
 
     SQSBackend.is_message_valid_based_on_retention_period = retained
+
+    every_item, query = Table.all_items, Table.query
+    partition: contextvars.ContextVar = contextvars.ContextVar("partition", default=None)  # per request thread
+
+    def all_items(self: Table) -> list:
+        only = partition.get()
+        if only is None or only[0] is not self:
+            return every_item(self)
+        if only[1] not in self.items:  # not self.items[...]: a defaultdict would grow an empty partition
+            return []
+        found = self.items[only[1]]
+        return sorted(found.values(), key=lambda x: x.range_key) if self.range_key_attr else [found]
+
+    def keyed_query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        token = partition.set((self, hash_key) if index_name is None and hash_key is not None else None)
+        try:
+            return query(self, hash_key, *args, **kwargs)
+        finally:
+            partition.reset(token)
+
+    Table.all_items, Table.query = all_items, keyed_query
     return Dispatcher
 
 

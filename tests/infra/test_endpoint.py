@@ -1,0 +1,60 @@
+"""The local AWS endpoint's speed-ups of moto keep its answers: a DynamoDB Query reads one partition, same results."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import boto3
+import pytest
+
+from infra.local import endpoint
+
+
+@pytest.fixture(scope="module")
+def dynamodb():
+    ready: queue.Queue = queue.Queue()
+    threading.Thread(target=endpoint.serve, kwargs={"ready": ready.put}, daemon=True).start()
+    fake = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+    return boto3.client("dynamodb", endpoint_url=ready.get(timeout=30), region_name="us-east-1", **fake)
+
+
+def test_a_query_answers_as_moto_does_from_its_partition_only(dynamodb):
+    dynamodb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "u", "KeyType": "HASH"}, {"AttributeName": "k", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("u", "k")],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for u in ("a", "b", "requests#a"):
+        for k in ("e#3", "e#1", "r#9", "e#2"):
+            dynamodb.put_item(TableName="t", Item={"u": {"S": u}, "k": {"S": k}, "v": {"S": f"{u}/{k}"}})
+
+    def query(**extra) -> list[str]:
+        found = dynamodb.query(
+            TableName="t",
+            KeyConditionExpression="u = :u AND begins_with(k, :p)",
+            ExpressionAttributeValues={":u": {"S": "a"}, ":p": {"S": "e#"}},
+            ConsistentRead=True,
+            **extra,
+        )
+        return [i["v"]["S"] for i in found["Items"]]
+
+    assert query() == ["a/e#1", "a/e#2", "a/e#3"]
+    assert query(ScanIndexForward=False) == ["a/e#3", "a/e#2", "a/e#1"]
+    first = dynamodb.query(
+        TableName="t", KeyConditionExpression="u = :u", ExpressionAttributeValues={":u": {"S": "a"}}, Limit=2
+    )
+    assert [i["k"]["S"] for i in first["Items"]] == ["e#1", "e#2"]
+    rest = dynamodb.query(
+        TableName="t",
+        KeyConditionExpression="u = :u",
+        ExpressionAttributeValues={":u": {"S": "a"}},
+        ExclusiveStartKey=first["LastEvaluatedKey"],
+    )
+    assert [i["k"]["S"] for i in rest["Items"]] == ["e#3", "r#9"]
+    empty = dynamodb.query(
+        TableName="t", KeyConditionExpression="u = :u", ExpressionAttributeValues={":u": {"S": "nobody"}}
+    )
+    assert empty["Items"] == []
+    assert len(dynamodb.scan(TableName="t")["Items"]) == 12  # the scan still sees every partition
