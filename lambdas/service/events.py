@@ -116,29 +116,17 @@ def for_user(services: Services, user_id: int | str) -> list[dict[str, Any]]:
     s = services.settings
     if not s.events_table_name:
         return []
-    found: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {
-        "TableName": s.events_table_name,
-        "KeyConditionExpression": "#u = :u AND begins_with(#k, :e)",
-        "ExpressionAttributeNames": {"#u": EVENTS_PARTITION_KEY, "#k": EVENTS_SORT_KEY},
-        "ExpressionAttributeValues": {":u": {"S": user_key(user_id)}, ":e": {"S": KEY_PREFIX}},
-        "ConsistentRead": True,
-    }
-    while True:
-        page = services.dynamodb.query(**kwargs)
-        for raw in page.get("Items", []):
-            item = {k: _DESERIALIZE.deserialize(v) for k, v in raw.items()}
-            found.append(
-                {
-                    "movie_id": _plain(item["movie_id"]),
-                    "rating": float(item["rating"]),
-                    "timestamp": int(item["timestamp"]),
-                    "received_at": int(item["received_at"]),
-                }
-            )
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    found = []
+    for raw in _query(services, user_key(user_id), KEY_PREFIX):
+        item = {k: _DESERIALIZE.deserialize(v) for k, v in raw.items()}
+        found.append(
+            {
+                "movie_id": _plain(item["movie_id"]),
+                "rating": float(item["rating"]),
+                "timestamp": int(item["timestamp"]),
+                "received_at": int(item["received_at"]),
+            }
+        )
     found.sort(key=lambda e: (e["timestamp"], e["received_at"]))
     return found[-MAX_READ:]
 
@@ -195,19 +183,26 @@ def forget(services: Services, user_id: int | str) -> dict[str, int]:
 
 
 def _keys(services: Services, partition: str, prefix: str) -> list[str]:
-    """The sort keys under ``partition`` that start with ``prefix`` (a consistent, paginated Query of keys only)."""
-    found: list[str] = []
+    """The sort keys under ``partition`` that start with ``prefix``."""
+    return [raw[EVENTS_SORT_KEY]["S"] for raw in _query(services, partition, prefix, keys_only=True)]
+
+
+def _query(services: Services, partition: str, prefix: str, keys_only: bool = False) -> list[dict[str, Any]]:
+    """The raw items under ``partition`` whose sort key starts with ``prefix``: one consistent Query, more pages only
+    past 1 MB."""
+    found: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {
         "TableName": services.settings.events_table_name,
         "KeyConditionExpression": "#u = :u AND begins_with(#k, :p)",
         "ExpressionAttributeNames": {"#u": EVENTS_PARTITION_KEY, "#k": EVENTS_SORT_KEY},
         "ExpressionAttributeValues": {":u": {"S": partition}, ":p": {"S": prefix}},
-        "ProjectionExpression": "#k",
         "ConsistentRead": True,
     }
+    if keys_only:
+        kwargs["ProjectionExpression"] = "#k"
     while True:
         page = services.dynamodb.query(**kwargs)
-        found += [raw[EVENTS_SORT_KEY]["S"] for raw in page.get("Items", [])]
+        found += page.get("Items", [])
         if "LastEvaluatedKey" not in page:
             return found
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
