@@ -77,6 +77,19 @@ export function getJson(path, params = {}) {
   return call("GET", text ? `${path}?${text}` : path);
 }
 
+// What this site lets the page do (site.json next to index.html, written by the deploy): { events: bool }. Unreadable:
+// nothing optional is offered.
+export async function getSiteConfig() {
+  try {
+    const response = await fetch(new URL("site.json", document.baseURI), { headers: { Accept: "application/json" } });
+    if (!response.ok) return { events: false };
+    const config = await response.json();
+    return { events: config.events === true };
+  } catch {
+    return { events: false };
+  }
+}
+
 // Store a user's new ratings (POST /events): their next recommendation request folds them in.
 export function postEvents(userId, events) {
   return call("POST", "events", { user_id: userId, events });

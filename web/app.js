@@ -1,7 +1,7 @@
 // The page: hash routes (#/user/19, #/new, #/similar/1, #/profile/19, #/about), the known-user, profile and
 // about views; the new-visitor and similar-movies views live in their own modules.
 
-import { getJson, postEvents, recommend } from "./api.js";
+import { getJson, getSiteConfig, postEvents, recommend } from "./api.js";
 import { announce, el, fillList, paintStars, run, showError, starControl } from "./render.js";
 import { initSimilar, showSimilar } from "./similar.js";
 import { initVisitor, showVisitor } from "./visitor.js";
@@ -9,6 +9,7 @@ import { initVisitor, showVisitor } from "./visitor.js";
 const VIEWS = ["user", "new", "similar", "profile", "about"];
 const view = (name) => document.getElementById(`view-${name}`);
 let model = null; // GET /model, loaded once
+let site = { events: false }; // site.json: what this site lets the page do (ratings only where the operator allows)
 
 async function loadModel() {
   if (!model) model = await getJson("model");
@@ -69,11 +70,15 @@ async function showUser(userId) {
   const used = result.events_used || 0;
   v.querySelector("#user-events").textContent = used
     ? `Updated with ${used} rating${used === 1 ? "" : "s"} given since the model was trained.`
-    : "Rate a recommended movie you have seen: the list updates at once.";
+    : site.events
+      ? "Rate a recommended movie you have seen: the list updates at once."
+      : "Rating is turned off on this site.";
   fillList(v.querySelector("#user-personal"), result.items, {
     ranked: true,
     empty: "No movie passes these filters.",
-    extra: (m) => el("div", { class: "rate-row" }, starControl(m, null, (value, group) => rateFor(userId, m, value, group), "known")),
+    extra: site.events
+      ? (m) => el("div", { class: "rate-row" }, starControl(m, null, (value, group) => rateFor(userId, m, value, group), "known"))
+      : null,
   });
   const popular = result.popular || [];
   fillList(v.querySelector("#user-popular"), popular, { ranked: true, empty: "No movie passes these filters." });
@@ -94,7 +99,12 @@ async function rateFor(userId, movie, value, group) {
     () => postEvents(asId(userId), [{ movie_id: movie.movie_id, rating: value }]),
     "rate",
   );
-  if (stored) showUser(userId);
+  if (!stored) {
+    paintStars(group, 0); // not stored: the stars say so
+    return;
+  }
+  // Reload the list only if the page still shows this user (the visitor may have moved on meanwhile).
+  if (location.hash.startsWith("#/user/") && routeArgument() === userId) showUser(userId);
 }
 
 // Ids are opaque and sent as typed, as strings (the API takes "19" for an integer id, and keeps "0042" intact).
@@ -234,7 +244,7 @@ function route() {
 
 async function start() {
   try {
-    await loadModel();
+    [, site] = await Promise.all([loadModel(), getSiteConfig()]);
   } catch (error) {
     // Without the model card there are no genres or example users: say why, and try again on the next navigation.
     const name = VIEWS.find((n) => location.hash.startsWith(`#/${n}`)) || "user";

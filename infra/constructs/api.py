@@ -59,7 +59,7 @@ class RecommendationsApi(Construct):
         if props.cors_origins:
             cors = apigw.CorsOptions(
                 allow_origins=list(props.cors_origins),
-                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
                 allow_headers=CORS_HEADERS,
                 max_age=cdk.Duration.hours(1),
             )

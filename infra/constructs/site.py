@@ -31,18 +31,12 @@ from infra import checkov
 from infra.config import ConfigError
 from infra.constructs.model_store import log_lifecycle, noncurrent_lifecycle
 from infra.nag import acknowledge
+from infra.site_routes import SITE_CONFIG, cloudfront_function, site_config
 from infra.web_headers import CONTENT_SECURITY_POLICY, HSTS_MAX_AGE_S
 
 API_PATH = "/api/*"
 API_KEY_HEADER = "x-api-key"
 HSTS_MAX_AGE = cdk.Duration.seconds(HSTS_MAX_AGE_S)
-# The behaviour's path pattern guarantees the "/api/" prefix; API Gateway's routes start at "/recommendations".
-STRIP_API_PREFIX = """function handler(event) {
-  var request = event.request;
-  request.uri = request.uri.substring(4);
-  return request;
-}
-"""
 # Headers the API reads (the body's type, the client's idempotency key); never Host, which must be API Gateway's.
 FORWARDED_HEADERS = ("Content-Type", "Idempotency-Key")
 # AWS managed rule groups: (priority, name, rules switched to count). The common rule set blocks bodies over 8 KB;
@@ -66,6 +60,8 @@ class SiteProps:
     waf: bool
     web_acl_arn: str | None
     waf_rate_limit: int
+    # Whether the page may post events (POST /api/events): anyone who can load it may then rate as any user id.
+    events: bool = False
     domain_name: str | None = None
     certificate_arn: str | None = None
     # A new version is a new secret and API key (new logical ids): CloudFormation creates them, switches the
@@ -166,7 +162,7 @@ class Site(Construct):
                 response_headers_policy=headers,
                 allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
             ),
-            additional_behaviors={API_PATH: self._api_behavior(props.api, key_value, headers)},
+            additional_behaviors={API_PATH: self._api_behavior(props.api, key_value, headers, props.events)},
             domain_names=[props.domain_name] if props.domain_name else None,
             certificate=certificate,
             minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021 if certificate else None,
@@ -186,7 +182,10 @@ class Site(Construct):
         s3deploy.BucketDeployment(
             self,
             "Files",
-            sources=[s3deploy.Source.asset(str(props.web_dir), exclude=[".*", "**/.*"])],
+            sources=[
+                s3deploy.Source.asset(str(props.web_dir), exclude=[".*", "**/.*", SITE_CONFIG]),
+                s3deploy.Source.json_data(SITE_CONFIG, site_config(props.events)),
+            ],
             destination_bucket=self.bucket,
             # Browsers revalidate every load (file names carry no hash); edges keep a day, invalidated on deploy.
             cache_control=[
@@ -234,14 +233,15 @@ class Site(Construct):
         )
 
     def _api_behavior(
-        self, api: apigw.RestApi, key_value: str, headers: cloudfront.IResponseHeadersPolicy
+        self, api: apigw.RestApi, key_value: str, headers: cloudfront.IResponseHeadersPolicy, events: bool
     ) -> cloudfront.BehaviorOptions:
+        # The page's routes only (infra.site_routes): the page key must not open DELETE /users/{id} to anyone.
         strip_prefix = cloudfront.Function(
             self,
             "StripApiPrefix",
-            code=cloudfront.FunctionCode.from_inline(STRIP_API_PREFIX),
+            code=cloudfront.FunctionCode.from_inline(cloudfront_function(events)),
             runtime=cloudfront.FunctionRuntime.JS_2_0,
-            comment="/api/recommendations -> /recommendations (API Gateway's routes)",
+            comment="The page's API routes only (others 403); /api/recommendations -> /recommendations",
         )
         forward = cloudfront.OriginRequestPolicy(
             self,

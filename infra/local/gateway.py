@@ -1,8 +1,9 @@
 """The local HTTP gateway (werkzeug): the web page, and the API as API Gateway + CloudFront would serve it.
 
 * ``/`` and the page's files come from ``web/`` with the deployed site's security headers.
-* ``/api/...`` is the API as the page reaches it through CloudFront: the prefix is stripped and the API key is added
-  by the gateway, so the browser never holds it.
+* ``/api/...`` is the API as the page reaches it through CloudFront: only the page's routes pass
+  (``infra.site_routes``, with events on: the local stack listens on loopback only), the prefix is stripped and the
+  API key is added by the gateway, so the browser never holds it. ``/site.json`` says what the page may do.
 * Any other path is the API as API Gateway serves it: unknown routes get a JSON 404, undeclared methods a JSON 405
   with ``Allow``, a missing or wrong ``x-api-key`` a JSON 403; the rest becomes a REST proxy event for the API
   handler. Every answer is JSON, down to an HTTP request the server cannot parse.
@@ -23,7 +24,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
-from infra import web_headers
+from infra import site_routes, web_headers
 from infra.local import endpoint
 from infra.local.events import api_event, route_of
 
@@ -78,10 +79,17 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
 class Gateway:
     """The WSGI application; ``invoke_api(event) -> proxy response`` is the API function."""
 
-    def __init__(self, invoke_api: Callable[[dict], dict], api_key: str | None, web_root: Path = WEB_ROOT) -> None:
+    def __init__(
+        self,
+        invoke_api: Callable[[dict], dict],
+        api_key: str | None,
+        web_root: Path = WEB_ROOT,
+        page_events: bool = True,
+    ) -> None:
         self.invoke_api = invoke_api
         self.api_key = api_key
         self.web_root = web_root
+        self.page_events = page_events
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         request = Request(environ)
@@ -103,9 +111,14 @@ class Gateway:
         via_cdn = full_path.startswith(API_PREFIX + "/")
         path = full_path[len(API_PREFIX) :] if via_cdn else full_path
         if method in ("GET", "HEAD") and not via_cdn:
+            if full_path == "/" + site_routes.SITE_CONFIG:
+                config = json.dumps(site_routes.site_config(self.page_events))
+                return Response(config, content_type=STATIC_TYPES[".json"], headers=STATIC_HEADERS)
             page = static_file(full_path, self.web_root)
             if page is not None:
                 return self._static(page)
+        if via_cdn and not site_routes.allowed(method, path, self.page_events):
+            return Response(site_routes.refusal_body(method, path), status=403, content_type="application/json")
         route = route_of(path)
         if route is None:
             return error(404, "not_found", f"no route {method} {path}")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import urllib.request
 
 import pytest
+import werkzeug.test
 
 from infra.local import WEB_ROOT, LocalStack, static_file
+from infra.local.gateway import Gateway
 from lambdas.client import Client
 
 pytest.importorskip("onnxruntime")
@@ -56,12 +59,46 @@ def test_the_api_answers_under_api_with_status_urls_there(stack):
 
 @pytest.mark.parametrize(
     "path",
-    ["/../infra/local.py", "/%2e%2e/README.md", "/%2e%2e/web/index.html", "/a%00.html", "/nope.html", "/api/nope"],
+    ["/../infra/local.py", "/%2e%2e/README.md", "/%2e%2e/web/index.html", "/a%00.html", "/nope.html"],
 )
 def test_anything_else_is_a_json_404(stack, path):
     status, headers, body = fetch(f"{stack.url}{path}")
     assert status == 404 and headers["Content-Type"] == "application/json"
     assert b'"code":"not_found"' in body.replace(b" ", b"")
+
+
+def test_the_page_reaches_only_its_own_routes_and_forgetting_a_user_needs_a_key(stack):
+    """/api/ passes what the page does (infra.site_routes); DELETE /users/{id} and unknown routes get a JSON 403
+    there, as from the deployed CloudFront Function, and nothing is deleted; with the API key it works."""
+    page = Client(f"{stack.url}/api")
+    assert page.request("POST", "/events", {"user_id": 3, "events": [{"movie_id": 1, "rating": 4}]}).status == 200
+    for method, path in (("DELETE", "/users/3"), ("GET", "/nope"), ("PUT", "/recommendations"), ("OPTIONS", "/model")):
+        refused = page.request(method, path)
+        assert refused.status == 403, (method, path)
+        assert refused.body["error"] == {
+            "code": "forbidden",
+            "message": f"{method} {path} is not available through the web page; call the API with an API key",
+        }
+    keyed = Client(stack.url, stack.api_key).request("DELETE", "/users/3")
+    assert keyed.status == 200 and keyed.body["events_deleted"] == 1
+    status, _, body = fetch(f"{stack.url}/site.json")
+    assert status == 200 and json.loads(body) == {"events": True}
+
+
+def test_a_gateway_without_page_events_refuses_them_and_says_so_in_site_json():
+    calls = []
+
+    def api(event: dict) -> dict:
+        calls.append(event)
+        return {"statusCode": 200, "body": "{}"}
+
+    app = Gateway(api, api_key="k", page_events=False)
+    client = werkzeug.test.Client(app)
+    refused = client.post("/api/events", json={"user_id": 3, "events": []})
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "forbidden"
+    assert client.get("/site.json").json == {"events": False}
+    assert client.post("/events", json={}, headers={"x-api-key": "k"}).status_code == 200  # with a key: the API's
+    assert len(calls) == 1
 
 
 def test_static_files_never_leave_the_web_folder(tmp_path):

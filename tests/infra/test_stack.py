@@ -814,28 +814,84 @@ def test_api_behaviour_forwards_to_the_stage_uncached_with_the_key_from_secrets_
     assert secret["GenerateSecretString"] == {"ExcludePunctuation": True, "IncludeSpace": False, "PasswordLength": 40}
 
 
-@pytest.mark.parametrize(
-    ("uri", "expected"),
-    [
-        ("/api/recommendations", "/recommendations"),
-        ("/api/recommendations/3f2a-9c", "/recommendations/3f2a-9c"),
-        ("/api/movies", "/movies"),
-        ("/api/openapi.json", "/openapi.json"),
-        ("/api/", "/"),
-    ],
-)
-def test_viewer_request_function_strips_the_api_prefix(template, uri, expected):
-    """The CloudFront Function, run in Node: API Gateway sees its own routes; the query string is left alone."""
+def run_viewer_function(template, method: str, uri: str) -> dict:
+    """The stack's CloudFront Function, run in Node on one viewer request; returns what it returns."""
     (function,) = template.find_resources("AWS::CloudFront::Function").values()
     assert function["Properties"]["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
     code = function["Properties"]["FunctionCode"]
-    event = {"request": {"method": "GET", "uri": uri, "querystring": {"q": {"value": "alien"}}, "headers": {}}}
+    event = {"request": {"method": method, "uri": uri, "querystring": {"q": {"value": "alien"}}, "headers": {}}}
     script = f"{code}\nprocess.stdout.write(JSON.stringify(handler({json.dumps(event)})));"
     result = subprocess.run(["node", "-e", script], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
-    request = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("method", "uri", "expected"),
+    [
+        ("POST", "/api/recommendations", "/recommendations"),
+        ("GET", "/api/recommendations/3f2a-9c", "/recommendations/3f2a-9c"),
+        ("GET", "/api/movies", "/movies"),
+        ("HEAD", "/api/model", "/model"),
+        ("GET", "/api/openapi.json", "/openapi.json"),
+    ],
+)
+def test_viewer_request_function_passes_the_pages_routes_without_the_api_prefix(template, method, uri, expected):
+    """The CloudFront Function, run in Node: API Gateway sees its own routes; the query string is left alone."""
+    request = run_viewer_function(template, method, uri)
     assert request["uri"] == expected
-    assert request["querystring"] == event["request"]["querystring"]
+    assert request["querystring"] == {"q": {"value": "alien"}}
+
+
+@pytest.mark.parametrize(
+    ("method", "uri"),
+    [
+        ("DELETE", "/api/users/19"),
+        ("POST", "/api/events"),  # site_events is off by default
+        ("GET", "/api/users/19"),
+        ("PUT", "/api/recommendations"),
+        ("OPTIONS", "/api/recommendations"),
+        ("GET", "/api/recommendations/a/b"),
+        ("GET", "/api/openapiXjson"),
+        ("GET", "/api/"),
+    ],
+)
+def test_viewer_request_function_refuses_everything_else_with_a_json_403(template, method, uri):
+    """The page's key must not open DELETE /users/{id} (or events, unless site_events) to anyone on the internet:
+    CloudFront answers 403 in the API's error shape, the same message as the local gateway's."""
+    from infra.site_routes import refusal_message
+
+    answer = run_viewer_function(template, method, uri)
+    assert answer["statusCode"] == 403
+    assert answer["headers"]["content-type"] == {"value": "application/json"}
+    body = json.loads(answer["body"]["data"])
+    assert body == {"error": {"code": "forbidden", "message": refusal_message(method, uri[4:])}}
+
+
+def site_json(app: cdk.App, template: Template) -> dict:
+    """The ``site.json`` a BucketDeployment of the stack uploads (one of its source assets holds it)."""
+    folder = Path(app.synth().directory)
+    keys = [
+        k
+        for d in template.find_resources("Custom::CDKBucketDeployment").values()
+        for k in d["Properties"]["SourceObjectKeys"]
+    ]
+    (found,) = [p for k in keys if (p := folder / f"asset.{k.removesuffix('.zip')}" / "site.json").exists()]
+    return json.loads(found.read_text())
+
+
+def test_the_page_is_told_it_may_not_post_events_by_default(stack, template):
+    assert site_json(stack.node.root, template) == {"events": False}
+
+
+def test_site_events_opens_post_events_to_the_page_and_says_so_in_site_json(outdir, fake_artifact):
+    app, stack = build_stack(
+        outdir / "site-events", fake_artifact, site_events="true", **{"aws:cdk:bundling-stacks": []}
+    )
+    template = Template.from_stack(stack)
+    assert run_viewer_function(template, "POST", "/api/events")["uri"] == "/events"
+    assert run_viewer_function(template, "DELETE", "/api/users/19")["statusCode"] == 403
+    assert site_json(app, template) == {"events": True}
 
 
 def test_web_acl_rate_limits_per_ip_with_managed_rules_when_deployed_in_us_east_1(template, ids):

@@ -274,3 +274,14 @@ def test_a_known_user_rates_a_recommended_movie_and_the_list_changes_at_once(pag
     expect(page.locator(f'#user-personal li.card[data-movie-id="{movie_id}"]')).to_have_count(0)
     assert title not in " ".join(personal.locator(".title").all_inner_texts())
     page.screenshot(path=screenshots / "known-user-rated.png", full_page=True)
+
+
+def test_where_the_site_turns_ratings_off_the_known_user_view_offers_none(page, site):
+    # GIVEN a site whose site.json says the page may not post events (a deployed stack's default: site_events off)
+    page.route("**/site.json", lambda route: route.fulfill(json={"events": False}))
+    user = model_card(site)["example_users"][0]
+    page.goto(f"{site.url}/#/user/{user}")
+    # THEN the list has no rating control, and the note says why
+    expect(page.locator("#user-personal li.card")).to_have_count(10)
+    expect(page.locator("#user-events")).to_have_text("Rating is turned off on this site.")
+    expect(page.locator("#user-personal").get_by_role("radio")).to_have_count(0)

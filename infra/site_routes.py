@@ -1,0 +1,80 @@
+"""What the web page may call through ``/api/*``: one definition for the deployed CloudFront Function and the local
+gateway.
+
+CloudFront adds the page's API key to every ``/api/*`` request, so whatever passes here anyone on the internet can
+do without a key. The page needs to read the catalogue and the model card, submit recommendation requests and read
+their status; it may post events (a rating of a recommended movie) only where the stack's ``site_events`` is on,
+because the page has no user accounts: with it on, anyone who can load the page can add ratings to any user id.
+``DELETE /users/{id}`` and every other route are refused here (403, the API's JSON error shape) and stay
+available to callers holding an API key of their own.
+
+Plain Python (no CDK import), so ``infra.local`` reads it without starting the CDK runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+# (method, path pattern) after the "/api" prefix; a GET route takes HEAD too.
+PAGE_ROUTES: tuple[tuple[str, str], ...] = (
+    ("GET", r"/movies"),
+    ("GET", r"/model"),
+    ("GET", r"/openapi\.json"),
+    ("POST", r"/recommendations"),
+    ("GET", r"/recommendations/[^/]+"),
+)
+EVENTS_ROUTE = ("POST", r"/events")
+# The page reads this file (served next to index.html) to know whether it may offer ratings.
+SITE_CONFIG = "site.json"
+FORBIDDEN_CODE = "forbidden"
+REFUSAL = " is not available through the web page; call the API with an API key"
+
+
+def routes(events: bool) -> tuple[tuple[str, str], ...]:
+    return PAGE_ROUTES + ((EVENTS_ROUTE,) if events else ())
+
+
+def allowed(method: str, path: str, events: bool) -> bool:
+    """Whether the page's ``/api`` may pass ``method path`` (the path without the ``/api`` prefix) to the API."""
+    method = "GET" if method == "HEAD" else method
+    return any(m == method and re.fullmatch(p, path) for m, p in routes(events))
+
+
+def refusal_message(method: str, path: str) -> str:
+    return f"{method} {path}{REFUSAL}"
+
+
+def refusal_body(method: str, path: str) -> str:
+    return json.dumps({"error": {"code": FORBIDDEN_CODE, "message": refusal_message(method, path)}})
+
+
+def site_config(events: bool) -> dict:
+    """The page's ``site.json``."""
+    return {"events": events}
+
+
+def cloudfront_function(events: bool) -> str:
+    """The viewer-request CloudFront Function (cloudfront-js-2.0): refuse what the page may not call, else strip the
+    ``/api`` prefix (API Gateway's routes start at ``/recommendations``)."""
+    table = json.dumps([[m, f"^{p}$"] for m, p in routes(events)])
+    return f"""var ROUTES = {table};
+function handler(event) {{
+  var request = event.request;
+  var path = request.uri.substring(4);
+  var method = request.method === "HEAD" ? "GET" : request.method;
+  for (var i = 0; i < ROUTES.length; i++) {{
+    if (ROUTES[i][0] === method && new RegExp(ROUTES[i][1]).test(path)) {{
+      request.uri = path;
+      return request;
+    }}
+  }}
+  var message = request.method + " " + path + {json.dumps(REFUSAL)};
+  return {{
+    statusCode: 403,
+    statusDescription: "Forbidden",
+    headers: {{"content-type": {{value: "application/json"}}, "cache-control": {{value: "no-store"}}}},
+    body: {{encoding: "text", data: JSON.stringify({{error: {{code: "{FORBIDDEN_CODE}", message: message}}}})}}
+  }};
+}}
+"""
