@@ -11,9 +11,9 @@ the last 10% are held out. On the same users (those with a held-out movie rated 
   path the worker serves);
 * **retrained**: a model trained the same way on the 80% plus the events.
 
-Relevance follows ``training.metrics``: a held-out movie rated >= 4. The per-user time split puts some users' events
-before other users' training ratings, so the model's training cutoff is switched off for the fold-in here (in
-production events are newer than the model). Both models are the served configuration and seed. Writes
+Relevance follows ``training.metrics``: a held-out movie rated >= 4. The base model is trained without events, so the
+engine folds every event in (as it does in production until a model trained on them is published). Both models are
+the served configuration and seed. Writes
 ``events_eval.md`` and ``events_eval.json`` to ``--out``.
 """
 
@@ -64,7 +64,6 @@ def evaluate(base, retrained, events, test) -> dict[str, dict[str, float]]:
     """NDCG/recall@10 of the three ways on the same users."""
     from training.metrics import ranking_from_lists
 
-    base.cutoff = None  # see the module docstring
     relevant = {u: set(g["movie_id"].tolist()) for u, g in test[test["rating"] >= 4.0].groupby("user_id")}
     by_user = {u: g for u, g in events.groupby("user_id")}
     lists: dict[str, list[np.ndarray]] = {"alone": [], "events folded in": [], "retrained": []}

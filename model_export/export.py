@@ -232,13 +232,13 @@ def catalogue_feeds(w, users: np.ndarray, exclude: np.ndarray, k: int, candidate
     return feeds(w.user_rank[users], w.user_mf[users], w.user_bias[users], u_deep, exclude, k, candidates)
 
 
-def training_cutoff(rec) -> dict:
-    """``{"cutoff": epoch seconds}``: the newest training rating's time (events after it are folded in at request
-    time, ``lambdas.engine.Engine.recommend``); empty when the data has no timestamps."""
+def training_time(rec, meta: dict) -> dict:
+    """The manifest's ``cutoff`` (the newest training rating's time; absent when the data has no timestamps) and
+    ``events_through`` (the newest stored event trained on, from ``training.train --events``): the engine folds in
+    a known user's events stored after ``events_through``, and all of them when it is absent."""
     t = rec.train.timestamps
-    if t is None or len(t) == 0 or not np.any(t):
-        return {}
-    return {"cutoff": int(np.max(t))}
+    cutoff = int(np.max(t)) if t is not None and len(t) and np.any(t) else None
+    return contract.training(cutoff, meta.get("dataset", {}).get("events_through"))
 
 
 def _versions() -> dict:
@@ -318,7 +318,7 @@ def export(model_dir: Path, out: Path, log=print) -> dict:
             "source_model": str(model_dir),
             "training": {
                 **{k: meta.get(k) for k in ("dataset", "split", "seed", "train_config", "metrics", "created")},
-                **training_cutoff(rec),
+                **training_time(rec, meta),
             },
             "model": {
                 "kind": w and meta["train_config"]["model"]["kind"],

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lambdas.engine.contract import sha256_file
+from lambdas.engine.contract import canonical_id, integer_id, sha256_file
 from training.config import ModelConfig, TrainConfig, cli_fields
 from training.data import DataError, Dataset, load_100k_split, load_dataset, load_ratings_file
 from training.splits import SPLIT_KINDS, SplitSpec, train_mask
@@ -151,32 +151,54 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(model=model, **{n: getattr(a, n) for n in cli_fields(TrainConfig)})
 
 
-def with_events(ds: Dataset, path: Path | None) -> Dataset:
-    """``ds`` with the ratings of an events file added (the later of two ratings of a movie by a user wins).
+def with_events(ds: Dataset, path: Path | None) -> tuple[Dataset, pd.DataFrame | None]:
+    """The events file's ratings in the data set's id types, and ``ds`` with the file's sha256 and
+    ``events_through`` (its newest ``receivedAt``, the export's watermark) recorded; ``(ds, None)`` without one.
 
-    Ids are taken in the data set's types: an event whose user or movie id the data set cannot hold (a visitor's
-    text id in an integer-id data set) is left out, and the count is printed.
+    Ids follow ``contract.canonical_id``: an event whose user or movie id the data set cannot hold (a visitor's
+    text id, or ``"019"``, in an integer-id data set) is left out, and the count is printed.
     """
     if path is None:
-        return ds
+        return ds, None
     from training.data import read_ratings_file
+    from training.events import RECEIVED
 
     events = read_ratings_file(path, ds.rating_scale)
     keep = pd.Series(True, index=events.index)
     for col in ("user_id", "movie_id"):
         if ds.ratings[col].dtype.kind in "iu":
-            events[col] = pd.to_numeric(events[col], errors="coerce")
-            keep &= events[col].notna() & (events[col] == events[col].round())
+            events[col] = events[col].map(integer_id)
+            keep &= events[col].notna()
         else:
-            events[col] = events[col].astype(str)
+            events[col] = events[col].map(canonical_id)
     left_out = int((~keep).sum())
     if left_out:
         print(f"{path}: {left_out:,} events have ids this data set cannot hold; left out", file=sys.stderr)
     events = events[keep].astype({c: ds.ratings[c].dtype for c in ds.ratings.columns if c in events.columns})
-    merged = pd.concat([ds.ratings, events[ds.ratings.columns]], ignore_index=True)
-    merged = merged.sort_values("timestamp", kind="stable").drop_duplicates(["user_id", "movie_id"], keep="last")
+    try:
+        stored = pd.read_csv(path, usecols=[RECEIVED])[RECEIVED]
+        through = int(stored.max()) if len(stored) else None
+    except ValueError:  # no receivedAt column: not written by python -m training.events
+        through = None
+        print(f"{path}: no {RECEIVED} column; the served model will fold these events in again", file=sys.stderr)
     files = {**ds.files, path.name: sha256_file(path)}
-    return replace(ds, ratings=merged.reset_index(drop=True), files=files)
+    return replace(ds, files=files, events_through=through), events[ds.ratings.columns].reset_index(drop=True)
+
+
+def add_events(
+    train: pd.DataFrame, test: pd.DataFrame | None, events: pd.DataFrame | None
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Every event into the training part (the split is drawn on the data set alone, so none lands in the test
+    part): an event replaces the user's earlier rating of the movie, the later of two events wins, and a test
+    rating an event re-rates leaves the test part (the event is the user's newer word on it)."""
+    if events is None or not len(events):
+        return train, test
+    merged = pd.concat([train, events], ignore_index=True)
+    merged = merged.drop_duplicates(["user_id", "movie_id"], keep="last").reset_index(drop=True)
+    if test is not None and len(test):
+        rated = pd.MultiIndex.from_frame(events[["user_id", "movie_id"]])
+        test = test[~pd.MultiIndex.from_frame(test[["user_id", "movie_id"]]).isin(rated)].reset_index(drop=True)
+    return merged, test
 
 
 def load_data(a: argparse.Namespace) -> tuple[Dataset, SplitSpec, pd.DataFrame, pd.DataFrame | None]:
@@ -198,15 +220,15 @@ def load_data(a: argparse.Namespace) -> tuple[Dataset, SplitSpec, pd.DataFrame, 
             from training.data import read_ratings_file
 
             test = read_ratings_file(a.test_file, ds.rating_scale)
-        ds = with_events(ds, getattr(a, "events", None))
+        ds, events = with_events(ds, getattr(a, "events", None))
         spec = SplitSpec(kind="files", seed=a.seed, test_file=a.test_file)
-        return ds, spec, ds.ratings, test
+        return ds, spec, *add_events(ds.ratings, test, events)
     ds = (
         load_ratings_file(a.ratings, a.movies, a.rating_scale)
         if a.ratings
         else load_dataset(a.dataset or "ml-latest-small", a.data_dir)
     )
-    ds = with_events(ds, getattr(a, "events", None))
+    ds, events = with_events(ds, getattr(a, "events", None))
     spec = SplitSpec(
         kind=kind,
         seed=42 if kind == "random" and a.seed == TrainConfig().seed else a.seed,
@@ -216,4 +238,5 @@ def load_data(a: argparse.Namespace) -> tuple[Dataset, SplitSpec, pd.DataFrame, 
         fold=a.fold,
     )
     mask = train_mask(ds.ratings, spec)
-    return ds, spec, ds.ratings[mask].reset_index(drop=True), ds.ratings[~mask].reset_index(drop=True)
+    train, test = ds.ratings[mask].reset_index(drop=True), ds.ratings[~mask].reset_index(drop=True)
+    return ds, spec, *add_events(train, test, events)

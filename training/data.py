@@ -105,6 +105,8 @@ class Dataset:
     rating_scale: tuple[float, float] = (0.5, 5.0)
     duplicates_dropped: int = 0
     directory: Path | None = None
+    # With training.train --events: the newest stored event's receivedAt (epoch ms) in the events file.
+    events_through: int | None = None
 
 
 # --------------------------------------------------------------------------- locating data

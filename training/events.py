@@ -2,12 +2,19 @@
 
 ``python -m training.events --out artifacts/events.csv [--local | --stack NAME | --table NAME [--endpoint-url URL]]``
 
-Writes ``userId,movieId,rating,timestamp`` (MovieLens's CSV header), one row per stored event, sorted by user and
-time. ``python -m training.train ... --events artifacts/events.csv`` trains on the original data plus these ratings
-(a user's later rating of a movie replaces the earlier one); the new model's training cutoff is then its newest
-rating, so once it is published the engine no longer folds in the events it has learnt from (their TTL deletes them
-later). Sources: the running local stack (``--local``, from the connection file it writes), a deployed stack's
-output ``EventsTableName`` (``--stack``), or a table by name.
+Writes ``userId,movieId,rating,timestamp,receivedAt`` (MovieLens's CSV header, plus when the API stored the event,
+epoch ms), one row per stored event, sorted by user and time. ``python -m training.train ... --events
+artifacts/events.csv`` trains on the original data plus these ratings (an event replaces the user's earlier rating
+of the movie) and records the newest ``receivedAt`` as the model's ``events_through``: once that model is
+published, the engine no longer folds in a known user's events stored up to then (they are in the model); later
+ones it still does. Their TTL deletes them later.
+
+The export takes the events stored up to ``--settle-s`` seconds (5) before it started: a Scan is no snapshot, and an
+event written while it runs may land in a part of the table it has passed. Leaving the last seconds out means every
+event either is in the file (and below the watermark) or is stored after it (and folded in until the next export).
+
+Sources: the running local stack (``--local``, from the connection file it writes), a deployed stack's output
+``EventsTableName`` (``--stack``), or a table by name.
 """
 
 from __future__ import annotations
@@ -17,11 +24,14 @@ import csv
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-HEADER = ("userId", "movieId", "rating", "timestamp")
+RECEIVED = "receivedAt"
+HEADER = ("userId", "movieId", "rating", "timestamp", RECEIVED)
+SETTLE_S = 5.0
 OUTPUT_EVENTS_TABLE = "EventsTableName"  # the stack output (infra.config)
 
 
@@ -44,24 +54,29 @@ def scan(dynamodb: Any, table: str) -> Iterator[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def rows(items: Iterator[dict[str, Any]]) -> list[tuple[str, str, float, int]]:
-    """(user, movie, rating, timestamp) rows, sorted by user then time."""
+Row = tuple[str, str, float, int, int]
+
+
+def rows(items: Iterator[dict[str, Any]], through_ms: int | None = None) -> list[Row]:
+    """(user, movie, rating, timestamp, receivedAt) rows of the events stored up to ``through_ms``, sorted by user
+    then time (then storage time: the later of two events on one movie comes last and wins)."""
     out = [
-        (str(it["user_id"]), str(it["movie_id"]), float(it["rating"]), int(it["timestamp"]))
+        (str(it["user_id"]), str(it["movie_id"]), float(it["rating"]), int(it["timestamp"]), int(it["received_at"]))
         for it in items
-        if {"user_id", "movie_id", "rating", "timestamp"} <= it.keys()
+        if {"user_id", "movie_id", "rating", "timestamp", "received_at"} <= it.keys()
+        and (through_ms is None or int(it["received_at"]) <= through_ms)
     ]
-    return sorted(out, key=lambda r: (r[0], r[3], r[1]))
+    return sorted(out, key=lambda r: (r[0], r[3], r[4], r[1]))
 
 
-def write(path: Path, found: list[tuple[str, str, float, int]]) -> None:
+def write(path: Path, found: list[Row]) -> None:
     """The CSV, written whole (a temporary file renamed) so a failed export leaves no half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(HEADER)
-        w.writerows((u, m, f"{r:g}", t) for u, m, r, t in found)
+        w.writerows((u, m, f"{r:g}", t, at) for u, m, r, t, at in found)
     tmp.replace(path)
 
 
@@ -105,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--table", help="an events table's name")
     p.add_argument("--endpoint-url", help="with --table: a DynamoDB endpoint other than AWS's")
     p.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+    p.add_argument(
+        "--settle-s",
+        type=float,
+        default=SETTLE_S,
+        help="leave out the events stored in the last seconds before the export (default %(default)s)",
+    )
     a = p.parse_args(argv)
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -113,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     except EventsExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    through_ms = int((time.time() - a.settle_s) * 1000)
     try:
-        found = rows(scan(client, table))
+        found = rows(scan(client, table), through_ms)
     except (BotoCoreError, ClientError) as exc:
         print(f"error: cannot read the events table {table}: {exc}", file=sys.stderr)
         return 2

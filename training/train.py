@@ -53,6 +53,7 @@ def run(a: argparse.Namespace, out: Path | None, progress=print) -> tuple[Recomm
             "rating_scale": ds.rating_scale,
             "duplicates_dropped": ds.duplicates_dropped,
             "n_ratings": len(ds.ratings),
+            "events_through": ds.events_through,
         },
         "split": spec.to_dict(),
         "seed": rec.config.seed,

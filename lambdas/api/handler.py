@@ -212,7 +212,7 @@ def forget_user(
     ],
 ) -> Response[ForgetResponse]:
     counts = events_service.forget(get_services(), user_id)
-    body = ForgetResponse(user_id=user_id, **counts)
+    body = ForgetResponse(user_id=events_service.user_key(user_id), **counts)
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
 
 

@@ -6,6 +6,7 @@ kinds at once are refused rather than coerced. Responses leave out fields that a
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -29,7 +30,9 @@ MAX_RATINGS = 500
 MAX_BATCH_USERS = 100
 MAX_GENRES = 20
 MAX_EVENTS = 100  # per POST /events: one DynamoDB transaction holds at most 100 writes
-MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01, in epoch seconds
+MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01, in epoch seconds: the schema's bound
+# An event's timestamp may run ahead of the API's clock by this much (a client's clock drifts); further is refused.
+FUTURE_SKEW_S = 300
 REQUEST_KINDS = ("user_id", "ratings", "similar_to", "user_ids", "profile_of")
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -358,7 +361,10 @@ class Event(BaseModel):
         None,
         ge=0,
         le=MAX_TIMESTAMP,
-        description="When the user rated (epoch seconds); absent: when the API stores it",
+        description=(
+            "When the user rated (epoch seconds), at most 5 minutes ahead of the API's clock (later: 422); absent: "
+            "when the API stores it"
+        ),
         json_schema_extra=_no_default,
     )
     event_id: EventId = Field(
@@ -369,6 +375,14 @@ class Event(BaseModel):
         ),
         json_schema_extra=_no_default,
     )
+
+    @model_validator(mode="after")
+    def _not_in_the_future(self) -> Event:
+        if self.timestamp is not None and self.timestamp > time.time() + FUTURE_SKEW_S:
+            raise ValueError(
+                f"timestamp {self.timestamp} is in the future (more than {FUTURE_SKEW_S} s ahead of the API's clock)"
+            )
+        return self
 
 
 class EventsRequest(BaseModel):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +36,23 @@ CATALOGUE_OUTPUTS = ("scores", "top_scores", "top_items", "top_ratings")
 # were written in this order too).
 SCALARS = ("gamma", "mu", "mf_weight", "deep_weight")
 VERSION_LENGTH = 16
+
+
+# An integer id written the one way str(int) writes it: "19" is the id 19; "019", "+19" and "19.0" are not.
+_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+
+
+def canonical_id(raw: object) -> str:
+    """A user or movie id as one string, the same for the API, the events table and the engine: ``19`` and
+    ``"19"`` are one id, surrounding spaces are not part of it (``" 19"`` is ``"19"``), and nothing else is folded
+    (``"019"`` stays ``"019"``: a different id, as it is in a text-id data set)."""
+    return str(raw).strip()
+
+
+def integer_id(raw: object) -> int | None:
+    """The integer an id names in an integer-id model (``"19"`` and ``19``: 19), or None (``"019"``, ``"abc"``)."""
+    text = canonical_id(raw)
+    return int(text) if _INTEGER.fullmatch(text) else None
 
 
 class ArtifactError(RuntimeError):
@@ -111,6 +129,24 @@ def verify(directory: str | Path) -> dict:
 def scoring(candidates: int, rating_scale: Sequence[float], **extra: object) -> dict:
     """The manifest's ``scoring`` section."""
     return {"candidates": int(candidates), "rating_scale": list(rating_scale), "scalars": list(SCALARS), **extra}
+
+
+def training(cutoff: int | None, events_through: int | None) -> dict:
+    """The manifest's ``training`` fields about time: ``cutoff`` (the newest training rating, epoch seconds) and
+    ``events_through`` (the newest stored event the model was trained on, ``received_at`` in epoch ms); each only
+    when known."""
+    out = {}
+    if cutoff is not None:
+        out["cutoff"] = int(cutoff)
+    if events_through is not None:
+        out["events_through"] = int(events_through)
+    return out
+
+
+def events_through(manifest: dict) -> int | None:
+    """``received_at`` (epoch ms) of the newest stored event the model was trained on; None: trained on none."""
+    value = manifest.get("training", {}).get("events_through")
+    return None if value is None else int(value)
 
 
 def candidates(manifest: dict) -> int:

@@ -81,8 +81,10 @@ class Engine:
         self.gamma, self.mu, self.mf_weight, self.deep_weight = (scalars[name] for name in contract.SCALARS)
         self.scale = tuple(a.manifest["scoring"]["rating_scale"])
         self.candidates = contract.candidates(a.manifest)
-        # Ratings up to this time (epoch seconds) are in the model; later events are folded in at request time.
-        self.cutoff = a.manifest.get("training", {}).get("cutoff")
+        # Events stored up to this time (``received_at``, epoch ms) are in the model, which was trained on an export
+        # of them (python -m training.events); later ones, all of them for a model trained without events, and all
+        # of an unknown user's, are folded in at request time.
+        self.events_through = contract.events_through(a.manifest)
         self.w = w
         self.user_ids, self.item_ids = c["user_ids"], c["item_ids"]
         self.n_items = len(self.item_ids)
@@ -132,14 +134,9 @@ class Engine:
 
     @staticmethod
     def _key(raw: Any, numeric: bool) -> Any:
-        """An id as the map stores it: ``"19"`` and ``19`` are the same id in an integer map."""
-        s = str(raw).strip()
-        if numeric:
-            try:
-                return int(s)
-            except ValueError:
-                return None
-        return s
+        """An id as the map stores it (``contract.canonical_id``): ``"19"`` and ``19`` are one id in an integer
+        map, ``"019"`` none of its ids."""
+        return contract.integer_id(raw) if numeric else contract.canonical_id(raw)
 
     def user_index(self, user_id: Any) -> int:
         """Index of a known user, or -1."""
@@ -256,8 +253,8 @@ class Engine:
     ) -> dict:
         """Top-k movies for a user; unknown users get the popularity fallback (``strategy: popular``).
 
-        ``events``: the user's ratings since training (``movie_id``, ``rating``, optional ``timestamp`` in epoch
-        seconds), oldest first. Those after the model's training cutoff update a known user's factors
+        ``events``: the user's stored ratings (``movie_id``, ``rating``, optional ``received_at`` in epoch ms),
+        oldest first. Those the model was not trained on (:meth:`new_ratings`) update a known user's factors
         (:meth:`update`) and count as seen; an unknown user with events gets the cold start from them. The result's
         ``events_used`` says how many were folded in (the latest rating of each known movie).
         """
@@ -265,7 +262,7 @@ class Engine:
         mask = self._genre_mask(genres, exclude_genres) if genres or exclude_genres else None
         u = self.user_index(user_id)
         events = list(events or ())
-        latest = self.new_ratings(events)
+        latest = self.new_ratings(events, known_user=u >= 0)
         if u < 0 and latest:
             res = self.cold_start(latest, k, exclude_seen, genres, exclude_genres)
             res["user_id"] = self._user_key(user_id)
@@ -295,18 +292,27 @@ class Engine:
         out["events_used"] = len(items)
         return out
 
-    def new_ratings(self, events: Iterable[Mapping[str, Any]]) -> dict[Any, float]:
-        """``{movie_id: rating}`` of the events after the training cutoff, the last rating of each movie winning;
-        ratings outside the model's scale are left out (the API refuses them against the served model's scale)."""
+    def new_ratings(self, events: Iterable[Mapping[str, Any]], known_user: bool = True) -> dict[Any, float]:
+        """``{movie_id: rating}`` of the events the model has not learnt, the last rating of each movie winning.
+
+        A known user's events stored up to the model's ``events_through`` are in the model and left out; an unknown
+        user's never are (the model has no factors of theirs to hold them). Ids follow ``contract.canonical_id``, so
+        ``19`` and ``"19"`` are one movie (keyed by the catalogue's id). Ratings outside the model's scale are left
+        out (the API refuses them against the served model's scale).
+        """
         latest: dict[Any, float] = {}
+        through = self.events_through if known_user else None
         for e in events:
-            t = e.get("timestamp")
-            if self.cutoff is not None and t is not None and t <= self.cutoff:
+            stored = e.get("received_at")
+            if through is not None and stored is not None and stored <= through:
                 continue
             r = float(e["rating"])
-            if self.scale[0] <= r <= self.scale[1]:
-                latest.pop(e["movie_id"], None)
-                latest[e["movie_id"]] = r
+            if not self.scale[0] <= r <= self.scale[1]:
+                continue
+            i = self.item_index(e["movie_id"])
+            key = self.item_ids[i].item() if i >= 0 else contract.canonical_id(e["movie_id"])
+            latest.pop(key, None)
+            latest[key] = r
         return latest
 
     def update(self, u: int, items: np.ndarray, ratings: np.ndarray):
@@ -322,11 +328,18 @@ class Engine:
           ``W_train`` the user's training weight (``liked_weight`` for ratings >= ``liked_threshold``); the step
           follows the new ratings' softmax gradient.
 
-        The implicit (deep-branch) factors, copies of the interaction factors, move by the same step.
+        The implicit (deep-branch) factors, copies of the interaction factors, move by the same step. A movie the
+        user rated in training and again as an event counts once, as the event (its training rating leaves the
+        prior's precision). Approximations, as in :meth:`fold_in`: the rating head's residual leaves out the deep
+        branch's term (it is held at its trained value), and the prior's centre still holds a re-rated movie's
+        training rating.
         """
         w, d = self.w, self.fold_in_defaults
         lo, hi = self.h_indptr[u], self.h_indptr[u + 1]
         hist_items, hist_ratings = self.h_items[lo:hi], self.h_ratings[lo:hi]
+        again = np.isin(hist_items, items)
+        if again.any():
+            hist_items, hist_ratings = hist_items[~again], hist_ratings[~again]
         # Rating head.
         p0, b0 = w["user_mf"][u].astype(np.float64), float(w["user_bias"][u])
         q_e = w["item_mf"][items].astype(np.float64) * self.mf_weight
@@ -441,10 +454,16 @@ class Engine:
     ) -> dict:
         """Recommendations for a new user from ``{movie_id: rating}``; unknown movie ids are reported back."""
         k = self._check_k(k)
-        known, unknown = [], []
+        by_index: dict[int, float] = {}  # "19" and 19 are one movie: the later rating wins
+        unknown = []
         for mid, r in ratings.items():
             i = self.item_index(mid)
-            (known if i >= 0 else unknown).append((i, float(r)) if i >= 0 else mid)
+            if i >= 0:
+                by_index.pop(i, None)
+                by_index[i] = float(r)
+            else:
+                unknown.append(mid)
+        known = list(by_index.items())
         for _, r in known:
             if not (self.scale[0] <= r <= self.scale[1]):
                 raise RequestError("invalid_rating", f"rating {r:g} is outside {self.scale[0]:g}-{self.scale[1]:g}")

@@ -3,8 +3,8 @@ requests, so that ``DELETE /users/{user_id}`` finds everything of a user in two 
 
 Table design (``events_table_name``): partition key ``user_id``, sort key ``item_key``:
 
-* partition ``<user>`` (the id as a string: ``19`` and ``"19"`` are one user, as everywhere in the API), sort key
-  ``e#<event_id>`` (the client's ``event_id``, or a generated one): one event;
+* partition ``<user>`` (``contract.canonical_id``: ``19``, ``"19"`` and ``" 19"`` are one user, as in the
+  engine), sort key ``e#<event_id>`` (the client's ``event_id``, or a generated one): one event;
 * partition ``requests#<user>``, sort key ``r#<request_id>``: one request that names the user (``user_id``,
   ``profile_of``, each of ``user_ids``), written before the request item, expiring with it. Pointers live in their
   own partition so that the request-time Query of a user's events reads events only, however many requests the
@@ -15,7 +15,8 @@ Table design (``events_table_name``): partition key ``user_id``, sort key ``item
 So:
 
 * a user's events are one consistent ``Query`` (read-your-writes: a recommendation submitted after the events call
-  returned sees them), the served model's cutoff applied by the engine;
+  returned sees them); the engine leaves out those the served model was trained on (stored up to its
+  ``events_through``);
 * a client's retry with the same ``event_id`` rewrites the same item instead of adding one;
 * a call's events are written in one transaction: all of them or none;
 * items expire through ``ttl`` ``events_ttl_days`` after they were stored, which must be longer than the retraining
@@ -33,6 +34,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.api.models import EventsRequest
+from lambdas.engine.contract import canonical_id
 from lambdas.service.aws import Services
 from lambdas.service.errors import ServiceError, Unavailable
 from lambdas.service.logs import logger
@@ -53,8 +55,8 @@ class InvalidEvent(ServiceError):
 
 
 def user_key(user_id: int | str) -> str:
-    """The partition key of a user: their id as a string."""
-    return str(user_id)
+    """The partition key of a user: their canonical id (the engine's identity of users)."""
+    return canonical_id(user_id)
 
 
 def items(request: EventsRequest, now: float | None = None, ttl_days: int = 30) -> list[dict[str, Any]]:
@@ -87,7 +89,7 @@ def check(request: EventsRequest, rating_scale: tuple[float, float], known: set[
             raise InvalidEvent(
                 "invalid_rating", f"events[{n}].rating {e.rating:g} is outside the served model's scale {lo:g}-{hi:g}"
             )
-    return list(dict.fromkeys(e.movie_id for e in request.events if str(e.movie_id) not in known))
+    return list(dict.fromkeys(e.movie_id for e in request.events if canonical_id(e.movie_id) not in known))
 
 
 def store(services: Services, request: EventsRequest, now: float | None = None) -> list[dict[str, Any]]:

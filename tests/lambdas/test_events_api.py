@@ -4,6 +4,7 @@ validated against the served model, folded into the next recommendation."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -45,7 +46,7 @@ def test_events_are_stored_and_read_back_in_one_query(flow, lambda_context, engi
         {
             "user_id": 7,
             "events": [
-                {"movie_id": movie, "rating": 4.5, "timestamp": 2_000_000_000, "event_id": "a-1"},
+                {"movie_id": movie, "rating": 4.5, "timestamp": 1_700_000_000, "event_id": "a-1"},
                 {"movie_id": "not-a-movie", "rating": 3},
             ],
         },
@@ -54,13 +55,16 @@ def test_events_are_stored_and_read_back_in_one_query(flow, lambda_context, engi
     assert answer["stored"] == 2 and answer["unknown_movies"] == ["not-a-movie"]
     assert answer["event_ids"][0] == "a-1" and len(answer["event_ids"][1]) == 32
     found = events.for_user(flow.services, "7")  # "7" and 7 are one user
-    assert [(e["movie_id"], e["rating"]) for e in found] == [("not-a-movie", 3.0), (movie, 4.5)]
+    assert [(e["movie_id"], e["rating"]) for e in found] == [(movie, 4.5), ("not-a-movie", 3.0)]  # by timestamp
     # the same event id again replaces that event
     post_events(lambda_context, {"user_id": "7", "events": [{"movie_id": movie, "rating": 2, "event_id": "a-1"}]})
     found = events.for_user(flow.services, 7)
     assert len(found) == 2 and sorted(e["rating"] for e in found) == [2.0, 3.0]
     item = next(i for i in stored(flow) if i["event_id"]["S"] == "a-1")
     assert int(item["ttl"]["N"]) > int(item["received_at"]["N"]) // 1000 + 29 * 86_400
+
+
+HOUR_AHEAD = int(time.time()) + 3600
 
 
 @pytest.mark.parametrize(
@@ -72,6 +76,12 @@ def test_events_are_stored_and_read_back_in_one_query(flow, lambda_context, engi
         ({"user_id": 1, "events": [{"movie_id": 1, "rating": 4, "event_id": "x"}] * 2}, 422, "validation_error"),
         ({"user_id": 1, "events": [{"movie_id": 1, "rating": 4}] * 101}, 422, "validation_error"),
         ({"events": [{"movie_id": 1, "rating": 4}]}, 422, "validation_error"),
+        # far ahead of the API's clock: it would look newer than every model trained later
+        (
+            {"user_id": 1, "events": [{"movie_id": 1, "rating": 4, "timestamp": int(time.time()) + 3600}]},
+            422,
+            "validation_error",
+        ),
         ("{not json", 400, "invalid_json"),
     ],
 )
@@ -144,6 +154,26 @@ def delete_user(context, user_id: str) -> tuple[int, dict]:
     status, _, answer = _answer(api.lambda_handler(event, context))
     assert_matches("DELETE", "/users/{user_id}", status, answer)
     return status, answer
+
+
+def test_a_timestamp_a_little_ahead_of_the_clock_is_taken(flow, lambda_context):
+    got, answer = post_events(
+        lambda_context, {"user_id": 1, "events": [{"movie_id": 1, "rating": 4, "timestamp": int(time.time()) + 60}]}
+    )
+    assert got == 200, answer
+
+
+def test_one_user_under_every_spelling_of_their_id_is_one_partition_and_one_deletion(flow, lambda_context, engine):
+    movie = int(engine.item_ids[3])
+    for spelled in (19, "19", " 19 "):
+        assert post_events(lambda_context, {"user_id": spelled, "events": [{"movie_id": movie, "rating": 4}]})[0] == 200
+    # "019" is another id ("19" in an integer-id model is 19; "019" names no user of it, as in the engine)
+    post_events(lambda_context, {"user_id": "019", "events": [{"movie_id": movie, "rating": 4}]})
+    assert {i["user_id"]["S"] for i in stored(flow)} == {"19", "019"}
+    assert engine.user_index("019") == -1 and engine.user_index(" 19 ") == engine.user_index(19)
+    status, answer = delete_user(lambda_context, " 19")
+    assert status == 200 and answer["events_deleted"] == 3
+    assert {i["user_id"]["S"] for i in stored(flow)} == {"019"}
 
 
 def test_forgetting_a_user_leaves_nothing_of_them_in_the_table_or_bucket(flow, lambda_context, engine):

@@ -26,8 +26,10 @@ def _unseen(engine: Engine, u: int, n: int) -> list[int]:
     return [int(engine.item_ids[i]) for i in range(engine.n_items) if i not in seen][:n]
 
 
-def test_the_artifact_records_its_training_cutoff(engine):
-    assert isinstance(engine.cutoff, int) and engine.cutoff > 0
+def test_a_model_trained_without_events_records_none_and_folds_every_event_in(engine):
+    assert engine.events_through is None
+    assert "events_through" not in engine.artifact.manifest["training"]
+    assert engine.artifact.manifest["training"]["cutoff"] > 0  # the newest training rating, for the model card
 
 
 def test_no_events_change_nothing(engine):
@@ -40,7 +42,7 @@ def test_one_event_nudges_a_known_user_and_counts_as_seen(engine):
     u, uid = _user_with_many_ratings(engine)
     before = engine.recommend(uid, k=10)
     target = before["items"][0]["movie_id"]
-    after = engine.recommend(uid, k=10, events=[{"movie_id": target, "rating": 1.0, "timestamp": engine.cutoff + 1}])
+    after = engine.recommend(uid, k=10, events=[{"movie_id": target, "rating": 1.0, "received_at": 1}])
     assert after["strategy"] == "personalized" and after["events_used"] == 1
     ids = [m["movie_id"] for m in after["items"]]
     assert target not in ids  # rated now: seen
@@ -65,7 +67,8 @@ def test_a_user_with_fewer_training_ratings_moves_more(engine):
     counts = np.diff(engine.h_indptr)
     many, few = int(np.argmax(counts)), int(np.argmin(counts))
     assert counts[many] > 2 * counts[few]
-    i = np.array([0])
+    rated = set(engine._seen(many).tolist()) | set(engine._seen(few).tolist())
+    i = np.array([next(j for j in range(engine.n_items) if j not in rated)])  # new to both
 
     def moved(u: int) -> float:
         return float(np.linalg.norm(engine.update(u, i, np.array([5.0]))[1] - engine.w["user_mf"][u]))
@@ -90,12 +93,35 @@ def test_liked_events_raise_those_movies_and_their_neighbours(engine):
     assert engine.recommend(uid, k=10, events=events)["items"] != before
 
 
-def test_events_up_to_the_cutoff_are_in_the_model_already(engine):
+def test_a_known_users_events_stored_up_to_events_through_are_in_the_model_already(small_artifact):
+    engine = Engine(small_artifact)
+    engine.events_through = 5_000  # as if trained on an export whose newest event was stored at 5 s
     u, uid = _user_with_many_ratings(engine)
     movie = _unseen(engine, u, 1)[0]
-    old = engine.recommend(uid, k=5, events=[{"movie_id": movie, "rating": 5.0, "timestamp": engine.cutoff}])
+    old = engine.recommend(uid, k=5, events=[{"movie_id": movie, "rating": 5.0, "received_at": 5_000}])
     assert old["events_used"] == 0
     assert old["items"] == engine.recommend(uid, k=5)["items"]
+    # whatever the client's timestamp says: storage time decides
+    new = [{"movie_id": movie, "rating": 5.0, "received_at": 5_001, "timestamp": 0}]
+    assert engine.recommend(uid, k=5, events=new)["events_used"] == 1
+    # an unknown user's events are never in the model: all of them give the cold start
+    visitor = engine.recommend("visitor-9", k=5, events=[{"movie_id": movie, "rating": 5.0, "received_at": 1}])
+    assert visitor["strategy"] == "cold_start" and visitor["events_used"] == 1
+
+
+def test_one_movie_under_two_spellings_counts_once_and_replaces_its_training_rating(engine):
+    u, uid = _user_with_many_ratings(engine)
+    movie = _unseen(engine, u, 1)[0]
+    twice = [{"movie_id": movie, "rating": 2.0}, {"movie_id": str(movie), "rating": 4.0}]
+    assert engine.new_ratings(twice) == {movie: 4.0}
+    assert engine.recommend(uid, k=5, events=twice)["events_used"] == 1
+    # a movie rated in training and again now: the event replaces it in the prior (same step as a fresh movie)
+    lo = engine.h_indptr[u]
+    rated, old = int(engine.h_items[lo]), float(engine.h_ratings[lo])
+    again = engine.update(u, np.array([rated]), np.array([old]))
+    assert np.all(np.isfinite(again[0])) and np.all(np.isfinite(again[1]))
+    hist = engine.h_items[engine.h_indptr[u] : engine.h_indptr[u + 1]]
+    assert rated in hist
 
 
 def test_the_last_rating_of_a_movie_wins_and_unknown_movies_or_scales_are_ignored(engine):

@@ -24,20 +24,22 @@ def test_events_exported_trained_on_and_then_covered_by_the_new_model(flow, smal
     uid = int(engine.user_ids[u])
     seen = set(engine._seen(u).tolist())
     new = [int(engine.item_ids[i]) for i in range(engine.n_items) if i not in seen][:3]
-    now = engine.cutoff + 1000
     ratings = zip(new, (5.0, 4.5, 1.0), strict=True)
-    request = EventsRequest(user_id=uid, events=[{"movie_id": m, "rating": r, "timestamp": now} for m, r in ratings])
-    events.store(flow.services, request)
+    request = EventsRequest(user_id=uid, events=[{"movie_id": m, "rating": r, "timestamp": 1_000} for m, r in ratings])
+    written = events.store(flow.services, request)
     # a visitor with a text id: exported, but an integer-id data set cannot hold it
-    events.store(flow.services, EventsRequest(user_id="visitor-1", events=[{"movie_id": new[0], "rating": 4.0}]))
+    written += events.store(
+        flow.services, EventsRequest(user_id="visitor-1", events=[{"movie_id": new[0], "rating": 4.0}])
+    )
     assert engine.recommend(uid, events=events.for_user(flow.services, uid))["events_used"] == 3
 
     # WHEN the events are exported and the model retrained with them
     out = tmp_path / "events.csv"
-    assert events_cli.main(["--table", flow.settings.events_table_name, "--out", str(out)]) == 0
+    table = ["--table", flow.settings.events_table_name, "--settle-s", "0"]
+    assert events_cli.main([*table, "--out", str(out)]) == 0
     with open(out) as f:
         exported = list(csv.DictReader(f))
-    assert len(exported) == 4 and set(exported[0]) == {"userId", "movieId", "rating", "timestamp"}
+    assert len(exported) == 4 and set(exported[0]) == {"userId", "movieId", "rating", "timestamp", "receivedAt"}
     data = small_model_dir.parent
     model = tmp_path / "model"
     args = ["--ratings", str(data / "ratings.csv"), "--movies", str(data / "movies.csv"), "--events", str(out)]
@@ -46,13 +48,26 @@ def test_events_exported_trained_on_and_then_covered_by_the_new_model(flow, smal
     export(model, tmp_path / "artifact", log=lambda *_: None)
     retrained = Engine(tmp_path / "artifact")
 
-    # THEN the new model's cutoff covers the events: they are in its training data (or test split), not folded in
-    assert retrained.cutoff == now
+    # THEN the new model was trained on every event (none lands in its test split) and records the newest exported
+    # one's storage time (the visitor's too: the export covered it), so it no longer folds them in
+    assert retrained.events_through == max(it["received_at"] for it in written)
     assert retrained.recommend(uid, events=events.for_user(flow.services, uid))["events_used"] == 0
     r = retrained.user_index(uid)
-    in_training = {int(retrained.item_ids[i]) for i in retrained._seen(r)}
-    held_out = set(new) - in_training  # the seeded 90/10 split may hold some out for the test
-    assert len(held_out) < len(new)
+    assert set(new) <= {int(retrained.item_ids[i]) for i in retrained._seen(r)}
+    # AND an event stored after the export is still folded in
+    events.store(flow.services, EventsRequest(user_id=uid, events=[{"movie_id": new[0], "rating": 0.5}]))
+    assert retrained.recommend(uid, events=events.for_user(flow.services, uid))["events_used"] == 1
+
+
+def test_the_export_leaves_out_the_events_of_the_last_seconds(flow, tmp_path):
+    from training import events as events_cli
+
+    events.store(flow.services, EventsRequest(user_id=5, events=[{"movie_id": 1, "rating": 4.0}]), now=1_000.0)
+    events.store(flow.services, EventsRequest(user_id=5, events=[{"movie_id": 2, "rating": 4.0}]))
+    out = tmp_path / "events.csv"
+    assert events_cli.main(["--table", flow.settings.events_table_name, "--out", str(out)]) == 0  # settle 5 s
+    with open(out) as f:
+        assert [row["movieId"] for row in csv.DictReader(f)] == ["1"]
 
 
 def test_the_export_refuses_a_missing_local_stack_with_a_message(tmp_path, monkeypatch, capsys):
