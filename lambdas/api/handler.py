@@ -43,7 +43,7 @@ from lambdas.service import catalogue
 from lambdas.service import events as events_service
 from lambdas.service import status as status_service
 from lambdas.service import submit as submit_service
-from lambdas.service.aws import get_services
+from lambdas.service.aws import get_services, is_transient
 from lambdas.service.errors import ServiceError
 from lambdas.service.logs import logger
 from lambdas.service.movie_index import MAX_LIMIT, MAX_QUERY
@@ -116,7 +116,8 @@ def _error(description: str, retry_after: bool = False) -> dict:
         422: _error("The JSON breaks the contract (`validation_error`, with `details`)"),
         503: _error(
             "The request could not be queued (`queue_unavailable`); it is marked FAILED and the Idempotency-Key "
-            "released: retry after `Retry-After` seconds",
+            "released: retry after `Retry-After` seconds. Or it could not be stored (`service_unavailable`: "
+            "nothing of it was)",
             retry_after=True,
         ),
         500: _error(INTERNAL),
@@ -343,6 +344,18 @@ def _service_error(exc: ServiceError) -> Response:
 def _no_route(exc: NotFoundError) -> Response:
     event = app.current_event
     return errors.response(404, "not_found", f"no route {event.http_method} {event.path}")
+
+
+@app.exception_handler([BotoCoreError, ClientError])
+def _aws_failure(exc: Exception) -> Response:
+    """An AWS call that failed past the client's own retries: 503 with Retry-After when a retry may get past it,
+    else 500 (both logged with the error)."""
+    logger.exception("AWS call failed")
+    if is_transient(exc):
+        return errors.response(
+            503, "service_unavailable", "a storage service is busy or unreachable; retry", headers={"Retry-After": "1"}
+        )
+    return errors.response(500, "internal_error", "internal error")
 
 
 @app.exception_handler(Exception)

@@ -27,7 +27,8 @@ from pydantic import (
 RATING_MIN, RATING_MAX = 0.5, 5.0
 MAX_K = 100
 MAX_RATINGS = 500
-MAX_BATCH_USERS = 100
+# One DynamoDB transaction (at most 100 writes) holds the request, its Idempotency-Key record and a pointer per user.
+MAX_BATCH_USERS = 98
 MAX_GENRES = 20
 MAX_EVENTS = 100  # per POST /events: one DynamoDB transaction holds at most 100 writes
 MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01, in epoch seconds: the schema's bound

@@ -20,6 +20,38 @@ CLIENT_CONFIG = Config(
 )
 
 
+# Error codes of an AWS call that a retry may get past (throttling, a service's own trouble, a transaction that met
+# another): the API answers 503 with Retry-After for these, 500 for the rest (a missing permission, a bad call).
+TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "SlowDown",
+        "RequestTimeout",
+    }
+)
+
+
+def is_transient(exc: Exception) -> bool:
+    """Whether a botocore error is worth retrying: a connection failure, or one of :data:`TRANSIENT_CODES` (a
+    cancelled transaction counts when every reason is a conflict)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        if error.get("Code") == "TransactionCanceledException":
+            reasons = {r.get("Code") for r in exc.response.get("CancellationReasons", [])} - {"None", None}
+            return bool(reasons) and reasons <= TRANSIENT_CODES | {"TransactionConflict"}
+        return error.get("Code") in TRANSIENT_CODES
+    return isinstance(exc, BotoCoreError)
+
+
 @dataclass
 class Services:
     """The settings and lazily created clients for DynamoDB (resource and client), SQS, S3 and SSM."""

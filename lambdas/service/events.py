@@ -6,11 +6,11 @@ Table design (``events_table_name``): partition key ``user_id``, sort key ``item
 * partition ``<user>`` (``contract.canonical_id``: ``19``, ``"19"`` and ``" 19"`` are one user, as in the
   engine), sort key ``e#<event_id>`` (the client's ``event_id``, or a generated one): one event;
 * partition ``requests#<user>``, sort key ``r#<request_id>``: one request that names the user (``user_id``,
-  ``profile_of``, each of ``user_ids``), written before the request item, expiring with it. Pointers live in their
-  own partition so that the request-time Query of a user's events reads events only, however many requests the
-  user has made (DynamoDB reads only the matching range; moto, the local stack's DynamoDB, reads the whole
-  partition). Every Query names its sort-key prefix, so a user id that itself starts with ``requests#`` never
-  reads another user's pointers.
+  ``profile_of``, each of ``user_ids``), written in one transaction with the request item, expiring with it.
+  Pointers live in their own partition so that the request-time Query of a user's events reads events only,
+  however many requests the user has made (DynamoDB reads only the matching range; moto, the local stack's
+  DynamoDB, reads the whole partition). Every Query names its sort-key prefix, so a user id that itself starts
+  with ``requests#`` never reads another user's pointers.
 
 So:
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -45,6 +46,10 @@ KEY_PREFIX = "e#"
 REQUEST_PREFIX = "r#"
 POINTER_PARTITION = "requests#"
 BATCH_WRITE = 25  # DynamoDB's BatchWriteItem limit
+# DELETE /users/{id}: requests deleted at a time, and the seconds one call spends (under the API's 25 s timeout).
+FORGET_THREADS = 16
+FORGET_CHUNK = 64
+FORGET_BUDGET_S = 15.0
 # The most events read per user at request time (newest kept): about 2 read units per 100 events.
 MAX_READ = 2000
 _SERIALIZE, _DESERIALIZE = TypeSerializer(), TypeDeserializer()
@@ -137,51 +142,72 @@ def _plain(value: Any) -> int | str:
     return int(value) if isinstance(value, Decimal) else value
 
 
-def remember_request(services: Services, user_ids: list[int | str], request_id: str, expires: int) -> None:
-    """Write ``r#<request_id>`` under each user the request names (before the request item itself)."""
+def pointer_puts(services: Services, user_ids: list[int | str], request_id: str, expires: int) -> list[dict]:
+    """``TransactWriteItems`` Puts of ``r#<request_id>`` under each user a request names (plain Python values, for
+    the requests table resource's client): written in the request item's own transaction, so a request never
+    exists without its pointers and ``forget`` never misses one submitted before it ran."""
     s = services.settings
     if not s.events_table_name or not user_ids:
-        return
-    puts = [
+        return []
+    return [
         {
-            "PutRequest": {
+            "Put": {
+                "TableName": s.events_table_name,
                 "Item": {
-                    EVENTS_PARTITION_KEY: {"S": POINTER_PARTITION + key},
-                    EVENTS_SORT_KEY: {"S": REQUEST_PREFIX + request_id},
-                    TTL_ATTRIBUTE: {"N": str(expires)},
-                }
+                    EVENTS_PARTITION_KEY: POINTER_PARTITION + key,
+                    EVENTS_SORT_KEY: REQUEST_PREFIX + request_id,
+                    TTL_ATTRIBUTE: expires,
+                },
             }
         }
         for key in dict.fromkeys(user_key(u) for u in user_ids)
     ]
-    if len(puts) == 1:
-        services.dynamodb.put_item(TableName=s.events_table_name, Item=puts[0]["PutRequest"]["Item"])
-        return
-    for start in range(0, len(puts), BATCH_WRITE):
-        _batch_write(services, {s.events_table_name: puts[start : start + BATCH_WRITE]})
 
 
-def forget(services: Services, user_id: int | str) -> dict[str, int]:
+def forget(services: Services, user_id: int | str, budget_s: float | None = None) -> dict[str, int]:
     """Delete a user's events, their requests (items and results in S3) and the pointers; returns the counts.
 
-    Two Queries find everything (the events, the request pointers); the request items go first, then the user's
-    own items, so an interrupted call can be repeated and finishes the job.
+    Two Queries find everything (the events, the request pointers). The requests are deleted ``FORGET_THREADS`` at a
+    time, then the pointers of those deleted and the user's own items. A user with more requests than
+    ``budget_s`` seconds allow gets ``Unavailable`` (503) once that time is spent, after the pointers of what was
+    deleted went too: a repeat carries on where this call stopped, and the last one deletes the events.
     """
-    s = services.settings
+    started = time.monotonic()
+    budget_s = FORGET_BUDGET_S if budget_s is None else budget_s
     key = user_key(user_id)
     events = _keys(services, key, KEY_PREFIX)
     pointers = _keys(services, POINTER_PARTITION + key, REQUEST_PREFIX)
-    deleted_requests = sum(delete_request(services, k[len(REQUEST_PREFIX) :]) for k in pointers)
-    deletes = [
-        {"DeleteRequest": {"Key": {EVENTS_PARTITION_KEY: {"S": pk}, EVENTS_SORT_KEY: {"S": k}}}}
-        for pk, keys in ((key, events), (POINTER_PARTITION + key, pointers))
-        for k in keys
-    ]
-    for start in range(0, len(deletes), BATCH_WRITE):
-        _batch_write(services, {s.events_table_name: deletes[start : start + BATCH_WRITE]})
-    counts = {"events_deleted": len(events), "requests_deleted": deleted_requests}
+    done: list[str] = []
+    deleted = 0
+    with ThreadPoolExecutor(FORGET_THREADS) as pool:
+        for start in range(0, len(pointers), FORGET_CHUNK):
+            chunk = pointers[start : start + FORGET_CHUNK]
+            deleted += sum(pool.map(lambda k: delete_request(services, k[len(REQUEST_PREFIX) :]), chunk))
+            done += chunk
+            if len(done) < len(pointers) and time.monotonic() - started > budget_s:
+                _delete_keys(services, [(POINTER_PARTITION + key, k) for k in done])
+                logger.info(
+                    "user partly forgotten", extra={"requests_deleted": deleted, "left": len(pointers) - len(done)}
+                )
+                raise Unavailable(
+                    "forget_incomplete",
+                    f"deleted {len(done):,} of the user's {len(pointers):,} requests in {budget_s:g} s; repeat the "
+                    "call to carry on",
+                    headers={"Retry-After": "1"},
+                )
+    _delete_keys(services, [(POINTER_PARTITION + key, k) for k in pointers] + [(key, k) for k in events])
+    counts = {"events_deleted": len(events), "requests_deleted": deleted}
     logger.info("user forgotten", extra=counts)
     return counts
+
+
+def _delete_keys(services: Services, keys: list[tuple[str, str]]) -> None:
+    """BatchWriteItem deletes of (partition, sort key) pairs of the events table, 25 at a time."""
+    deletes = [
+        {"DeleteRequest": {"Key": {EVENTS_PARTITION_KEY: {"S": pk}, EVENTS_SORT_KEY: {"S": k}}}} for pk, k in keys
+    ]
+    for start in range(0, len(deletes), BATCH_WRITE):
+        _batch_write(services, {services.settings.events_table_name: deletes[start : start + BATCH_WRITE]})
 
 
 def _keys(services: Services, partition: str, prefix: str) -> list[str]:

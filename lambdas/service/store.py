@@ -92,11 +92,20 @@ def finish(
 
 
 def delete(services: Services, request_id: str) -> bool:
-    """Delete a request's item and its result object in S3, if any; False if there was no such item."""
-    item = get(services, request_id)
-    if item is None:
+    """Delete a request's item and its result object in S3, if any; False if there was no such item.
+
+    The item goes first and reports what it held (``ALL_OLD``); then the result object goes, under the key the item
+    named and under the one key a worker writes it to, so a worker finishing the request meanwhile leaves nothing:
+    either it wrote its object before this delete (removed here) or its finish finds no item and removes its own.
+    Uses the table resource's client, which (unlike the resource) may be shared by threads.
+    """
+    s = services.settings
+    old = services.table.meta.client.delete_item(
+        TableName=services.table.name, Key={PARTITION_KEY: request_id}, ReturnValues="ALL_OLD"
+    ).get("Attributes")
+    if old is None:
         return False
-    if item.get("result_s3_key"):
-        services.s3.delete_object(Bucket=services.settings.bucket_name, Key=item["result_s3_key"])
-    services.table.delete_item(Key={PARTITION_KEY: request_id})
+    keys = {f"{s.results_prefix}{request_id}.json", old.get("result_s3_key")} - {None}
+    for key in sorted(keys) if s.bucket_name else ():
+        services.s3.delete_object(Bucket=s.bucket_name, Key=key)
     return True

@@ -1,6 +1,7 @@
 """Submit a validated request: idempotency, a conditional PENDING put, then the SQS message.
 
-Order matters: the item exists before the message, so the worker always finds it; if the send fails the item
+Order matters: the item (with the pointers of the users it names, in one transaction) exists before the message, so
+the worker always finds it; if the send fails the item
 is marked FAILED (and the idempotency record released) before the client gets 503, so nothing stays PENDING
 with no message behind it.
 """
@@ -55,14 +56,13 @@ def submit(
     request_id = request_id or new_request_id()
     body = canonical(request)
     item = store.pending_item(request_id, request.kind, body, services.settings.ttl_seconds)
-    # the users it names learn of it first (DELETE /users/{id} finds it through them); a pointer left by a failed
-    # put below points at nothing and expires with the TTL
-    events.remember_request(services, named_users(request), request_id, item[TTL_ATTRIBUTE])
+    # the users it names point at it (DELETE /users/{id} finds it through them), in the item's own transaction
+    pointers = events.pointer_puts(services, named_users(request), request_id, item[TTL_ATTRIBUTE])
     if idempotency_key is None:
-        # a uuid4 never collides in practice; the condition makes a collision an error instead of an overwrite
-        services.table.put_item(Item=item, ConditionExpression="attribute_not_exists(#pk)", **_pk_name())
+        _put(services, item, pointers)
     else:
-        replay = _put_idempotent(services, item, idempotency_key, hashlib.sha256(body.encode()).hexdigest())
+        sha = hashlib.sha256(body.encode()).hexdigest()
+        replay = _put_idempotent(services, item, idempotency_key, sha, pointers)
         if replay is not None:
             return replay
     _enqueue(services, request_id, body, idempotency_key)
@@ -83,8 +83,28 @@ def _pk_name() -> dict:
     return {"ExpressionAttributeNames": {"#pk": PARTITION_KEY}}
 
 
-def _put_idempotent(services: Services, item: dict, key: str, body_sha256: str) -> Accepted | None:
-    """Write the request and ``idem#<key>`` atomically; on a repeat return the first request instead."""
+def _new(table_name: str, item: dict) -> dict:
+    """A transaction's Put of an item that must not exist yet."""
+    return {
+        "Put": {"TableName": table_name, "Item": item, "ConditionExpression": "attribute_not_exists(#pk)", **_pk_name()}
+    }
+
+
+def _put(services: Services, item: dict, pointers: list[dict]) -> None:
+    """The request item (a uuid4 never collides in practice; the condition makes a collision an error instead of an
+    overwrite), with its users' pointers in one transaction."""
+    table = services.table
+    if not pointers:
+        table.put_item(Item=item, ConditionExpression="attribute_not_exists(#pk)", **_pk_name())
+        return
+    table.meta.client.transact_write_items(TransactItems=[_new(table.name, item), *pointers])
+
+
+def _put_idempotent(
+    services: Services, item: dict, key: str, body_sha256: str, pointers: list[dict]
+) -> Accepted | None:
+    """Write the request, ``idem#<key>`` and the users' pointers atomically; on a repeat return the first request
+    instead."""
     idem = {
         PARTITION_KEY: IDEMPOTENCY_PREFIX + key,
         "target_request_id": item[PARTITION_KEY],
@@ -96,17 +116,7 @@ def _put_idempotent(services: Services, item: dict, key: str, body_sha256: str) 
     for _ in range(ATTEMPTS):
         try:
             table.meta.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": table.name,
-                            "Item": it,
-                            "ConditionExpression": "attribute_not_exists(#pk)",
-                            **_pk_name(),
-                        }
-                    }
-                    for it in (idem, item)
-                ]
+                TransactItems=[_new(table.name, idem), _new(table.name, item), *pointers]
             )
             return None
         except ClientError as exc:

@@ -205,3 +205,75 @@ def test_forgetting_a_user_leaves_nothing_of_them_in_the_table_or_bucket(flow, l
     # the other user of the batch keeps their own request, and a repeat finds nothing left
     assert delete_user(lambda_context, str(uid))[1] == {"user_id": str(uid), "events_deleted": 0, "requests_deleted": 0}
     assert delete_user(lambda_context, str(other))[1]["requests_deleted"] == 1  # the batch went with the first user
+
+
+def test_a_request_and_its_users_pointers_are_written_together_or_not_at_all(flow, lambda_context, monkeypatch):
+    """One transaction: DELETE /users/{id} never meets a request whose pointer it could not see. A transaction
+    that fails on a conflict is answered 503 with Retry-After, and nothing of it is stored."""
+    from botocore.exceptions import ClientError
+
+    request_id = submit(lambda_context, {"user_ids": [1, 2, 1]})
+    pointers = {i["user_id"]["S"] for i in stored(flow) if i["item_key"]["S"] == f"r#{request_id}"}
+    assert pointers == {"requests#1", "requests#2"} and flow.item(request_id) is not None
+    # the largest batch, with an Idempotency-Key: 98 pointers + the request + its record, DynamoDB's 100 at most
+    event = _submit_event({"user_ids": list(range(1000, 1098))})
+    event["headers"]["Idempotency-Key"] = "largest-batch"
+    status, _, answer = _answer(api.lambda_handler(event, lambda_context))
+    assert status == 202, answer
+    assert sum(i["item_key"]["S"] == f"r#{answer['request_id']}" for i in stored(flow)) == 98
+
+    client = flow.services.table.meta.client
+    conflict = ClientError(
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+            "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}],
+        },
+        "TransactWriteItems",
+    )
+
+    def refuse(**_):
+        raise conflict
+
+    monkeypatch.setattr(client, "transact_write_items", refuse)
+    before = len(stored(flow))
+    status, headers, answer = _answer(api.lambda_handler(_submit_event({"user_id": 3}), lambda_context))
+    assert status == 503 and answer["error"]["code"] == "service_unavailable" and headers["Retry-After"] == "1"
+    assert len(stored(flow)) == before
+
+
+def _submit_event(body: dict) -> dict:
+    event = load_event("api_post_recommendations.json")
+    event["body"] = json.dumps(body)
+    return event
+
+
+def test_a_result_a_worker_writes_while_its_request_is_deleted_is_deleted_too(flow, lambda_context):
+    """store.delete removes the item first, then the one key a worker writes results to: an object put while the
+    request was still PENDING does not outlive it."""
+    from lambdas.service import store
+
+    request_id = submit(lambda_context, {"user_id": 4})
+    key = f"{flow.settings.results_prefix}{request_id}.json"
+    flow.services.s3.put_object(Bucket=flow.settings.bucket_name, Key=key, Body=b"{}")  # the worker, mid-way
+    assert store.delete(flow.services, request_id) is True
+    listed = flow.services.s3.list_objects_v2(Bucket=flow.settings.bucket_name, Prefix=key)
+    assert listed.get("KeyCount", 0) == 0 and flow.item(request_id) is None
+    assert store.delete(flow.services, request_id) is False
+
+
+def test_forgetting_a_heavy_user_stops_in_time_and_a_repeat_finishes(flow, lambda_context, monkeypatch):
+    monkeypatch.setattr(events, "FORGET_CHUNK", 2)
+    mine = [submit(lambda_context, {"user_id": 5, "k": k}) for k in (1, 2, 3, 4, 5)]
+    post_events(lambda_context, {"user_id": 5, "events": [{"movie_id": 1, "rating": 4}]})
+    with pytest.raises(events.Unavailable) as stopped:
+        events.forget(flow.services, 5, budget_s=0)
+    assert stopped.value.code == "forget_incomplete" and "deleted 2 of the user's 5 requests" in stopped.value.message
+    assert sum(flow.item(r) is None for r in mine) == 2
+    left = [i for i in stored(flow) if i["user_id"]["S"] == "requests#5"]
+    assert len(left) == 3  # the deleted requests' pointers went with them
+    # through the API: 503 with Retry-After, and the repeat carries on
+    monkeypatch.setattr(events, "FORGET_BUDGET_S", 0.0)
+    status, answer = delete_user(lambda_context, "5")
+    assert status == 503 and answer["error"]["code"] == "forget_incomplete"
+    assert events.forget(flow.services, 5) == {"events_deleted": 1, "requests_deleted": 1}
+    assert all(flow.item(r) is None for r in mine) and [i for i in stored(flow) if "5" in i["user_id"]["S"]] == []
