@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 from infra.config import StackConfig
 from lambdas.service import status
+from lambdas.settings import Settings
 
 CONFIG = StackConfig()
 HOURS_PER_MONTH = 730.0  # the AWS pricing calculator's month
@@ -206,8 +207,9 @@ class Assumptions:
     architecture: str = CONFIG.architecture
     api_memory_mb: int = CONFIG.api_memory_mb
     worker_memory_mb: int = CONFIG.worker_memory_mb
-    # API function, warm, per call. UNMEASURED in AWS (assumption): POST = validation + the user's request pointer
-    # PutItem + PutItem + SendMessage, GET = one consistent GetItem; both with Powertools routing and a log line.
+    # API function, warm, per call. UNMEASURED in AWS (assumption): POST = validation + one TransactWriteItems (the
+    # item and the user's request pointer) + SendMessage, GET = one consistent GetItem; both with Powertools routing
+    # and a log line.
     api_post_ms: float = 25.0
     api_get_ms: float = 20.0
     # Worker, per message: the engine's p50 from `make bench` (README, 2026-12-02: 0.49 ms on ml-latest-small,
@@ -241,9 +243,15 @@ class Assumptions:
     completed_item_kb: float = 1.95
     sqs_message_kb: float = 0.31
     idempotent_fraction: float = 0.0  # POSTs with an Idempotency-Key: TransactWriteItems of two items instead
-    # Requests naming one user (user_id, profile_of; the measured request is one): the r# pointer PutItem under the
-    # user (1 WRU) and the worker's consistent Query of their events (1 RRU up to 4 KB, about 40 events).
+    # Requests naming one user (user_id, profile_of; the measured request is one): the PENDING put becomes one
+    # TransactWriteItems with the r# pointer under the user (x2: the item's WRU and the pointer's 1 WRU, doubled),
+    # and the worker makes a consistent Query of their events (1 RRU up to 4 KB, about 40 events).
     named_user_fraction: float = 1.0
+    # POST /events (priced per million stored events, table (a3)): events per call, the API function's warm time
+    # (validation, the cached movie index, one TransactWriteItems; assumption), the call's log bytes.
+    events_per_post: float = 1.0
+    api_events_ms: float = 20.0
+    log_bytes_per_events_post: float = 1250.0
     s3_result_fraction: float = 0.0  # results over 350 KB, written to and read from S3 instead
     ttl_days: float = float(CONFIG.result_ttl_days)
     pitr: bool = True
@@ -544,23 +552,26 @@ def cost_per_million(a: Assumptions = Assumptions(), prices: Prices = PRICES, fi
         )
     )
 
-    put_wru = (1 - a.idempotent_fraction) * _wru(a.pending_item_kb) + a.idempotent_fraction * 2 * 2 * _wru(
-        a.pending_item_kb
-    )
+    # The PENDING put is a transaction (x2 per item) when the request names a user (with its pointer) or carries an
+    # Idempotency-Key (with the idem# record); the two are taken as independent.
+    item_wru = _wru(a.pending_item_kb)
+    in_transaction = 1 - (1 - a.named_user_fraction) * (1 - a.idempotent_fraction)
+    put_wru = item_wru * (1 + in_transaction) + a.idempotent_fraction * 2 * item_wru
     update_wru = _wru(max(a.pending_item_kb, a.completed_item_kb))
     wru = n * (put_wru + update_wru)
     lines.append(
         Line(
-            "DynamoDB writes (PutItem PENDING, UpdateItem COMPLETED)",
-            f"{put_wru:g} + {update_wru} WRU ({_kb(a.pending_item_kb)} -> {_kb(a.completed_item_kb)})",
+            "DynamoDB writes (PENDING put, UpdateItem COMPLETED)",
+            f"{put_wru:g} + {update_wru} WRU ({_kb(a.pending_item_kb)} -> {_kb(a.completed_item_kb)}; the put in a"
+            f" transaction for {in_transaction:.0%})",
             wru / MILLION * prices.ddb_per_million_wru,
         )
     )
     lines.append(
         Line(
-            "DynamoDB users table (the request's pointer PutItem, the worker's events Query)",
-            f"{a.named_user_fraction:.0%} of requests: 1 WRU + 1 RRU",
-            n * a.named_user_fraction * (prices.ddb_per_million_wru + prices.ddb_per_million_rru) / MILLION,
+            "DynamoDB users table (the request's pointer, in its transaction; the worker's events Query)",
+            f"{a.named_user_fraction:.0%} of requests: 2 WRU + 1 RRU",
+            n * a.named_user_fraction * (2 * prices.ddb_per_million_wru + prices.ddb_per_million_rru) / MILLION,
         )
     )
     get_reads = f.gets * f.reads_per_get
@@ -610,6 +621,65 @@ def cost_per_million(a: Assumptions = Assumptions(), prices: Prices = PRICES, fi
                 "X-Ray traces (default sampling)",
                 f"{traces / n:.2f} traces per request",
                 traces / MILLION * prices.xray_per_million_traces,
+            )
+        )
+    lines.append(Line("Total", "", sum(line.usd for line in lines)))
+    return lines
+
+
+def cost_per_million_events(a: Assumptions = Assumptions(), prices: Prices = PRICES) -> list[Line]:
+    """What 1,000,000 stored events cost (``POST /events``, ``a.events_per_post`` a call); the last line is the
+    total. Each event is one item of at most 1 KB in a TransactWriteItems (2 WRU), kept ``events_ttl_days``."""
+    n = MILLION
+    calls = n / a.events_per_post
+    gb_s = prices.lambda_gb_s(a.architecture)
+    api_gb = a.api_memory_mb / 1024
+    event_kb = 0.2  # user, movie, rating, timestamp, received_at, ttl, keys: about 200 B (an upper bound)
+    days = float(Settings().events_ttl_days)
+    lines = [
+        Line(
+            "API Gateway REST (POST /events)",
+            f"{calls / MILLION:.2f} M calls",
+            calls / MILLION * prices.apigw_rest_tiers[0][1],
+        ),
+        Line(
+            "API function: requests",
+            f"{calls / MILLION:.2f} M invocations",
+            calls / MILLION * prices.lambda_per_million_requests,
+        ),
+        Line(
+            "API function: duration",
+            f"{math.ceil(a.api_events_ms)} ms at {a.api_memory_mb} MB",
+            calls * math.ceil(a.api_events_ms) / 1000 * api_gb * gb_s,
+        ),
+        Line(
+            "DynamoDB writes (one transaction per call)",
+            "2 WRU per event",
+            n * 2 * prices.ddb_per_million_wru / MILLION,
+        ),
+        Line(
+            "DynamoDB storage + PITR (kept for the TTL)",
+            f"{event_kb:g} KB each, {days:g} days",
+            n
+            * event_kb
+            / KB
+            / KB
+            * min(days * 24 / HOURS_PER_MONTH, 1.0)
+            * (prices.ddb_storage_gb_month + prices.ddb_pitr_gb_month),
+        ),
+        Line(
+            "CloudWatch Logs ingestion",
+            f"{a.log_bytes_per_events_post:g} B per call",
+            calls * a.log_bytes_per_events_post / 1e9 * prices.logs_ingest_per_gb,
+        ),
+    ]
+    if a.tracing:
+        share = _xray_share(a.rate_rps)
+        lines.append(
+            Line(
+                "X-Ray traces (default sampling)",
+                f"{share:.2f} per call",
+                calls * share / MILLION * prices.xray_per_million_traces,
             )
         )
     lines.append(Line("Total", "", sum(line.usd for line in lines)))
@@ -695,7 +765,7 @@ def latency_budget(a: Assumptions = Assumptions()) -> list[Hop]:
     hops = [
         Hop("API Gateway overhead (POST)", 10.0, "assumption; measure as Latency - IntegrationLatency (AWS metrics)"),
         Hop(
-            "API function, warm POST (validation, the user's pointer PutItem, PutItem, SendMessage)",
+            "API function, warm POST (validation, TransactWriteItems of the item and the user's pointer, SendMessage)",
             a.api_post_ms,
             "assumption (unmeasured in AWS); DynamoDB claims single-digit ms per call",
         ),
@@ -778,6 +848,13 @@ def _cost_table(a: Assumptions) -> str:
     rows = [(line.hop, line.quantity, _usd(line.usd)) for line in cost_per_million(a)]
     rows[-1] = ("**Total**", "", f"**{_usd(cost_per_million(a)[-1].usd)}**")
     return table(("hop", "per request (or counted)", "USD per 1M requests"), rows)
+
+
+def _events_table(a: Assumptions) -> str:
+    lines = cost_per_million_events(a)
+    rows = [(line.hop, line.quantity, _usd(line.usd)) for line in lines]
+    rows[-1] = ("**Total**", "", f"**{_usd(lines[-1].usd)}**")
+    return table(("hop", "per event (or counted)", "USD per 1M events"), rows)
 
 
 def _sustained_table(a: Assumptions, rates: Sequence[float]) -> str:
@@ -955,6 +1032,8 @@ def report(a: Assumptions, rates: Sequence[float] = (100, 1000)) -> str:
             _cost_table(a),
             "### (a2) The same million under the batching-window and status-read choices",
             _scenario_table(a),
+            f"### (a3) One million stored events (`POST /events`, {a.events_per_post:g} per call)",
+            _events_table(a),
             "### (b) Sustained load",
             f"One busy worker environment sustains {per_worker:,.0f} requests/s with full batches of"
             f" {a.batch_size} ({engine_only:,.0f}/s on the engine's {a.worker_engine_ms:g} ms per request alone,"
@@ -989,6 +1068,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--arch", choices=("x86_64", "arm64"), help=f"architecture (config: {CONFIG.architecture})")
     parser.add_argument("--completed-kb", type=float, help="COMPLETED item size in KB (default 1.95)")
     parser.add_argument("--no-tracing", action="store_true", help="X-Ray off")
+    parser.add_argument("--events-per-post", type=float, help="events per POST /events call for (a3) (default 1)")
     parser.add_argument("--rates", type=float, nargs="+", default=[100, 1000], help="sustained rates for (b), (c)")
     return parser.parse_args(argv)
 
@@ -1017,6 +1097,8 @@ def assumptions_from(args: argparse.Namespace) -> Assumptions:
         changes["completed_item_kb"] = args.completed_kb
     if args.no_tracing:
         changes["tracing"] = False
+    if args.events_per_post is not None:
+        changes["events_per_post"] = args.events_per_post
     return replace(a, **changes)
 
 

@@ -28,18 +28,30 @@ def test_worker_duration_bills_whole_milliseconds():
 
 
 def test_a_request_naming_a_user_adds_its_pointer_write_and_the_events_query():
-    # 1 WRU (USD 0.625 per million) + 1 consistent RRU (USD 0.125 per million) per request.
-    assert line(BARE, "DynamoDB users table") == pytest.approx(0.625 + 0.125)
-    assert line(replace(BARE, named_user_fraction=0.5), "DynamoDB users table") == pytest.approx(0.375)
+    # The pointer in the request's transaction: 2 WRU (USD 0.625 per million each) + 1 consistent RRU (USD 0.125).
+    named = replace(BARE, named_user_fraction=1.0)
+    assert line(named, "DynamoDB users table") == pytest.approx(2 * 0.625 + 0.125)
+    assert line(replace(BARE, named_user_fraction=0.5), "DynamoDB users table") == pytest.approx(0.6875)
+    # and its PENDING put is transactional too: 2 WRU instead of 1
+    assert line(named, "DynamoDB writes") == pytest.approx(4 * 0.625)
+
+
+def test_a_million_stored_events_cost_two_write_units_each_and_a_call_per_post():
+    lines = costs.cost_per_million_events(replace(BARE, events_per_post=10))
+    by_hop = {x.hop: x.usd for x in lines}
+    assert by_hop["DynamoDB writes (one transaction per call)"] == pytest.approx(2 * 0.625)
+    assert by_hop["API Gateway REST (POST /events)"] == pytest.approx(0.1 * 3.50)  # 100,000 calls
+    assert lines[-1].usd == pytest.approx(sum(x.usd for x in lines[:-1]))
 
 
 def test_dynamodb_writes_count_item_sizes_and_transactions():
+    anonymous = replace(BARE, named_user_fraction=0.0)  # a cold start: no user, no pointer
     # PENDING 0.37 KB: 1 WRU; UpdateItem to 1.95 KB: 2 WRU.
-    assert line(BARE, "DynamoDB writes") == pytest.approx(3 * 0.625)
+    assert line(anonymous, "DynamoDB writes") == pytest.approx(3 * 0.625)
     # With an Idempotency-Key: two items in one transaction, 2 WRU each.
-    assert line(replace(BARE, idempotent_fraction=1.0), "DynamoDB writes") == pytest.approx((4 + 2) * 0.625)
+    assert line(replace(anonymous, idempotent_fraction=1.0), "DynamoDB writes") == pytest.approx((4 + 2) * 0.625)
     # A 3.2 KB result (include_history) needs 4 WRU; the status read of it still 1 RRU (strongly consistent, 4 KB).
-    big = replace(BARE, completed_item_kb=3.15, polls_per_request=1)
+    big = replace(anonymous, completed_item_kb=3.15, polls_per_request=1)
     assert line(big, "DynamoDB writes") == pytest.approx(5 * 0.625)
     assert line(big, "DynamoDB reads") == pytest.approx(2 * 0.125)
 
