@@ -115,25 +115,34 @@ def run(stack: LocalStack, out=sys.stdout) -> int:
 
 
 def rate_and_see(client: Client, out=sys.stdout, user_id: int = 19) -> int:
-    """A user rates the top recommended movie (POST /events) and their list changes at once; 1 if it did not."""
+    """A user rates the top recommended movie (POST /events) and their list changes at once; 1 if it did not.
+
+    Changed means folded in, not only hidden: the next answer used the event, and the movies in both lists are
+    scored from moved factors. The user is forgotten afterwards, whatever happened (DELETE /users/{id}), so the page
+    and later runs start from the model's own list."""
     body = {"user_id": user_id, "k": 5, "include_metadata": True}
-    before = client.recommend(body, timeout_s=120)["result"]
-    top = before["items"][0]
-    stored = client.post_events(user_id, [{"movie_id": top["movie_id"], "rating": 0.5}])
-    after = client.recommend(body, timeout_s=120)["result"]
-    print(
-        f"\n== user {user_id} rates their top recommendation, {top['title']}, half a star "
-        f"(POST /events -> {stored['stored']} stored); the next request folds it in "
-        f"(events_used {after.get('events_used', 0)}):",
-        file=out,
-    )
-    for rank, (a, b) in enumerate(zip(before["items"], after["items"], strict=True), start=1):
-        print(f"   {rank}. {a['title'][:45]:<45} -> {b['title'][:45]}", file=out)
-    changed = top["movie_id"] not in [m["movie_id"] for m in after["items"]]
-    if changed:
-        # leave the demo user as the model has them (the page and later runs start from the same list)
+    try:
+        before = client.recommend(body, timeout_s=120)["result"]
+        top = before["items"][0]
+        stored = client.post_events(user_id, [{"movie_id": top["movie_id"], "rating": 0.5}])
+        after = client.recommend(body, timeout_s=120)["result"]
+        print(
+            f"\n== user {user_id} rates their top recommendation, {top['title']}, half a star "
+            f"(POST /events -> {stored['stored']} stored); the next request folds it in "
+            f"(events_used {after.get('events_used', 0)}):",
+            file=out,
+        )
+        for rank, (a, b) in enumerate(zip(before["items"], after["items"], strict=True), start=1):
+            print(f"   {rank}. {a['title'][:45]:<45} -> {b['title'][:45]}", file=out)
+        old = {m["movie_id"]: m["score"] for m in before["items"]}
+        rescored = [m["score"] != old[m["movie_id"]] for m in after["items"] if m["movie_id"] in old]
+        folded = after.get("events_used") == 1 and top["movie_id"] not in [m["movie_id"] for m in after["items"]]
+        if not (folded and rescored and all(rescored)):
+            print("   FAILED: the rating was not folded into the user's factors", file=out)
+            return 1
+        return 0
+    finally:
         client.request("DELETE", f"/users/{user_id}")
-    return 0 if changed else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,7 @@ from lambdas.api.models import (
     StatusResponse,
     SubmitResponse,
 )
+from lambdas.engine import contract
 from lambdas.service import catalogue
 from lambdas.service import events as events_service
 from lambdas.service import status as status_service
@@ -175,8 +176,8 @@ def submit_request(
 def post_events(request: Annotated[EventsRequest, Body()]) -> Response[EventsResponse]:
     services = get_services()
     version, idx = catalogue.index(services)
-    scale = (catalogue.manifest(services).get("scoring") or {}).get("rating_scale") or (0.5, 5.0)
-    unknown = events_service.check(request, (float(scale[0]), float(scale[1])), idx.id_keys)
+    scale = contract.rating_scale(catalogue.manifest(services))
+    unknown = events_service.check(request, scale, idx.id_keys)
     written = events_service.store(services, request)
     body = EventsResponse(
         user_id=request.user_id,

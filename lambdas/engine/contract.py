@@ -36,6 +36,7 @@ CATALOGUE_OUTPUTS = ("scores", "top_scores", "top_items", "top_ratings")
 # were written in this order too).
 SCALARS = ("gamma", "mu", "mf_weight", "deep_weight")
 VERSION_LENGTH = 16
+DEFAULT_RATING_SCALE = (0.5, 5.0)
 
 
 # An integer id written the one way str(int) writes it: "19" is the id 19; "019", "+19" and "19.0" are not.
@@ -147,6 +148,12 @@ def events_through(manifest: dict) -> int | None:
     """``received_at`` (epoch ms) of the newest stored event the model was trained on; None: trained on none."""
     value = manifest.get("training", {}).get("events_through")
     return None if value is None else int(value)
+
+
+def rating_scale(manifest: dict) -> tuple[float, float]:
+    """The served model's rating scale (MovieLens's 0.5-5 for a manifest that names none)."""
+    lo, hi = manifest.get("scoring", {}).get("rating_scale") or DEFAULT_RATING_SCALE
+    return float(lo), float(hi)
 
 
 def candidates(manifest: dict) -> int:

@@ -79,7 +79,7 @@ class Engine:
         self.model_version = a.model_version
         scalars = contract.scalars(a.manifest, w["scalars"].tolist())
         self.gamma, self.mu, self.mf_weight, self.deep_weight = (scalars[name] for name in contract.SCALARS)
-        self.scale = tuple(a.manifest["scoring"]["rating_scale"])
+        self.scale = contract.rating_scale(a.manifest)
         self.candidates = contract.candidates(a.manifest)
         # Events stored up to this time (``received_at``, epoch ms) are in the model, which was trained on an export
         # of them (python -m training.events); later ones, all of them for a model trained without events, and all

@@ -50,8 +50,10 @@ BATCH_WRITE = 25  # DynamoDB's BatchWriteItem limit
 FORGET_THREADS = 16
 FORGET_CHUNK = 64
 FORGET_BUDGET_S = 15.0
-# The most events read per user at request time (newest kept): about 2 read units per 100 events.
+# The most events used per user at request time (the newest): about 2 read units per 100 events. The request-time
+# Query reads at most MAX_SCANNED items (DynamoDB's Limit), so a user flooding the table costs a bounded read.
 MAX_READ = 2000
+MAX_SCANNED = 2 * MAX_READ
 _SERIALIZE, _DESERIALIZE = TypeSerializer(), TypeDeserializer()
 
 
@@ -118,13 +120,18 @@ def store(services: Services, request: EventsRequest, now: float | None = None) 
 
 
 def for_user(services: Services, user_id: int | str) -> list[dict[str, Any]]:
-    """A user's stored events, oldest first (``movie_id``, ``rating``, ``timestamp``): one consistent Query (more
-    pages only past 1 MB), at most ``MAX_READ`` of the newest."""
+    """A user's stored events, oldest first (``movie_id``, ``rating``, ``timestamp``, ``received_at``): one
+    consistent Query (more pages only past 1 MB), at most ``MAX_READ`` of the newest. Past ``MAX_SCANNED`` items
+    the read stops (the sort key follows event ids, not time, so the newest of those read are kept) and says so in
+    the log."""
     s = services.settings
     if not s.events_table_name:
         return []
     found = []
-    for raw in _query(services, user_key(user_id), KEY_PREFIX):
+    read = _query(services, user_key(user_id), KEY_PREFIX, limit=MAX_SCANNED)
+    if len(read) >= MAX_SCANNED:
+        logger.warning("events read capped", extra={"events_read": len(read), "used": MAX_READ})
+    for raw in read:
         item = {k: _DESERIALIZE.deserialize(v) for k, v in raw.items()}
         found.append(
             {
@@ -215,9 +222,11 @@ def _keys(services: Services, partition: str, prefix: str) -> list[str]:
     return [raw[EVENTS_SORT_KEY]["S"] for raw in _query(services, partition, prefix, keys_only=True)]
 
 
-def _query(services: Services, partition: str, prefix: str, keys_only: bool = False) -> list[dict[str, Any]]:
+def _query(
+    services: Services, partition: str, prefix: str, keys_only: bool = False, limit: int | None = None
+) -> list[dict[str, Any]]:
     """The raw items under ``partition`` whose sort key starts with ``prefix``: one consistent Query, more pages only
-    past 1 MB."""
+    past 1 MB; at most ``limit`` items."""
     found: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {
         "TableName": services.settings.events_table_name,
@@ -229,9 +238,11 @@ def _query(services: Services, partition: str, prefix: str, keys_only: bool = Fa
     if keys_only:
         kwargs["ProjectionExpression"] = "#k"
     while True:
+        if limit is not None:
+            kwargs["Limit"] = limit - len(found)
         page = services.dynamodb.query(**kwargs)
         found += page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
+        if "LastEvaluatedKey" not in page or (limit is not None and len(found) >= limit):
             return found
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 

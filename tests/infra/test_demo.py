@@ -1,4 +1,4 @@
-"""make demo's artifact step: export the trained model, or train a quick one when there is none."""
+"""make demo's artifact step (export the trained model, or train a quick one when there is none) and its rating step."""
 
 from __future__ import annotations
 
@@ -48,3 +48,32 @@ def test_with_no_model_a_quick_one_is_trained_apart_and_exported(tmp_path, monke
     assert train == ["-m", "training.train", "--epochs", str(demo.DEMO_EPOCHS), "--out", str(tmp_path / "demo-model")]
     assert export[export.index("--model") + 1] == str(tmp_path / "demo-model")
     assert not (tmp_path / "model").exists()  # make train still builds the full model there
+
+
+class _Client:
+    """A client whose events change nothing (as if the engine ignored them); records the calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        items = [{"movie_id": m, "title": f"Movie {m}", "score": 1.0 / m} for m in (1, 2, 3, 4, 5, 6)]
+        self.answers = [items[:5], items[1:6]]
+
+    def recommend(self, body, timeout_s=None):
+        return {"result": {"items": self.answers.pop(0), "events_used": 1}}
+
+    def post_events(self, user_id, events):
+        return {"stored": len(events)}
+
+    def request(self, method, path, *args, **kwargs):
+        self.calls.append((method, path))
+
+
+def test_the_demo_fails_a_rating_that_only_hid_the_movie_and_still_forgets_the_user():
+    import io
+
+    from infra.demo import rate_and_see
+
+    client, out = _Client(), io.StringIO()
+    assert rate_and_see(client, out, user_id=19) == 1  # the other movies' scores did not move
+    assert "FAILED" in out.getvalue()
+    assert client.calls == [("DELETE", "/users/19")]

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from lambdas.api import handler as api
+from lambdas.api.models import EventsRequest
 from lambdas.engine import Engine
 from lambdas.service import events
 from tests.lambdas.conftest import load_event
@@ -277,3 +278,24 @@ def test_forgetting_a_heavy_user_stops_in_time_and_a_repeat_finishes(flow, lambd
     assert status == 503 and answer["error"]["code"] == "forget_incomplete"
     assert events.forget(flow.services, 5) == {"events_deleted": 1, "requests_deleted": 1}
     assert all(flow.item(r) is None for r in mine) and [i for i in stored(flow) if "5" in i["user_id"]["S"]] == []
+
+
+def test_a_user_flooding_the_table_costs_a_bounded_read(flow, monkeypatch):
+    monkeypatch.setattr(events, "MAX_READ", 3)
+    monkeypatch.setattr(events, "MAX_SCANNED", 5)
+    request = EventsRequest(user_id=8, events=[{"movie_id": m, "rating": 4, "timestamp": m} for m in range(1, 9)])
+    events.store(flow.services, request)
+    client = flow.services.dynamodb
+    real, returned = client.query, []
+
+    def spy(**kwargs):
+        page = real(**kwargs)
+        returned.append(len(page["Items"]))
+        return page
+
+    monkeypatch.setattr(client, "query", spy)
+    found = events.for_user(flow.services, 8)
+    assert sum(returned) == 5  # of the 8 stored
+    assert len(found) == 3
+    timestamps = [e["timestamp"] for e in found]
+    assert timestamps == sorted(timestamps)
