@@ -347,6 +347,7 @@ def render(runs: list[RunStats], concurrency: int, cmd: str) -> str:
 
 CALLS = (
     "dynamodb:PutItem",
+    "dynamodb:TransactWriteItems",
     "dynamodb:BatchWriteItem",
     "sqs:SendMessage",
     "sqs:ReceiveMessage",
