@@ -161,24 +161,31 @@ def with_events(ds: Dataset, path: Path | None) -> tuple[Dataset, pd.DataFrame |
     if path is None:
         return ds, None
     from training.data import read_ratings_file
-    from training.events import RECEIVED
+    from training.events import HEADER, RECEIVED
 
-    events = read_ratings_file(path, ds.rating_scale)
+    user_col, movie_col = HEADER[0], HEADER[1]
+
+    events = read_ratings_file(path, ds.rating_scale)  # checks the file (ratings, timestamps) and names bad lines
+    # The ids as written: the reader makes an all-numeric column int64, which would fold "019" and "19.0" into 19.
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    written = {"user_id": user_col, "movie_id": movie_col}
     keep = pd.Series(True, index=events.index)
     for col in ("user_id", "movie_id"):
+        ids = raw[written[col]] if written[col] in raw and len(raw) == len(events) else events[col].astype(str)
+        ids = ids.set_axis(events.index)
         if ds.ratings[col].dtype.kind in "iu":
-            events[col] = events[col].map(integer_id)
+            events[col] = ids.map(integer_id)
             keep &= events[col].notna()
         else:
-            events[col] = events[col].map(canonical_id)
+            events[col] = ids.map(canonical_id)
     left_out = int((~keep).sum())
     if left_out:
         print(f"{path}: {left_out:,} events have ids this data set cannot hold; left out", file=sys.stderr)
     events = events[keep].astype({c: ds.ratings[c].dtype for c in ds.ratings.columns if c in events.columns})
-    try:
-        stored = pd.read_csv(path, usecols=[RECEIVED])[RECEIVED]
+    if RECEIVED in raw:
+        stored = pd.to_numeric(raw[RECEIVED], errors="coerce").dropna()
         through = int(stored.max()) if len(stored) else None
-    except ValueError:  # no receivedAt column: not written by python -m training.events
+    else:  # not written by python -m training.events
         through = None
         print(f"{path}: no {RECEIVED} column; the served model will fold these events in again", file=sys.stderr)
     files = {**ds.files, path.name: sha256_file(path)}

@@ -39,8 +39,8 @@ VERSION_LENGTH = 16
 DEFAULT_RATING_SCALE = (0.5, 5.0)
 
 
-# An integer id written the one way str(int) writes it: "19" is the id 19; "019", "+19" and "19.0" are not.
-_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+# An integer id written the one way str(int) writes it: "19" is the id 19; "019", "+19", "-0" and "19.0" are not.
+_INTEGER = re.compile(r"0|-?[1-9][0-9]*")
 
 
 def canonical_id(raw: object) -> str:

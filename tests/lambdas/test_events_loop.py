@@ -77,3 +77,26 @@ def test_the_export_refuses_a_missing_local_stack_with_a_message(tmp_path, monke
     assert events_cli.main(["--local", "--out", str(tmp_path / "e.csv")]) == 2
     assert "no running local stack" in capsys.readouterr().err
     assert not (tmp_path / "e.csv").exists()
+
+
+def test_events_ids_are_taken_as_written_not_as_numbers(tmp_path):
+    """An all-numeric events file: only "19" is user 19 of an integer-id data set; "019", "-0" and "19.0" are
+    other ids, which it cannot hold (left out), as the events table and the engine see them."""
+    import pandas as pd
+
+    from lambdas.engine.contract import integer_id
+    from training.cli import with_events
+    from training.data import Dataset
+
+    ratings = pd.DataFrame({"user_id": [19, 0], "movie_id": [1, 1], "rating": [4.0, 3.0], "timestamp": [1, 1]}).astype(
+        {"rating": "float32", "timestamp": "int64"}
+    )
+    ds = Dataset("d", ratings, pd.DataFrame({"movie_id": [1, 2]}))
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "userId,movieId,rating,timestamp,receivedAt\n19,2,5,2,1000\n019,2,1,2,1001\n-0,2,1,2,1002\n19.0,2,1,2,1003\n"
+    )
+    out, events = with_events(ds, path)
+    assert events[["user_id", "movie_id"]].values.tolist() == [[19, 2]]
+    assert out.events_through == 1003
+    assert integer_id("-0") is None and integer_id("0") == 0 and integer_id("-7") == -7
