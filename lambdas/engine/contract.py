@@ -52,6 +52,8 @@ def canonical_id(raw: object) -> str:
 
 def integer_id(raw: object) -> int | None:
     """The integer an id names in an integer-id model (``"19"`` and ``19``: 19), or None (``"019"``, ``"abc"``)."""
+    if type(raw) is int:  # the common case (JSON and DynamoDB numbers), and str(int) always matches _INTEGER
+        return raw
     text = canonical_id(raw)
     return int(text) if _INTEGER.fullmatch(text) else None
 

@@ -91,7 +91,8 @@ class Engine:
         self.numeric_ids = self.item_ids.dtype.kind in "iu"
         self.numeric_users = self.user_ids.dtype.kind in "iu"
         self._user_index = {u: i for i, u in enumerate(self.user_ids.tolist())}
-        self._item_index = {m: i for i, m in enumerate(self.item_ids.tolist())}
+        self._item_keys = self.item_ids.tolist()  # each movie's id as a Python value (int or str)
+        self._item_index = {m: i for i, m in enumerate(self._item_keys)}
         self.titles, self.years = c["titles"], c["years"]
         self.genre_names = [str(g) for g in c["genre_names"]]
         self._genre_col = {g.lower(): j for j, g in enumerate(self.genre_names)}
@@ -262,23 +263,22 @@ class Engine:
         mask = self._genre_mask(genres, exclude_genres) if genres or exclude_genres else None
         u = self.user_index(user_id)
         events = list(events or ())
-        latest = self.new_ratings(events, known_user=u >= 0)
+        latest = self._new_ratings(events, known_user=u >= 0)
         if u < 0 and latest:
-            res = self.cold_start(latest, k, exclude_seen, genres, exclude_genres)
+            res = self.cold_start({m: r for m, (_, r) in latest.items()}, k, exclude_seen, genres, exclude_genres)
             res["user_id"] = self._user_key(user_id)
-            res["events_used"] = sum(self.item_index(m) >= 0 for m in latest)
+            res["events_used"] = sum(i >= 0 for i, _ in latest.values())
             return res
         if u < 0:
             return self._result(user_id, "popular", self.popular(k, genres, exclude_genres))
-        items = np.array([self.item_index(m) for m in latest], dtype=np.int64)
-        known = items >= 0
-        if not known.any():
+        pairs = [(i, r) for i, r in latest.values() if i >= 0]
+        if not pairs:
             out = self._result(user_id, "personalized", self.recommend_index(np.array([u]), k, exclude_seen, mask)[0])
             if events:
                 out["events_used"] = 0
             return out
-        items = items[known]
-        ratings = np.array([r for r, ok in zip(latest.values(), known, strict=True) if ok], dtype=np.float64)
+        items = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
+        ratings = np.fromiter((r for _, r in pairs), dtype=np.float64, count=len(pairs))
         pr, p, b, implicit = self.update(u, items, ratings)
         exclude = np.zeros((1, self.n_items), dtype=bool)
         if mask is not None:
@@ -300,19 +300,24 @@ class Engine:
         ``19`` and ``"19"`` are one movie (keyed by the catalogue's id). Ratings outside the model's scale are left
         out (the API refuses them against the served model's scale).
         """
-        latest: dict[Any, float] = {}
+        return {m: r for m, (_, r) in self._new_ratings(events, known_user).items()}
+
+    def _new_ratings(self, events: Iterable[Mapping[str, Any]], known_user: bool) -> dict[Any, tuple[int, float]]:
+        """:meth:`new_ratings` with each movie's index (-1: not in the catalogue): ``{movie_id: (index, rating)}``."""
+        latest: dict[Any, tuple[int, float]] = {}
         through = self.events_through if known_user else None
+        lo, hi = self.scale
         for e in events:
             stored = e.get("received_at")
             if through is not None and stored is not None and stored <= through:
                 continue
             r = float(e["rating"])
-            if not self.scale[0] <= r <= self.scale[1]:
+            if not lo <= r <= hi:
                 continue
             i = self.item_index(e["movie_id"])
-            key = self.item_ids[i].item() if i >= 0 else contract.canonical_id(e["movie_id"])
+            key = self._item_keys[i] if i >= 0 else contract.canonical_id(e["movie_id"])
             latest.pop(key, None)
-            latest[key] = r
+            latest[key] = (i, r)
         return latest
 
     def update(self, u: int, items: np.ndarray, ratings: np.ndarray):
@@ -337,7 +342,9 @@ class Engine:
         w, d = self.w, self.fold_in_defaults
         lo, hi = self.h_indptr[u], self.h_indptr[u + 1]
         hist_items, hist_ratings = self.h_items[lo:hi], self.h_ratings[lo:hi]
-        again = np.isin(hist_items, items)
+        new = np.zeros(self.n_items, dtype=bool)
+        new[items] = True
+        again = new[hist_items]
         if again.any():
             hist_items, hist_ratings = hist_items[~again], hist_ratings[~again]
         # Rating head.
@@ -358,8 +365,8 @@ class Engine:
         mean = prob @ qr
         n_top = min(EVENTS_HESSIAN_TOP, len(c))
         top = np.argpartition(-prob, n_top - 1)[:n_top]
-        qt = qr[top] - mean
-        cov = ((qt.T * prob[top]) @ qt).astype(np.float64)
+        qt = (qr[top] - mean) * np.sqrt(prob[top])[:, None]
+        cov = (qt.T @ qt).astype(np.float64)  # X^T X: one symmetric rank-k update (BLAS syrk)
         thr, liked = d["liked_threshold"], d["liked_weight"]
         w_hist = np.where(hist_ratings >= thr, liked, 1.0)
         w_new = np.where(ratings >= thr, liked, 1.0)
