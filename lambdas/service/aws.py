@@ -36,20 +36,25 @@ TRANSIENT_CODES = frozenset(
         "RequestTimeout",
     }
 )
+# A cancelled transaction's reasons (CancellationReasons[].Code) that a retry may get past.
+TRANSIENT_REASONS = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+)
 
 
 def is_transient(exc: Exception) -> bool:
     """Whether a botocore error is worth retrying: a connection failure, or one of :data:`TRANSIENT_CODES` (a
-    cancelled transaction counts when every reason is a conflict)."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    cancelled transaction counts when every reason is one of :data:`TRANSIENT_REASONS`)."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         if error.get("Code") == "TransactionCanceledException":
             reasons = {r.get("Code") for r in exc.response.get("CancellationReasons", [])} - {"None", None}
-            return bool(reasons) and reasons <= TRANSIENT_CODES | {"TransactionConflict"}
+            return bool(reasons) and reasons <= TRANSIENT_REASONS
         return error.get("Code") in TRANSIENT_CODES
-    return isinstance(exc, BotoCoreError)
+    # a connection refused, closed or timed out; not a missing credential or a malformed call
+    return isinstance(exc, (ConnectionError, HTTPClientError))
 
 
 @dataclass

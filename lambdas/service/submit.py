@@ -100,6 +100,14 @@ def _put(services: Services, item: dict, pointers: list[dict]) -> None:
     table.meta.client.transact_write_items(TransactItems=[_new(table.name, item), *pointers])
 
 
+def _key_taken(exc: ClientError) -> bool:
+    """Whether a cancelled transaction failed because ``idem#<key>`` (its first item) already exists."""
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    reasons = exc.response.get("CancellationReasons") or [{}]
+    return reasons[0].get("Code") == "ConditionalCheckFailed"
+
+
 def _put_idempotent(
     services: Services, item: dict, key: str, body_sha256: str, pointers: list[dict]
 ) -> Accepted | None:
@@ -120,8 +128,8 @@ def _put_idempotent(
             )
             return None
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
+            if not _key_taken(exc):
+                raise  # a conflict with another transaction or throttling: the API's 503 (aws.is_transient)
         existing = store.get(services, idem[PARTITION_KEY])
         if existing is None:
             continue  # a concurrent first submit was rolled back, or the record just expired: try again

@@ -240,6 +240,51 @@ def test_a_request_and_its_users_pointers_are_written_together_or_not_at_all(flo
     status, headers, answer = _answer(api.lambda_handler(_submit_event({"user_id": 3}), lambda_context))
     assert status == 503 and answer["error"]["code"] == "service_unavailable" and headers["Retry-After"] == "1"
     assert len(stored(flow)) == before
+    # with an Idempotency-Key too: a conflict is not the key being taken (that is ConditionalCheckFailed on the
+    # record, the transaction's first item), so it is no 409 and no read of a record that is not there
+    keyed = _submit_event({"user_id": 3})
+    keyed["headers"]["Idempotency-Key"] = "met-a-conflict"
+    status, headers, answer = _answer(api.lambda_handler(keyed, lambda_context))
+    assert status == 503 and headers["Retry-After"] == "1", answer
+    assert len(stored(flow)) == before
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        ({"Error": {"Code": "ThrottlingException"}}, True),
+        ({"Error": {"Code": "AccessDeniedException"}}, False),
+        ({"Error": {"Code": "ValidationException"}}, False),
+        (
+            {"Error": {"Code": "TransactionCanceledException"}, "CancellationReasons": [{"Code": "ThrottlingError"}]},
+            True,
+        ),
+        (
+            {
+                "Error": {"Code": "TransactionCanceledException"},
+                "CancellationReasons": [{"Code": "None"}, {"Code": "ProvisionedThroughputExceeded"}],
+            },
+            True,
+        ),
+        (
+            {
+                "Error": {"Code": "TransactionCanceledException"},
+                "CancellationReasons": [{"Code": "ConditionalCheckFailed"}, {"Code": "TransactionConflict"}],
+            },
+            False,
+        ),
+    ],
+)
+def test_which_aws_errors_are_worth_a_retry(error, transient):
+    """503 + Retry-After for what a retry may get past, 500 for the rest (a missing permission, a bad call)."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ParamValidationError
+
+    from lambdas.service.aws import is_transient
+
+    assert is_transient(ClientError(error, "TransactWriteItems")) is transient
+    assert is_transient(EndpointConnectionError(endpoint_url="https://dynamodb")) is True
+    assert is_transient(NoCredentialsError()) is False
+    assert is_transient(ParamValidationError(report="bad")) is False
 
 
 def _submit_event(body: dict) -> dict:
