@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import re
 
-# (method, path pattern) after the "/api" prefix; a GET route takes HEAD too.
+# (method, path pattern) after the "/api" prefix. Methods as the API defines them: API Gateway has no HEAD methods
+# (its answer to one is its own non-JSON 403), so HEAD is refused here like any other method.
 PAGE_ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", r"/movies"),
     ("GET", r"/model"),
@@ -37,7 +38,6 @@ def routes(events: bool) -> tuple[tuple[str, str], ...]:
 
 def allowed(method: str, path: str, events: bool) -> bool:
     """Whether the page's ``/api`` may pass ``method path`` (the path without the ``/api`` prefix) to the API."""
-    method = "GET" if method == "HEAD" else method
     return any(m == method and re.fullmatch(p, path) for m, p in routes(events))
 
 
@@ -62,7 +62,7 @@ def cloudfront_function(events: bool) -> str:
 function handler(event) {{
   var request = event.request;
   var path = request.uri.substring(4);
-  var method = request.method === "HEAD" ? "GET" : request.method;
+  var method = request.method;
   for (var i = 0; i < ROUTES.length; i++) {{
     if (ROUTES[i][0] === method && new RegExp(ROUTES[i][1]).test(path)) {{
       request.uri = path;

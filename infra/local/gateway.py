@@ -118,11 +118,16 @@ class Gateway:
             if page is not None:
                 return self._static(page)
         if via_cdn and not site_routes.allowed(method, path, self.page_events):
-            return Response(site_routes.refusal_body(method, path), status=403, content_type="application/json")
+            return Response(
+                site_routes.refusal_body(method, path),
+                status=403,
+                content_type="application/json",
+                headers={"Cache-Control": "no-store"},  # as the CloudFront Function answers
+            )
         route = route_of(path)
         if route is None:
             return error(404, "not_found", f"no route {method} {path}")
-        allowed = route.methods + (("HEAD",) if "GET" in route.methods else ())
+        allowed = route.methods  # as API Gateway: no HEAD on the API's routes
         if method not in allowed:
             allow = ", ".join(allowed)
             return error(405, "method_not_allowed", f"{method} is not allowed here; use {allow}", {"Allow": allow})

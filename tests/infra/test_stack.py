@@ -832,7 +832,7 @@ def run_viewer_function(template, method: str, uri: str) -> dict:
         ("POST", "/api/recommendations", "/recommendations"),
         ("GET", "/api/recommendations/3f2a-9c", "/recommendations/3f2a-9c"),
         ("GET", "/api/movies", "/movies"),
-        ("HEAD", "/api/model", "/model"),
+        ("GET", "/api/model", "/model"),
         ("GET", "/api/openapi.json", "/openapi.json"),
     ],
 )
@@ -851,6 +851,7 @@ def test_viewer_request_function_passes_the_pages_routes_without_the_api_prefix(
         ("GET", "/api/users/19"),
         ("PUT", "/api/recommendations"),
         ("OPTIONS", "/api/recommendations"),
+        ("HEAD", "/api/model"),  # API Gateway has no HEAD methods: refused here rather than its own 403
         ("GET", "/api/recommendations/a/b"),
         ("GET", "/api/openapiXjson"),
         ("GET", "/api/"),
