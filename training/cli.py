@@ -203,8 +203,11 @@ def add_events(
     merged = pd.concat([train, events], ignore_index=True)
     merged = merged.drop_duplicates(["user_id", "movie_id"], keep="last").reset_index(drop=True)
     if test is not None and len(test):
-        rated = pd.MultiIndex.from_frame(events[["user_id", "movie_id"]])
-        test = test[~pd.MultiIndex.from_frame(test[["user_id", "movie_id"]]).isin(rated)].reset_index(drop=True)
+        # compared as text: a test file read on its own may hold the ids as int64 where the data set has strings
+        def pairs(df: pd.DataFrame) -> pd.MultiIndex:
+            return pd.MultiIndex.from_arrays([df["user_id"].astype(str), df["movie_id"].astype(str)])
+
+        test = test[~pairs(test).isin(pairs(events))].reset_index(drop=True)
     return merged, test
 
 

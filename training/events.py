@@ -9,9 +9,11 @@ of the movie) and records the newest ``receivedAt`` as the model's ``events_thro
 published, the engine no longer folds in a known user's events stored up to then (they are in the model); later
 ones it still does. Their TTL deletes them later.
 
-The export takes the events stored up to ``--settle-s`` seconds (5) before it started: a Scan is no snapshot, and an
-event written while it runs may land in a part of the table it has passed. Leaving the last seconds out means every
-event either is in the file (and below the watermark) or is stored after it (and folded in until the next export).
+The export takes the events stored up to ``--settle-s`` seconds (60) before it started, with a strongly consistent
+Scan: a Scan is no snapshot, and an event written while it runs may land in a part of the table it has passed.
+Leaving the last minute out means every event either is in the file (and below the watermark) or is stored after it
+(and folded in until the next export), as long as this machine's clock and the API's differ by less than that
+minute (the watermark compares this machine's time with the API's storage times).
 
 Sources: the running local stack (``--local``, from the connection file it writes), a deployed stack's output
 ``EventsTableName`` (``--stack``), or a table by name.
@@ -31,7 +33,7 @@ from typing import Any
 
 RECEIVED = "receivedAt"
 HEADER = ("userId", "movieId", "rating", "timestamp", RECEIVED)
-SETTLE_S = 5.0
+SETTLE_S = 60.0  # seconds; more than a write takes and than the clocks here and at the API differ
 OUTPUT_EVENTS_TABLE = "EventsTableName"  # the stack output (infra.config)
 
 
@@ -44,7 +46,8 @@ def scan(dynamodb: Any, table: str) -> Iterator[dict[str, Any]]:
     from boto3.dynamodb.types import TypeDeserializer
 
     des = TypeDeserializer()
-    kwargs: dict[str, Any] = {"TableName": table}
+    # consistent: an event stored before the export began is never missing from it for replication lag
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
     while True:
         page = dynamodb.scan(**kwargs)
         for raw in page.get("Items", []):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import time
 
 import numpy as np
 import pytest
@@ -64,8 +65,9 @@ def test_the_export_leaves_out_the_events_of_the_last_seconds(flow, tmp_path):
 
     events.store(flow.services, EventsRequest(user_id=5, events=[{"movie_id": 1, "rating": 4.0}]), now=1_000.0)
     events.store(flow.services, EventsRequest(user_id=5, events=[{"movie_id": 2, "rating": 4.0}]))
+    events.store(flow.services, EventsRequest(user_id=5, events=[{"movie_id": 3, "rating": 4.0}]), now=time.time() - 30)
     out = tmp_path / "events.csv"
-    assert events_cli.main(["--table", flow.settings.events_table_name, "--out", str(out)]) == 0  # settle 5 s
+    assert events_cli.main(["--table", flow.settings.events_table_name, "--out", str(out)]) == 0  # settle 60 s
     with open(out) as f:
         assert [row["movieId"] for row in csv.DictReader(f)] == ["1"]
 

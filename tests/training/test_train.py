@@ -191,3 +191,23 @@ def test_fit_leaves_the_callers_config_as_it_was(synthetic):
     assert cfg.model_dump() == before
     assert rec.config is not cfg and rec.config.rank_blend is not None and cfg.rank_blend is None
     assert rec.config.model.item_features is False and cfg.model.item_features is None
+
+
+def test_events_join_the_training_part_and_replace_what_they_re_rate():
+    """An event replaces the user's earlier training rating of the movie (the later of two events winning) and takes
+    a re-rated movie out of the test part, also when the test part holds its ids in another type."""
+    import pandas as pd
+
+    from training.cli import add_events
+
+    cols = ["user_id", "movie_id", "rating", "timestamp"]
+    train = pd.DataFrame([("u1", "10", 3.0, 1), ("u1", "11", 4.0, 2), ("u2", "10", 5.0, 3)], columns=cols)
+    test = pd.DataFrame([(1, 12, 2.0, 4), (2, 11, 1.0, 5)], columns=cols).astype({"user_id": str})
+    test["movie_id"] = test["movie_id"].astype("int64")  # as a test file's all-numeric column is read
+    events = pd.DataFrame([("u1", "10", 5.0, 6), ("u1", "10", 1.0, 7), ("2", "11", 4.0, 8)], columns=cols)
+    merged, left = add_events(train, test.assign(user_id=["u1", "2"]), events)
+    got = {(u, m): r for u, m, r in merged[["user_id", "movie_id", "rating"]].itertuples(index=False)}
+    assert got == {("u1", "10"): 1.0, ("u1", "11"): 4.0, ("u2", "10"): 5.0, ("2", "11"): 4.0}
+    assert left[["user_id", "movie_id"]].values.tolist() == [["u1", 12]]  # user 2's re-rated movie 11 left
+    same = add_events(train, test, None)
+    assert same[0] is train and same[1] is test
