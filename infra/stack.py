@@ -195,9 +195,9 @@ class RecommenderStack(cdk.Stack):
         # The worker reads the request item, finishes it with a conditional update, reads the model, writes
         # oversized results; the SQS event source adds its own receive/delete permissions on the queue.
         self.results.table.grant(worker.role, "dynamodb:GetItem", "dynamodb:UpdateItem")
-        # ... and the user's events (one Query per user_id request); it deletes a result object whose request was
-        # deleted meanwhile (DELETE /users/{id}).
-        self.events.table.grant(worker.role, "dynamodb:Query")
+        # ... and the user's newest events (one Query of the index by time per user_id request); it deletes a
+        # result object whose request was deleted meanwhile (DELETE /users/{id}).
+        self.events.grant_newest_read(worker.role)
         self.model_store.grant_results_delete(worker.role)
         self.model_store.grant_model_read(worker.role)
         self.model_store.grant_results_write(worker.role)
@@ -250,7 +250,7 @@ class RecommenderStack(cdk.Stack):
         # POST /events: one transaction of puts (TransactWriteItems needs PutItem on the table); the requests' user
         # pointers (PutItem, BatchWriteItem for a batch); DELETE /users/{id}: one Query, BatchWriteItem deletes, and
         # the deleted requests' result objects.
-        self.events.table.grant(api_role, "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Query")
+        self.events.grant_table(api_role, "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Query")
         self.model_store.grant_results_delete(api_role)
         self.model_store.grant_results_read(api_role)
         self.model_store.grant_catalogue_read(api_role)

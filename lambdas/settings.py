@@ -19,6 +19,10 @@ IDEMPOTENCY_PREFIX = "idem#"
 # Users table: per user, their events (`e#<event id>`) and pointers to their requests (`r#<request id>`), one Query.
 EVENTS_PARTITION_KEY = "user_id"
 EVENTS_SORT_KEY = "item_key"
+# The events table's local secondary index: a user's events by storage time (epoch ms), newest first in one Query.
+EVENTS_BY_TIME_INDEX = "by_received_at"
+EVENTS_TIME_KEY = "received_at"
+EVENTS_INDEX_ATTRIBUTES = ("movie_id", "rating", "timestamp")  # projected into it beside the keys
 # The model-version parameter's value until a model is published (the worker then has nothing to load).
 UNPUBLISHED = "unpublished"
 

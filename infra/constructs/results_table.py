@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra import checkov
-from lambdas.settings import EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, PARTITION_KEY, TTL_ATTRIBUTE
+from lambdas.settings import (
+    EVENTS_BY_TIME_INDEX,
+    EVENTS_INDEX_ATTRIBUTES,
+    EVENTS_PARTITION_KEY,
+    EVENTS_SORT_KEY,
+    EVENTS_TIME_KEY,
+    PARTITION_KEY,
+    TTL_ATTRIBUTE,
+)
 
 
 class ResultsTable(Construct):
@@ -19,12 +28,29 @@ class ResultsTable(Construct):
 
 
 class EventsTable(Construct):
-    """Users' ratings since training: one item per (user, event), a user's events one Query (``lambdas.service.events``
-    explains the keys); items expire through the ``ttl`` attribute."""
+    """Users' ratings since training: one item per (user, event), a user's newest events one consistent Query of the
+    local secondary index by storage time (``lambdas.service.events`` explains the keys); items expire through the
+    ``ttl`` attribute. A local index is fixed when the table is created: a stack deployed without it replaces this
+    table on update (export its events first: ``python -m training.events``)."""
 
     def __init__(self, scope: Construct, id: str, *, retain_data: bool) -> None:
         super().__init__(scope, id)
         self.table = _table(self, retain_data, EVENTS_PARTITION_KEY, EVENTS_SORT_KEY)
+        self.table.add_local_secondary_index(
+            index_name=EVENTS_BY_TIME_INDEX,
+            sort_key=dynamodb.Attribute(name=EVENTS_TIME_KEY, type=dynamodb.AttributeType.NUMBER),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=list(EVENTS_INDEX_ATTRIBUTES),
+        )
+
+    def grant_newest_read(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Query on the index by time only (the worker's read of a user's newest events)."""
+        arn = f"{self.table.table_arn}/index/{EVENTS_BY_TIME_INDEX}"
+        return iam.Grant.add_to_principal(grantee=grantee, actions=["dynamodb:Query"], resource_arns=[arn])
+
+    def grant_table(self, grantee: iam.IGrantable, *actions: str) -> iam.Grant:
+        """``actions`` on the table itself, none on its index."""
+        return iam.Grant.add_to_principal(grantee=grantee, actions=list(actions), resource_arns=[self.table.table_arn])
 
 
 def _table(scope: Construct, retain_data: bool, partition_key: str, sort_key: str | None = None) -> dynamodb.Table:

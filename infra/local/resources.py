@@ -8,7 +8,16 @@ from pathlib import Path
 
 from lambdas.context import LOCAL_REGION
 from lambdas.service import aws
-from lambdas.settings import EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, PARTITION_KEY, TTL_ATTRIBUTE, Settings
+from lambdas.settings import (
+    EVENTS_BY_TIME_INDEX,
+    EVENTS_INDEX_ATTRIBUTES,
+    EVENTS_PARTITION_KEY,
+    EVENTS_SORT_KEY,
+    EVENTS_TIME_KEY,
+    PARTITION_KEY,
+    TTL_ATTRIBUTE,
+    Settings,
+)
 
 
 def local_settings(suffix: str, endpoint_url: str, cache_dir: Path, visibility_timeout_s: int) -> Settings:
@@ -68,6 +77,17 @@ def create_resources(services: aws.Services) -> Queues:
         AttributeDefinitions=[
             {"AttributeName": EVENTS_PARTITION_KEY, "AttributeType": "S"},
             {"AttributeName": EVENTS_SORT_KEY, "AttributeType": "S"},
+            {"AttributeName": EVENTS_TIME_KEY, "AttributeType": "N"},
+        ],
+        LocalSecondaryIndexes=[
+            {
+                "IndexName": EVENTS_BY_TIME_INDEX,
+                "KeySchema": [
+                    {"AttributeName": EVENTS_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": EVENTS_TIME_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(EVENTS_INDEX_ATTRIBUTES)},
+            }
         ],
         BillingMode="PAY_PER_REQUEST",
     )

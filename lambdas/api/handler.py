@@ -213,7 +213,8 @@ def forget_user(
         str, PathParam(min_length=1, max_length=MAX_ID_LENGTH, pattern=NOT_BLANK, description="The user's id")
     ],
 ) -> Response[ForgetResponse]:
-    counts = events_service.forget(get_services(), user_id)
+    left_s = app.lambda_context.get_remaining_time_in_millis() / 1000 - events_service.FORGET_MARGIN_S
+    counts = events_service.forget(get_services(), user_id, min(events_service.FORGET_BUDGET_S, max(0.0, left_s)))
     body = ForgetResponse(user_id=events_service.user_key(user_id), **counts)
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
 

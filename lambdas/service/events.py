@@ -14,9 +14,11 @@ Table design (``events_table_name``): partition key ``user_id``, sort key ``item
 
 So:
 
-* a user's events are one consistent ``Query`` (read-your-writes: a recommendation submitted after the events call
-  returned sees them); the engine leaves out those the served model was trained on (stored up to its
-  ``events_through``);
+* a user's newest events are one consistent ``Query`` of the local secondary index ``EVENTS_BY_TIME_INDEX`` (same
+  partition key, sort key ``received_at``: the storage time in epoch ms), newest first, at most ``MAX_READ``
+  (read-your-writes: a recommendation submitted after the events call returned sees them, however many older
+  events the user has); the engine leaves out those the served model was trained on (stored up to its
+  ``events_through``). Pointers have no ``received_at``, so the index holds events only;
 * a client's retry with the same ``event_id`` rewrites the same item instead of adding one;
 * a call's events are written in one transaction: all of them or none;
 * items expire through ``ttl`` ``events_ttl_days`` after they were stored, which must be longer than the retraining
@@ -40,20 +42,21 @@ from lambdas.service.aws import Services
 from lambdas.service.errors import ServiceError, Unavailable
 from lambdas.service.logs import logger
 from lambdas.service.store import delete as delete_request
-from lambdas.settings import EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, TTL_ATTRIBUTE
+from lambdas.settings import EVENTS_BY_TIME_INDEX, EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, EVENTS_TIME_KEY, TTL_ATTRIBUTE
 
 KEY_PREFIX = "e#"
 REQUEST_PREFIX = "r#"
 POINTER_PARTITION = "requests#"
 BATCH_WRITE = 25  # DynamoDB's BatchWriteItem limit
-# DELETE /users/{id}: requests deleted at a time, and the seconds one call spends (under the API's 25 s timeout).
+# DELETE /users/{id}: deletes in flight at once, requests per chunk, and the most seconds one call spends (the API
+# passes less when its invocation has less left: under API Gateway's 29 s, with FORGET_MARGIN_S to answer).
 FORGET_THREADS = 16
 FORGET_CHUNK = 64
 FORGET_BUDGET_S = 15.0
-# The most events used per user at request time (the newest): about 2 read units per 100 events. The request-time
-# Query reads at most MAX_SCANNED items (DynamoDB's Limit), so a user flooding the table costs a bounded read.
+FORGET_MARGIN_S = 3.0
+# The most events used per user at request time, the newest by storage time: one Query of the local index that
+# reads at most this many (DynamoDB's Limit; about 2 read units per 100 events), however many the user has stored.
 MAX_READ = 2000
-MAX_SCANNED = 2 * MAX_READ
 _SERIALIZE, _DESERIALIZE = TypeSerializer(), TypeDeserializer()
 
 
@@ -80,7 +83,7 @@ def items(request: EventsRequest, now: float | None = None, ttl_days: int = 30) 
                 "movie_id": e.movie_id,
                 "rating": Decimal(str(e.rating)),
                 "timestamp": e.timestamp if e.timestamp is not None else int(now),
-                "received_at": int(now * 1000),
+                EVENTS_TIME_KEY: int(now * 1000),
                 TTL_ATTRIBUTE: int(now) + ttl_days * 86_400,
             }
         )
@@ -120,17 +123,27 @@ def store(services: Services, request: EventsRequest, now: float | None = None) 
 
 
 def for_user(services: Services, user_id: int | str) -> list[dict[str, Any]]:
-    """A user's stored events, oldest first (``movie_id``, ``rating``, ``timestamp``, ``received_at``): one
-    consistent Query (more pages only past 1 MB), at most ``MAX_READ`` of the newest. Past ``MAX_SCANNED`` items
-    the read stops (the sort key follows event ids, not time, so the newest of those read are kept) and says so in
-    the log."""
+    """A user's stored events, oldest first (``movie_id``, ``rating``, ``timestamp``, ``received_at``): the newest
+    ``MAX_READ`` by storage time, one consistent Query of the table's local index ``EVENTS_BY_TIME_INDEX`` read
+    newest first (a local index reads consistently, as the table does). A user with more is logged: their oldest
+    events wait for the next model (the export takes every event)."""
     s = services.settings
     if not s.events_table_name:
         return []
+    page = services.dynamodb.query(
+        TableName=s.events_table_name,
+        IndexName=EVENTS_BY_TIME_INDEX,
+        KeyConditionExpression="#u = :u",
+        ExpressionAttributeNames={"#u": EVENTS_PARTITION_KEY},
+        ExpressionAttributeValues={":u": {"S": user_key(user_id)}},
+        ScanIndexForward=False,
+        Limit=MAX_READ,
+        ConsistentRead=True,
+    )
+    read = page.get("Items", [])  # MAX_READ items of about 100 B: one page (DynamoDB pages at 1 MB)
+    if "LastEvaluatedKey" in page:
+        logger.warning("events read capped", extra={"events_read": len(read)})
     found = []
-    read = _query(services, user_key(user_id), KEY_PREFIX, limit=MAX_SCANNED)
-    if len(read) >= MAX_SCANNED:
-        logger.warning("events read capped", extra={"events_read": len(read), "used": MAX_READ})
     for raw in read:
         item = {k: _DESERIALIZE.deserialize(v) for k, v in raw.items()}
         found.append(
@@ -138,11 +151,11 @@ def for_user(services: Services, user_id: int | str) -> list[dict[str, Any]]:
                 "movie_id": _plain(item["movie_id"]),
                 "rating": float(item["rating"]),
                 "timestamp": int(item["timestamp"]),
-                "received_at": int(item["received_at"]),
+                "received_at": int(item[EVENTS_TIME_KEY]),
             }
         )
     found.sort(key=lambda e: (e["timestamp"], e["received_at"]))
-    return found[-MAX_READ:]
+    return found
 
 
 def _plain(value: Any) -> int | str:
@@ -174,35 +187,50 @@ def pointer_puts(services: Services, user_ids: list[int | str], request_id: str,
 def forget(services: Services, user_id: int | str, budget_s: float | None = None) -> dict[str, int]:
     """Delete a user's events, their requests (items and results in S3) and the pointers; returns the counts.
 
-    Two Queries find everything (the events, the request pointers). The requests are deleted ``FORGET_THREADS`` at a
-    time, then the pointers of those deleted and the user's own items. A user with more requests than
-    ``budget_s`` seconds allow gets ``Unavailable`` (503) once that time is spent, after the pointers of what was
-    deleted went too: a repeat carries on where this call stopped, and the last one deletes the events.
+    Two Queries find everything (the events, the request pointers). The events go first (the user's own ratings,
+    ``FORGET_THREADS`` batches of 25 at a time), then the requests ``FORGET_THREADS`` at a time, each chunk's
+    pointers right after it. Past ``budget_s`` seconds (by default ``FORGET_BUDGET_S``; the API passes what its
+    invocation has left) a call stops after the chunk in hand and raises ``Unavailable`` (503): what it deleted
+    stays deleted, and a repeat carries on from there.
     """
-    started = time.monotonic()
     budget_s = FORGET_BUDGET_S if budget_s is None else budget_s
+    deadline = time.monotonic() + budget_s
     key = user_key(user_id)
     events = _keys(services, key, KEY_PREFIX)
     pointers = _keys(services, POINTER_PARTITION + key, REQUEST_PREFIX)
-    done: list[str] = []
-    deleted = 0
+    batches = [[(key, k) for k in events[i : i + BATCH_WRITE]] for i in range(0, len(events), BATCH_WRITE)]
+    events_done, requests_done, deleted = 0, 0, 0
+
+    def stop_if_late() -> None:
+        if time.monotonic() <= deadline or (events_done == len(events) and requests_done == len(pointers)):
+            return
+        logger.info(
+            "user partly forgotten",
+            extra={
+                "events_deleted": events_done,
+                "requests_deleted": deleted,
+                "requests_left": len(pointers) - requests_done,
+            },
+        )
+        raise Unavailable(
+            "forget_incomplete",
+            f"deleted {events_done:,} of the user's {len(events):,} events and {requests_done:,} of their "
+            f"{len(pointers):,} requests in {budget_s:g} s; repeat the call to carry on",
+            headers={"Retry-After": "1"},
+        )
+
     with ThreadPoolExecutor(FORGET_THREADS) as pool:
+        for start in range(0, len(batches), FORGET_THREADS):
+            chunk = batches[start : start + FORGET_THREADS]
+            list(pool.map(lambda b: _delete_keys(services, b), chunk))
+            events_done += sum(map(len, chunk))
+            stop_if_late()
         for start in range(0, len(pointers), FORGET_CHUNK):
             chunk = pointers[start : start + FORGET_CHUNK]
             deleted += sum(pool.map(lambda k: delete_request(services, k[len(REQUEST_PREFIX) :]), chunk))
-            done += chunk
-            if len(done) < len(pointers) and time.monotonic() - started > budget_s:
-                _delete_keys(services, [(POINTER_PARTITION + key, k) for k in done])
-                logger.info(
-                    "user partly forgotten", extra={"requests_deleted": deleted, "left": len(pointers) - len(done)}
-                )
-                raise Unavailable(
-                    "forget_incomplete",
-                    f"deleted {len(done):,} of the user's {len(pointers):,} requests in {budget_s:g} s; repeat the "
-                    "call to carry on",
-                    headers={"Retry-After": "1"},
-                )
-    _delete_keys(services, [(POINTER_PARTITION + key, k) for k in pointers] + [(key, k) for k in events])
+            _delete_keys(services, [(POINTER_PARTITION + key, k) for k in chunk])
+            requests_done += len(chunk)
+            stop_if_late()
     counts = {"events_deleted": len(events), "requests_deleted": deleted}
     logger.info("user forgotten", extra=counts)
     return counts
@@ -222,11 +250,9 @@ def _keys(services: Services, partition: str, prefix: str) -> list[str]:
     return [raw[EVENTS_SORT_KEY]["S"] for raw in _query(services, partition, prefix, keys_only=True)]
 
 
-def _query(
-    services: Services, partition: str, prefix: str, keys_only: bool = False, limit: int | None = None
-) -> list[dict[str, Any]]:
+def _query(services: Services, partition: str, prefix: str, keys_only: bool = False) -> list[dict[str, Any]]:
     """The raw items under ``partition`` whose sort key starts with ``prefix``: one consistent Query, more pages only
-    past 1 MB; at most ``limit`` items."""
+    past 1 MB."""
     found: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {
         "TableName": services.settings.events_table_name,
@@ -238,11 +264,9 @@ def _query(
     if keys_only:
         kwargs["ProjectionExpression"] = "#k"
     while True:
-        if limit is not None:
-            kwargs["Limit"] = limit - len(found)
         page = services.dynamodb.query(**kwargs)
         found += page.get("Items", [])
-        if "LastEvaluatedKey" not in page or (limit is not None and len(found) >= limit):
+        if "LastEvaluatedKey" not in page:
             return found
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 

@@ -32,7 +32,17 @@ from infra.config import (
     cdk_json_context,
 )
 from infra.stack import RecommenderStack
-from lambdas.settings import ENV_VARS, EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, PARTITION_KEY, TTL_ATTRIBUTE, Settings
+from lambdas.settings import (
+    ENV_VARS,
+    EVENTS_BY_TIME_INDEX,
+    EVENTS_INDEX_ATTRIBUTES,
+    EVENTS_PARTITION_KEY,
+    EVENTS_SORT_KEY,
+    EVENTS_TIME_KEY,
+    PARTITION_KEY,
+    TTL_ATTRIBUTE,
+    Settings,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_UNZIPPED_LIMIT_MB = 250
@@ -316,6 +326,18 @@ def test_events_table_has_the_user_as_partition_and_the_event_as_sort_key(templa
         {"AttributeName": EVENTS_PARTITION_KEY, "KeyType": "HASH"},
         {"AttributeName": EVENTS_SORT_KEY, "KeyType": "RANGE"},
     ]
+    # the newest events of a user: a local index by storage time (local, so its reads are consistent)
+    assert table["Properties"]["LocalSecondaryIndexes"] == [
+        {
+            "IndexName": EVENTS_BY_TIME_INDEX,
+            "KeySchema": [
+                {"AttributeName": EVENTS_PARTITION_KEY, "KeyType": "HASH"},
+                {"AttributeName": EVENTS_TIME_KEY, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(EVENTS_INDEX_ATTRIBUTES)},
+        }
+    ]
+    assert {"AttributeName": EVENTS_TIME_KEY, "AttributeType": "N"} in table["Properties"]["AttributeDefinitions"]
     for name, value in {
         "BillingMode": "PAY_PER_REQUEST",
         "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
@@ -434,7 +456,7 @@ def test_worker_reads_the_model_and_writes_results_nothing_more(template, ids):
                 "sqs:GetQueueAttributes",
             ): [arn(ids["queue"])],
             ("dynamodb:GetItem", "dynamodb:UpdateItem"): [arn(ids["table"])],
-            ("dynamodb:Query",): [arn(ids["events_table"])],
+            ("dynamodb:Query",): [{"Fn::Join": ["", [arn(ids["events_table"]), f"/index/{EVENTS_BY_TIME_INDEX}"]]}],
             ("s3:DeleteObject",): [{"Fn::Join": ["", [bucket, f"/{prefix['results']}*"]]}],
             ("s3:GetObject*", "s3:GetBucket*", "s3:List*"): [
                 bucket,

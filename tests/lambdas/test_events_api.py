@@ -308,39 +308,57 @@ def test_a_result_a_worker_writes_while_its_request_is_deleted_is_deleted_too(fl
 
 
 def test_forgetting_a_heavy_user_stops_in_time_and_a_repeat_finishes(flow, lambda_context, monkeypatch):
+    """The events go first; past the budget a call stops after the chunk in hand, and what it deleted stays
+    deleted (a request's pointer with it), so repeats finish the job."""
+    from lambdas.context import LambdaContext
+
     monkeypatch.setattr(events, "FORGET_CHUNK", 2)
+    monkeypatch.setattr(events, "FORGET_THREADS", 2)
+    monkeypatch.setattr(events, "BATCH_WRITE", 2)  # 2 batches of 2 a chunk: 5 events take 2 chunks
     mine = [submit(lambda_context, {"user_id": 5, "k": k}) for k in (1, 2, 3, 4, 5)]
-    post_events(lambda_context, {"user_id": 5, "events": [{"movie_id": 1, "rating": 4}]})
+    post_events(lambda_context, {"user_id": 5, "events": [{"movie_id": m, "rating": 4} for m in (1, 2, 3, 4, 5)]})
     with pytest.raises(events.Unavailable) as stopped:
         events.forget(flow.services, 5, budget_s=0)
-    assert stopped.value.code == "forget_incomplete" and "deleted 2 of the user's 5 requests" in stopped.value.message
+    assert stopped.value.code == "forget_incomplete"
+    assert "deleted 4 of the user's 5 events and 0 of their 5 requests" in stopped.value.message
+    with pytest.raises(events.Unavailable) as stopped:
+        events.forget(flow.services, 5, budget_s=0)
+    assert "deleted 1 of the user's 1 events and 0 of their 5 requests" in stopped.value.message
+    assert events.for_user(flow.services, 5) == []
+    with pytest.raises(events.Unavailable) as stopped:
+        events.forget(flow.services, 5, budget_s=0)
+    assert "deleted 0 of the user's 0 events and 2 of their 5 requests" in stopped.value.message
     assert sum(flow.item(r) is None for r in mine) == 2
     left = [i for i in stored(flow) if i["user_id"]["S"] == "requests#5"]
     assert len(left) == 3  # the deleted requests' pointers went with them
-    # through the API: 503 with Retry-After, and the repeat carries on
-    monkeypatch.setattr(events, "FORGET_BUDGET_S", 0.0)
-    status, answer = delete_user(lambda_context, "5")
+    # through the API the budget is what the invocation has left, less FORGET_MARGIN_S: 503 with Retry-After
+    status, answer = delete_user(LambdaContext("short", timeout_s=2), "5")
     assert status == 503 and answer["error"]["code"] == "forget_incomplete"
-    assert events.forget(flow.services, 5) == {"events_deleted": 1, "requests_deleted": 1}
+    assert sum(flow.item(r) is None for r in mine) == 4
+    assert delete_user(lambda_context, "5")[1] == {"user_id": "5", "events_deleted": 0, "requests_deleted": 1}
     assert all(flow.item(r) is None for r in mine) and [i for i in stored(flow) if "5" in i["user_id"]["S"]] == []
 
 
-def test_a_user_flooding_the_table_costs_a_bounded_read(flow, monkeypatch):
+def test_a_user_flooding_the_table_costs_a_bounded_read_of_their_newest_events(flow, monkeypatch):
+    """One Query of the local index by storage time reads MAX_READ items, the newest, whatever the event ids: the
+    events just stored are always among those read (read-your-writes for a user with many events)."""
     monkeypatch.setattr(events, "MAX_READ", 3)
-    monkeypatch.setattr(events, "MAX_SCANNED", 5)
-    request = EventsRequest(user_id=8, events=[{"movie_id": m, "rating": 4, "timestamp": m} for m in range(1, 9)])
-    events.store(flow.services, request)
+    # event ids that sort the other way from storage time, and client timestamps that do too
+    for n in range(1, 9):
+        request = EventsRequest(
+            user_id=8, events=[{"movie_id": n, "rating": 4, "timestamp": 100 - n, "event_id": f"{9 - n}"}]
+        )
+        events.store(flow.services, request, now=1_000_000 + n)
     client = flow.services.dynamodb
-    real, returned = client.query, []
+    real, calls = client.query, []
 
     def spy(**kwargs):
         page = real(**kwargs)
-        returned.append(len(page["Items"]))
+        calls.append((kwargs.get("IndexName"), kwargs.get("Limit"), len(page["Items"])))
         return page
 
     monkeypatch.setattr(client, "query", spy)
     found = events.for_user(flow.services, 8)
-    assert sum(returned) == 5  # of the 8 stored
-    assert len(found) == 3
-    timestamps = [e["timestamp"] for e in found]
-    assert timestamps == sorted(timestamps)
+    assert calls == [(events.EVENTS_BY_TIME_INDEX, 3, 3)]  # one Query, 3 items read of the 8
+    assert [e["movie_id"] for e in found] == [8, 7, 6]  # the newest stored, oldest client timestamp first
+    assert [e["received_at"] for e in found] == [1_000_008_000, 1_000_007_000, 1_000_006_000]
