@@ -265,13 +265,14 @@ class Engine:
         events = list(events or ())
         latest = self._new_ratings(events, known_user=u >= 0)
         if u < 0 and latest:
-            res = self.cold_start({m: r for m, (_, r) in latest.items()}, k, exclude_seen, genres, exclude_genres)
+            ratings = {(m if v[0] >= 0 else v[2]): v[1] for m, v in latest.items()}
+            res = self.cold_start(ratings, k, exclude_seen, genres, exclude_genres)
             res["user_id"] = self._user_key(user_id)
-            res["events_used"] = sum(i >= 0 for i, _ in latest.values())
+            res["events_used"] = sum(v[0] >= 0 for v in latest.values())
             return res
         if u < 0:
             return self._result(user_id, "popular", self.popular(k, genres, exclude_genres))
-        pairs = [(i, r) for i, r in latest.values() if i >= 0]
+        pairs = [v for v in latest.values() if v[0] >= 0]
         if not pairs:
             out = self._result(user_id, "personalized", self.recommend_index(np.array([u]), k, exclude_seen, mask)[0])
             if events:
@@ -300,11 +301,12 @@ class Engine:
         ``19`` and ``"19"`` are one movie (keyed by the catalogue's id). Ratings outside the model's scale are left
         out (the API refuses them against the served model's scale).
         """
-        return {m: r for m, (_, r) in self._new_ratings(events, known_user).items()}
+        return {m: v[1] for m, v in self._new_ratings(events, known_user).items()}
 
-    def _new_ratings(self, events: Iterable[Mapping[str, Any]], known_user: bool) -> dict[Any, tuple[int, float]]:
-        """:meth:`new_ratings` with each movie's index (-1: not in the catalogue): ``{movie_id: (index, rating)}``."""
-        latest: dict[Any, tuple[int, float]] = {}
+    def _new_ratings(self, events: Iterable[Mapping[str, Any]], known_user: bool) -> dict[Any, tuple]:
+        """:meth:`new_ratings` with each movie's index: ``{movie_id: (index, rating)}``, or ``(-1, rating, id as
+        sent)`` for a movie the catalogue lacks."""
+        latest: dict[Any, tuple] = {}
         through = self.events_through if known_user else None
         lo, hi = self.scale
         for e in events:
@@ -317,7 +319,7 @@ class Engine:
             i = self.item_index(e["movie_id"])
             key = self._item_keys[i] if i >= 0 else contract.canonical_id(e["movie_id"])
             latest.pop(key, None)
-            latest[key] = (i, r)
+            latest[key] = (i, r) if i >= 0 else (i, r, e["movie_id"])  # an unknown id reported as it was sent
         return latest
 
     def update(self, u: int, items: np.ndarray, ratings: np.ndarray):

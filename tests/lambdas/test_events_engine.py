@@ -146,3 +146,15 @@ def test_an_unknown_user_with_events_gets_the_cold_start_of_those_ratings(engine
     assert via_events["user_id"] == "visitor-1"
     assert via_events["items"] == inline["items"]
     assert engine.recommend("visitor-2", k=10)["strategy"] == "popular"
+
+
+def test_a_visitors_unknown_movies_are_reported_as_they_were_sent(engine):
+    known = int(engine.item_ids[0])
+    events = [
+        {"movie_id": known, "rating": 5.0},
+        {"movie_id": 424242, "rating": 3.0},
+        {"movie_id": "not-a-movie", "rating": 3.0},
+    ]
+    res = engine.recommend("visitor-2", k=5, events=events)
+    assert res["strategy"] == "cold_start" and res["events_used"] == 1
+    assert res["unknown_movies"] == [424242, "not-a-movie"]
