@@ -58,3 +58,49 @@ def test_a_query_answers_as_moto_does_from_its_partition_only(dynamodb):
     )
     assert empty["Items"] == []
     assert len(dynamodb.scan(TableName="t")["Items"]) == 12  # the scan still sees every partition
+
+
+def test_a_local_index_query_answers_as_moto_does_from_its_partition_only(dynamodb, monkeypatch):
+    """The events table's index by storage time: newest first, Limit, items without the index key left out."""
+    from moto.dynamodb.models.table import Table
+
+    dynamodb.create_table(
+        TableName="ev",
+        KeySchema=[{"AttributeName": "u", "KeyType": "HASH"}, {"AttributeName": "k", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "u", "AttributeType": "S"},
+            {"AttributeName": "k", "AttributeType": "S"},
+            {"AttributeName": "t", "AttributeType": "N"},
+        ],
+        LocalSecondaryIndexes=[
+            {
+                "IndexName": "by_t",
+                "KeySchema": [{"AttributeName": "u", "KeyType": "HASH"}, {"AttributeName": "t", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for u in ("a", "b"):
+        for k, t in (("e#3", 10), ("e#1", 30), ("e#2", 20)):
+            dynamodb.put_item(TableName="ev", Item={"u": {"S": u}, "k": {"S": k}, "t": {"N": str(t)}})
+    dynamodb.put_item(TableName="ev", Item={"u": {"S": "a"}, "k": {"S": "r#9"}})  # no index key: not in it
+    seen: list[int] = []
+    every = Table.all_items
+    monkeypatch.setattr(Table, "all_items", lambda self: seen.append(len(got := every(self))) or got)
+
+    def newest(limit: int) -> list[str]:
+        found = dynamodb.query(
+            TableName="ev",
+            IndexName="by_t",
+            KeyConditionExpression="u = :u",
+            ExpressionAttributeValues={":u": {"S": "a"}},
+            ScanIndexForward=False,
+            Limit=limit,
+            ConsistentRead=True,
+        )
+        return [i["k"]["S"] for i in found["Items"]]
+
+    assert newest(2) == ["e#1", "e#2"]
+    assert newest(10) == ["e#1", "e#2", "e#3"]
+    assert seen and max(seen) == 4  # the partition's items only, not the table's 7
