@@ -104,3 +104,59 @@ def test_a_local_index_query_answers_as_moto_does_from_its_partition_only(dynamo
     assert newest(2) == ["e#1", "e#2"]
     assert newest(10) == ["e#1", "e#2", "e#3"]
     assert seen and max(seen) == 4  # the partition's items only, not the table's 7
+
+
+def test_a_cancelled_transaction_leaves_every_item_as_it_was(dynamodb):
+    """The items a transaction names are backed up instead of its tables (moto deep-copies every table named, per
+    item): a cancelled one still changes nothing, a new item is gone again and an overwritten one is back."""
+    from botocore.exceptions import ClientError
+
+    dynamodb.create_table(
+        TableName="tx",
+        KeySchema=[{"AttributeName": "u", "KeyType": "HASH"}, {"AttributeName": "k", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("u", "k")],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.create_table(
+        TableName="one",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(TableName="tx", Item={"u": {"S": "a"}, "k": {"S": "1"}, "v": {"S": "old"}})
+    dynamodb.put_item(TableName="one", Item={"id": {"S": "taken"}, "v": {"S": "first"}})
+
+    def put(table: str, item: dict, new: bool = False) -> dict:
+        op = {"TableName": table, "Item": item}
+        if new:
+            op |= {"ConditionExpression": "attribute_not_exists(v)"}
+        return {"Put": op}
+
+    with pytest.raises(ClientError) as cancelled:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                put("tx", {"u": {"S": "a"}, "k": {"S": "1"}, "v": {"S": "new"}}),  # overwrites
+                put("tx", {"u": {"S": "a"}, "k": {"S": "2"}, "v": {"S": "new"}}),  # adds
+                {
+                    "Update": {
+                        "TableName": "one",
+                        "Key": {"id": {"S": "other"}},
+                        "UpdateExpression": "SET v = :v",
+                        "ExpressionAttributeValues": {":v": {"S": "x"}},
+                    }
+                },  # adds through an update
+                put("one", {"id": {"S": "taken"}, "v": {"S": "second"}}, new=True),  # fails its condition
+            ]
+        )
+    reasons = [r["Code"] for r in cancelled.value.response["CancellationReasons"]]
+    assert reasons == ["None", "None", "None", "ConditionalCheckFailed"]
+    assert [(i["k"]["S"], i["v"]["S"]) for i in dynamodb.scan(TableName="tx")["Items"]] == [("1", "old")]
+    assert [(i["id"]["S"], i["v"]["S"]) for i in dynamodb.scan(TableName="one")["Items"]] == [("taken", "first")]
+    # and one that succeeds writes all of it
+    dynamodb.transact_write_items(
+        TransactItems=[
+            put("tx", {"u": {"S": "a"}, "k": {"S": "2"}, "v": {"S": "new"}}),
+            put("one", {"id": {"S": "free"}, "v": {"S": "x"}}, new=True),
+        ]
+    )
+    assert len(dynamodb.scan(TableName="tx")["Items"]) == 2 and len(dynamodb.scan(TableName="one")["Items"]) == 2
