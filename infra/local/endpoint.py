@@ -187,13 +187,14 @@ def _speed_up_moto() -> Any:
 
     * A DynamoDB TransactWriteItems deep-copies every table it names, once per item, to roll back on failure: the
       cost grows with the table (the load test fell from 15 to 4 requests/s as its tables filled). Back up the
-      items it names instead, and put those back if it fails.
+      items it names instead (one transaction at a time), and put back those it wrote if it fails.
 
     Behaviour is unchanged; the pinned moto version is the one these were measured on.
     """
     import copy
 
     import moto.dynamodb.models as dynamodb_models
+    from moto.dynamodb.exceptions import TransactionCanceledException
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import Table
@@ -266,25 +267,42 @@ def _speed_up_moto() -> Any:
             saved.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
         return saved
 
+    def restore(saved: list[tuple]) -> None:
+        for table, hash_key, range_key, item in reversed(saved):
+            if item is None:
+                table.delete_item(hash_key, range_key)
+            elif range_key is None:
+                table.items[hash_key] = item
+            else:
+                table.items[hash_key][range_key] = item
+
+    one_at_a_time = threading.Lock()  # a backup stays true only while no other transaction writes those items
+
     def transact(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
-        try:
-            saved = backup(self, transact_items)
-        except Exception:  # a malformed call: moto's own path validates it and answers
-            return transact_write_items(self, transact_items)
-        token = items_backed_up.set(True)
-        try:
-            return transact_write_items(self, transact_items)
-        except Exception:
-            for table, hash_key, range_key, item in reversed(saved):
-                if item is None:
-                    table.delete_item(hash_key, range_key)
-                elif range_key is None:
-                    table.items[hash_key] = item
-                else:
-                    table.items[hash_key][range_key] = item
-            raise
-        finally:
-            items_backed_up.reset(token)
+        with one_at_a_time:
+            try:
+                saved = backup(self, transact_items)
+            except Exception:  # a malformed call: moto's own path validates it and answers
+                return transact_write_items(self, transact_items)
+            token = items_backed_up.set(True)
+            try:
+                return transact_write_items(self, transact_items)
+            except TransactionCanceledException as exc:
+                # put back only what moto applied (reason "None"); a failed condition or a ConditionCheck wrote nothing
+                reasons = json.loads(exc.description)["CancellationReasons"]
+                restore(
+                    [
+                        item
+                        for item, reason, entry in zip(saved, reasons, transact_items, strict=True)
+                        if reason.get("Code") == "None" and "ConditionCheck" not in entry
+                    ]
+                )
+                raise
+            except Exception:  # a validation error part-way: moto applied what came before it
+                restore(saved)
+                raise
+            finally:
+                items_backed_up.reset(token)
 
     DynamoDBBackend.transact_write_items = transact
     return Dispatcher
