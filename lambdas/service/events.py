@@ -51,7 +51,7 @@ BATCH_WRITE = 25  # DynamoDB's BatchWriteItem limit
 # DELETE /users/{id}: deletes in flight at once, requests per chunk, and the most seconds one call spends (the API
 # passes less when its invocation has less left: under API Gateway's 29 s, with FORGET_MARGIN_S to answer).
 FORGET_THREADS = 16
-FORGET_CHUNK = 64
+FORGET_CHUNK = 16  # one round of the threads: the budget is checked after each (a request is up to 3 calls)
 FORGET_BUDGET_S = 15.0
 FORGET_MARGIN_S = 3.0
 # The most events used per user at request time, the newest by storage time: one Query of the local index that
@@ -137,12 +137,13 @@ def for_user(services: Services, user_id: int | str) -> list[dict[str, Any]]:
         ExpressionAttributeNames={"#u": EVENTS_PARTITION_KEY},
         ExpressionAttributeValues={":u": {"S": user_key(user_id)}},
         ScanIndexForward=False,
-        Limit=MAX_READ,
+        Limit=MAX_READ + 1,  # one more tells a user with more than MAX_READ from one with exactly that many
         ConsistentRead=True,
     )
     read = page.get("Items", [])  # MAX_READ items of about 100 B: one page (DynamoDB pages at 1 MB)
-    if "LastEvaluatedKey" in page:
-        logger.warning("events read capped", extra={"events_read": len(read)})
+    if len(read) > MAX_READ:
+        logger.warning("events read capped", extra={"used": MAX_READ})
+        read = read[:MAX_READ]
     found = []
     for raw in read:
         item = {k: _DESERIALIZE.deserialize(v) for k, v in raw.items()}
@@ -214,8 +215,9 @@ def forget(services: Services, user_id: int | str, budget_s: float | None = None
         )
         raise Unavailable(
             "forget_incomplete",
-            f"deleted {events_done:,} of the user's {len(events):,} events and {requests_done:,} of their "
-            f"{len(pointers):,} requests in {budget_s:g} s; repeat the call to carry on",
+            f"deleted {events_done:,} of the user's {len(events):,} events and went through {requests_done:,} of "
+            f"their {len(pointers):,} requests ({deleted:,} deleted, the rest already gone) in {budget_s:g} s; "
+            "repeat the call to carry on",
             headers={"Retry-After": "1"},
         )
 

@@ -320,14 +320,14 @@ def test_forgetting_a_heavy_user_stops_in_time_and_a_repeat_finishes(flow, lambd
     with pytest.raises(events.Unavailable) as stopped:
         events.forget(flow.services, 5, budget_s=0)
     assert stopped.value.code == "forget_incomplete"
-    assert "deleted 4 of the user's 5 events and 0 of their 5 requests" in stopped.value.message
+    assert "deleted 4 of the user's 5 events and went through 0 of their 5 requests" in stopped.value.message
     with pytest.raises(events.Unavailable) as stopped:
         events.forget(flow.services, 5, budget_s=0)
-    assert "deleted 1 of the user's 1 events and 0 of their 5 requests" in stopped.value.message
+    assert "deleted 1 of the user's 1 events and went through 0 of their 5 requests" in stopped.value.message
     assert events.for_user(flow.services, 5) == []
     with pytest.raises(events.Unavailable) as stopped:
         events.forget(flow.services, 5, budget_s=0)
-    assert "deleted 0 of the user's 0 events and 2 of their 5 requests" in stopped.value.message
+    assert "deleted 0 of the user's 0 events and went through 2 of their 5 requests (2 deleted" in stopped.value.message
     assert sum(flow.item(r) is None for r in mine) == 2
     left = [i for i in stored(flow) if i["user_id"]["S"] == "requests#5"]
     assert len(left) == 3  # the deleted requests' pointers went with them
@@ -359,6 +359,6 @@ def test_a_user_flooding_the_table_costs_a_bounded_read_of_their_newest_events(f
 
     monkeypatch.setattr(client, "query", spy)
     found = events.for_user(flow.services, 8)
-    assert calls == [(events.EVENTS_BY_TIME_INDEX, 3, 3)]  # one Query, 3 items read of the 8
+    assert calls == [(events.EVENTS_BY_TIME_INDEX, 4, 4)]  # one Query, 3 items used (and one more read) of the 8
     assert [e["movie_id"] for e in found] == [8, 7, 6]  # the newest stored, oldest client timestamp first
     assert [e["received_at"] for e in found] == [1_000_008_000, 1_000_007_000, 1_000_006_000]
