@@ -83,7 +83,8 @@ def write(path: Path, found: list[Row]) -> None:
     tmp.replace(path)
 
 
-def _source(a: argparse.Namespace) -> tuple[Any, str]:
+def source(a: argparse.Namespace) -> tuple[Any, str]:
+    """The DynamoDB client and events table that ``--local``, ``--stack`` or ``--table`` name."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        client, table = _source(a)
+        client, table = source(a)
     except EventsExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

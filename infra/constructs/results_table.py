@@ -30,8 +30,9 @@ class ResultsTable(Construct):
 class EventsTable(Construct):
     """Users' ratings since training: one item per (user, event), a user's newest events one consistent Query of the
     local secondary index by storage time (``lambdas.service.events`` explains the keys); items expire through the
-    ``ttl`` attribute. A local index is fixed when the table is created: a stack deployed without it replaces this
-    table on update (export its events first: ``python -m training.events``)."""
+    ``ttl`` attribute. A local index exists only from the table's creation: a stack deployed without it replaces
+    this table on update (deploy with ``retain_data`` and copy the old table's items with ``python -m
+    infra.events_copy``; README, **Events**)."""
 
     def __init__(self, scope: Construct, id: str, *, retain_data: bool) -> None:
         super().__init__(scope, id)

@@ -102,3 +102,44 @@ def test_events_ids_are_taken_as_written_not_as_numbers(tmp_path):
     assert events[["user_id", "movie_id"]].values.tolist() == [[19, 2]]
     assert out.events_through == 1003
     assert integer_id("-0") is None and integer_id("0") == 0 and integer_id("-7") == -7
+
+
+def test_the_upgrade_copies_an_old_events_table_into_the_new_one(flow, lambda_context, capsys):
+    """The table without the index (replaced on deploy) -> the new one: events and request pointers, so the new
+    table serves the newest events and DELETE /users/{id} still finds the requests; what the new table holds
+    already is kept."""
+    from infra import events_copy
+    from lambdas.service import events as events_service
+
+    client = flow.services.dynamodb
+    new = flow.settings.events_table_name
+    client.create_table(
+        TableName="old-events",
+        KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}, {"AttributeName": "item_key", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("user_id", "item_key")],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    # what the old stack wrote: user 7's two events and a pointer to one of their requests
+    from boto3.dynamodb.types import TypeSerializer
+
+    ser = TypeSerializer()
+    for request, now in (
+        (EventsRequest(user_id=7, events=[{"movie_id": 1, "rating": 4.0}]), 1_000.0),
+        (EventsRequest(user_id=7, events=[{"movie_id": 2, "rating": 2.0, "event_id": "x"}]), 2_000.0),
+    ):
+        for it in events.items(request, now):
+            client.put_item(TableName="old-events", Item={k: ser.serialize(v) for k, v in it.items()})
+    client.put_item(TableName="old-events", Item={"user_id": {"S": "requests#7"}, "item_key": {"S": "r#abc"}})
+    # and the new stack's first write, a re-sent event "x" with a new rating
+    events.store(flow.services, EventsRequest(user_id=7, events=[{"movie_id": 2, "rating": 5.0, "event_id": "x"}]))
+
+    assert events_copy.main(["--from-table", "old-events", "--table", new, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "copied 2 items from old-events" in out and "1 were there already" in out
+    found = events_service.for_user(flow.services, 7)
+    assert sorted((e["movie_id"], e["rating"]) for e in found) == [(1, 4.0), (2, 5.0)]  # the new table's "x" kept
+    assert events_service._keys(flow.services, "requests#7", "r#") == ["r#abc"]
+    # again: nothing more to copy
+    assert events_copy.main(["--from-table", "old-events", "--table", new, "--quiet"]) == 0
+    assert "copied 0 items" in capsys.readouterr().out
+    assert events_copy.main(["--from-table", new, "--table", new, "--quiet"]) == 2
