@@ -212,10 +212,10 @@ class Assumptions:
     # and a log line.
     api_post_ms: float = 25.0
     api_get_ms: float = 20.0
-    # Worker, per message: the engine's p50 from `make bench` (README, 2026-12-02's last run: 0.85 ms on
-    # ml-latest-small, 3.97 ms with 100,000 movies), plus the three DynamoDB calls it waits for (GetItem, the user's
+    # Worker, per message: the engine's p50 from `make bench` (README, 2026-12-02's last run: 0.89 ms on
+    # ml-latest-small, 4.71 ms with 100,000 movies), plus the three DynamoDB calls it waits for (GetItem, the user's
     # events Query, UpdateItem; assumption: 5 ms each).
-    worker_engine_ms: float = 0.85
+    worker_engine_ms: float = 0.89
     worker_io_ms: float = 15.0
     # Worker, per invocation (per batch): handler entry, BatchProcessor, the cached model lookup (assumption).
     worker_invocation_ms: float = 5.0
