@@ -73,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
-    a.local = False
     try:
         client, target = source(a)
     except EventsExportError as exc:

@@ -88,7 +88,7 @@ def source(a: argparse.Namespace) -> tuple[Any, str]:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    if a.local:
+    if getattr(a, "local", False):
         from lambdas.client import local_connection_file
 
         path = local_connection_file()

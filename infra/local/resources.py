@@ -19,6 +19,19 @@ from lambdas.settings import (
     Settings,
 )
 
+# The events table's local index as CreateTable takes it (the CDK stack's EventsTable declares the same; a template
+# test compares the two).
+EVENTS_INDEXES = [
+    {
+        "IndexName": EVENTS_BY_TIME_INDEX,
+        "KeySchema": [
+            {"AttributeName": EVENTS_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": EVENTS_TIME_KEY, "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(EVENTS_INDEX_ATTRIBUTES)},
+    }
+]
+
 
 def local_settings(suffix: str, endpoint_url: str, cache_dir: Path, visibility_timeout_s: int) -> Settings:
     """The local stack's own resource names; everything else keeps the shared defaults (receive count, TTL...)."""
@@ -79,16 +92,7 @@ def create_resources(services: aws.Services) -> Queues:
             {"AttributeName": EVENTS_SORT_KEY, "AttributeType": "S"},
             {"AttributeName": EVENTS_TIME_KEY, "AttributeType": "N"},
         ],
-        LocalSecondaryIndexes=[
-            {
-                "IndexName": EVENTS_BY_TIME_INDEX,
-                "KeySchema": [
-                    {"AttributeName": EVENTS_PARTITION_KEY, "KeyType": "HASH"},
-                    {"AttributeName": EVENTS_TIME_KEY, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(EVENTS_INDEX_ATTRIBUTES)},
-            }
-        ],
+        LocalSecondaryIndexes=EVENTS_INDEXES,
         BillingMode="PAY_PER_REQUEST",
     )
     for table in (s.table_name, s.events_table_name):

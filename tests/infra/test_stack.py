@@ -326,17 +326,17 @@ def test_events_table_has_the_user_as_partition_and_the_event_as_sort_key(templa
         {"AttributeName": EVENTS_PARTITION_KEY, "KeyType": "HASH"},
         {"AttributeName": EVENTS_SORT_KEY, "KeyType": "RANGE"},
     ]
-    # the newest events of a user: a local index by storage time (local, so its reads are consistent)
-    assert table["Properties"]["LocalSecondaryIndexes"] == [
-        {
-            "IndexName": EVENTS_BY_TIME_INDEX,
-            "KeySchema": [
-                {"AttributeName": EVENTS_PARTITION_KEY, "KeyType": "HASH"},
-                {"AttributeName": EVENTS_TIME_KEY, "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(EVENTS_INDEX_ATTRIBUTES)},
-        }
+    # the newest events of a user: a local index by storage time (local, so its reads are consistent), the one the
+    # local stack creates
+    from infra.local.resources import EVENTS_INDEXES
+
+    assert table["Properties"]["LocalSecondaryIndexes"] == EVENTS_INDEXES
+    assert [i["IndexName"] for i in EVENTS_INDEXES] == [EVENTS_BY_TIME_INDEX]
+    assert EVENTS_INDEXES[0]["KeySchema"] == [
+        {"AttributeName": EVENTS_PARTITION_KEY, "KeyType": "HASH"},
+        {"AttributeName": EVENTS_TIME_KEY, "KeyType": "RANGE"},
     ]
+    assert EVENTS_INDEXES[0]["Projection"]["NonKeyAttributes"] == list(EVENTS_INDEX_ATTRIBUTES)
     assert {"AttributeName": EVENTS_TIME_KEY, "AttributeType": "N"} in table["Properties"]["AttributeDefinitions"]
     for name, value in {
         "BillingMode": "PAY_PER_REQUEST",
