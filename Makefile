@@ -38,7 +38,7 @@ local: venv
 # side by side; fails on any lost, stuck or differing request (writes artifacts/loadtest.md). LOADTEST_ARGS adds flags.
 LOADTEST_ARGS ?=
 loadtest: venv
-	$(PY) -m infra.loadtest $(LOADTEST_ARGS)
+	$(PY) -m bench.loadtest $(LOADTEST_ARGS)
 
 # schemathesis against the local stack: every check and phase, seed 42, 500 examples (the tests run 25).
 fuzz: venv
@@ -46,7 +46,7 @@ fuzz: venv
 
 # Regenerate lambdas/api/openapi.json from the routes and models (a test fails when it is stale).
 openapi: venv
-	$(PY) -m lambdas.api.spec
+	$(PY) -m infra.openapi
 
 # The served model on ml-latest-small, and its serving artifact.
 artifacts/model/metadata.json: | venv
@@ -59,18 +59,18 @@ export: train
 
 # Keras predict vs the serving engine, cold start, memory, worker package size (writes artifacts/bench.md).
 bench: train
-	$(PY) -m model_export.bench --model artifacts/model
+	$(PY) -m bench.serving --model artifacts/model
 
 # GET /movies's title search at a 62,000-movie catalogue and on the served one (writes artifacts/bench_search.md).
 bench-search: venv
-	$(PY) -m model_export.bench_search
+	$(PY) -m bench.search
 
 # Epoch time and peak memory against data size (synthetic, MovieLens-shaped: 0.1M, 1M, 10M, 25M ratings), the
 # per-user softmax beside the per-rating one (writes artifacts/bench_train.md and docs/bench_train.png).
 # BENCH_TRAIN_ARGS=--skip-largest leaves out 25M (about 20 minutes here).
 BENCH_TRAIN_ARGS ?=
 bench-train: venv
-	$(PY) -m training.bench_train $(BENCH_TRAIN_ARGS)
+	$(PY) -m bench.train_scale $(BENCH_TRAIN_ARGS)
 
 # "Similar movies" methods on u1 and ml-latest-small, held-out NDCG@10 and a sanity list (artifacts/similar_eval.md).
 artifacts/u1/metadata.json: | venv
@@ -81,29 +81,29 @@ artifacts/u1-artifact/manifest.json: artifacts/u1/metadata.json
 
 # What folding in events is worth against the model alone and retrained (writes artifacts/events_eval/).
 bench-events: venv
-	$(PY) -m model_export.events_eval
+	$(PY) -m bench.fold_in
 
 bench-similar: export artifacts/u1-artifact/manifest.json
-	$(PY) -m model_export.similar_eval
+	$(PY) -m bench.similar
 
 # Our variants vs baselines, Surprise SVD/SVD++, implicit ALS/BPR and EASE (writes artifacts/bench_quality.md).
 bench-quality: $(VENV)/.bench-installed
-	$(PY) -m training.bench_quality
+	$(PY) -m bench.quality
 
 # Each model improvement added one at a time on u1 and ml-latest-small (writes artifacts/ablation.md).
 ablation: venv
-	$(PY) -m training.ablation $(ABLATION_ARGS)
+	$(PY) -m bench.ablation $(ABLATION_ARGS)
 
 # Hyperparameter search with Optuna (seeded, resumable SQLite study, pruning); report in artifacts/tune.
-# TUNE_ARGS, e.g. "--test-file u1 --objective ndcg@10 --sampler random"; see python -m training.tune --help.
+# TUNE_ARGS, e.g. "--test-file u1 --objective ndcg@10 --sampler random"; see python -m bench.tune --help.
 TRIALS ?= 20
 TUNE_ARGS ?=
 tune: venv
-	$(PY) -m training.tune --trials $(TRIALS) $(TUNE_ARGS)
+	$(PY) -m bench.tune --trials $(TRIALS) $(TUNE_ARGS)
 
 # Learning-rate range test for the served model's settings (artifacts/lr_find/lr_find.{json,png}).
 lr-find: venv
-	$(PY) -m training.lr_find
+	$(PY) -m bench.lr_find
 
 # The worker Lambda's deployment package, built without Docker (pip for the Lambda platform, trimmed).
 package: export

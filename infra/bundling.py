@@ -27,10 +27,11 @@ MODEL_ONLY_DEPENDENCIES = ("numpy", "onnxruntime")
 
 
 def _sources() -> list[Path]:
-    """What goes into a package besides the wheels: the lambdas package, its requirements, the packaging code."""
+    """What goes into a package besides the wheels: the code packages, the requirements, the packaging code."""
     code = [
         p
-        for p in sorted((ROOT / "lambdas").rglob("*"))
+        for name in package.CODE_PACKAGES
+        for p in sorted((ROOT / name).rglob("*"))
         if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
     ]
     return [*code, Path(package.__file__).resolve()]

@@ -231,8 +231,8 @@ class Assumptions:
     polls_per_request: float | None = None
     client_poll_delays_ms: tuple[float, ...] = WEB_POLL_DELAYS_MS
     # Long-poll (GET ?wait=S, the function reads the table until COMPLETED or S seconds): on or off, S, schedule.
-    long_poll: bool = True  # the web page and lambdas.client long-poll
-    long_poll_wait_s: float = 20.0  # the API's maximum, which lambdas.client asks for
+    long_poll: bool = True  # the web page and infra.client long-poll
+    long_poll_wait_s: float = 20.0  # the API's maximum, which infra.client asks for
     long_poll_delays_ms: tuple[float, ...] = LONG_POLL_DELAYS_MS
     # Latency hops (ms) that are not our code: SQS ESM pickup after a send, Lambda's invoke of the worker.
     esm_pickup_ms: float = 20.0  # assumption: long-polling pollers return as soon as a message is available

@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+import contract
+from contract import movie_index
+from infra.client import Client, format_status
 from infra.local import DEFAULT_ARTIFACT, DEFAULT_PORT, LocalStack, wait_for_interrupt
-from lambdas.client import Client, format_status
-from lambdas.engine import contract
-from lambdas.service import movie_index
 from lambdas.service.logs import logger
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -62,7 +62,7 @@ def copy_items(client: Any, source: str, target: str, progress: bool = True) -> 
 def main(argv: list[str] | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from training.events import EventsExportError, source
+    from infra.events_export import EventsExportError, source
 
     p = argparse.ArgumentParser(prog="python -m infra.events_copy", description=__doc__.split("\n")[0])
     p.add_argument("--from-table", required=True, help="the old events table (kept by the deploy)")

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lambdas.engine.contract import is_artifact
+from contract import is_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 42

@@ -23,8 +23,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from contract import MANIFEST
 from infra.config import DEFAULT_STACK_NAME, OUTPUT_BUCKET, OUTPUT_MODEL_PARAMETER, OUTPUT_SITE_URL, UNPUBLISHED
-from lambdas.engine.contract import MANIFEST
 from lambdas.settings import Settings
 
 

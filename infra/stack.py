@@ -299,7 +299,10 @@ class RecommenderStack(cdk.Stack):
         outputs = {
             cfg_names.OUTPUT_API_URL: (self.api.url, "Base URL of the API (append recommendations)"),
             cfg_names.OUTPUT_TABLE: (self.results.table.table_name, "Requests and results table"),
-            cfg_names.OUTPUT_EVENTS_TABLE: (self.events.table.table_name, "Users' events (python -m training.events)"),
+            cfg_names.OUTPUT_EVENTS_TABLE: (
+                self.events.table.table_name,
+                "Users' events (python -m infra.events_export)",
+            ),
             cfg_names.OUTPUT_QUEUE: (self.queue_worker.queue.queue_url, "Request queue"),
             cfg_names.OUTPUT_DLQ: (self.queue_worker.dlq.queue_url, "Dead-letter queue"),
             cfg_names.OUTPUT_BUCKET: (self.model_store.bucket.bucket_name, "Model artifacts and oversized results"),

@@ -5,7 +5,7 @@
 The artifact holds:
 
 * ``pairwise.onnx``: the Keras model converted with tf2onnx ((user, item) -> rating, interaction);
-* ``catalogue.onnx``: the graph serving runs (see :mod:`model_export.catalogue`);
+* ``catalogue.onnx``: the graph serving runs (see :mod:`model_export.catalogue_graph`);
 * ``weights.npz``: the factors and biases serving needs for cold start, similarity and display;
 * ``catalogue.npz``: id maps, movie metadata (title, year, genres), popularity, user histories, and each movie's
   ``similarity.TABLE_K`` nearest neighbours (``similar_items`` / ``similar_scores``, see
@@ -32,10 +32,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ notices (oneDNN, tf
 
 import numpy as np
 
-from lambdas.engine import contract
-from lambdas.engine.contract import CATALOGUE_ONNX, MANIFEST, PAIRWISE_ONNX, content_version, file_entry
-from lambdas.service import movie_index
-from model_export import catalogue, similarity
+import contract
+from contract import CATALOGUE_ONNX, MANIFEST, PAIRWISE_ONNX, content_version, file_entry, movie_index
+from model_export import catalogue_graph, similarity
 from training.data import DataError
 
 PARITY_TOLERANCE = 1e-4
@@ -67,7 +66,7 @@ def convert_pairwise(model, path: Path) -> None:
             out = model({"user": user, "item": item}, training=False)
             return {name: tf.identity(t, name=name) for name, t in out.items()}
 
-    tf2onnx.convert.from_function(serve, input_signature=spec, opset=catalogue.OPSET, output_path=str(path))
+    tf2onnx.convert.from_function(serve, input_signature=spec, opset=catalogue_graph.OPSET, output_path=str(path))
 
 
 def _genre_table(genres: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -281,7 +280,7 @@ def export(model_dir: Path, out: Path, log=print) -> dict:
         t0 = time.perf_counter()
         log("converting the Keras model with tf2onnx ...")
         convert_pairwise(rec.model, stage / PAIRWISE_ONNX)
-        onnx.save(catalogue.build(w), stage / CATALOGUE_ONNX)
+        onnx.save(catalogue_graph.build(w), stage / CATALOGUE_ONNX)
         with open(stage / contract.WEIGHTS, "wb") as f:
             np.savez(f, **weight_arrays(w))
         cat = catalogue_arrays(rec, movies)
@@ -306,7 +305,7 @@ def export(model_dir: Path, out: Path, log=print) -> dict:
         models = {
             name: {
                 "file": f"{name}.onnx",
-                "opset": catalogue.OPSET,
+                "opset": catalogue_graph.OPSET,
                 **_io(ort.InferenceSession(str(stage / f"{name}.onnx"), opts, providers=["CPUExecutionProvider"])),
             }
             for name in ("pairwise", "catalogue")

@@ -3,7 +3,7 @@
 ``python -m model_export.package --out build/worker [--artifact DIR] [--arch x86_64|arm64]``
 
 Installs ``lambdas/requirements.txt`` as binary wheels for CPython 3.12 on manylinux (the Lambda
-``python3.12`` runtime), copies the ``lambdas`` package, removes what serving never loads (tests,
+``python3.12`` runtime), copies the ``lambdas`` and ``contract`` packages, removes what serving never loads (tests,
 typing stubs, numpy's f2py and build helpers, onnxruntime's Python tools, caches) and reports the
 unzipped size, checked against Lambda's 250 MB limit.
 """
@@ -106,10 +106,15 @@ def trim(dest: Path) -> int:
     return before - dir_size(dest)
 
 
+# The code a function runs: the serving package and the contract it reads artifacts by.
+CODE_PACKAGES = ("lambdas", "contract")
+
+
 def copy_code(dest: Path) -> None:
-    shutil.copytree(
-        ROOT / "lambdas", dest / "lambdas", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "requirements*.txt")
-    )
+    for name in CODE_PACKAGES:
+        shutil.copytree(
+            ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "requirements*.txt")
+        )
 
 
 def build(

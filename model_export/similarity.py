@@ -66,7 +66,7 @@ class SimilarityConfig:
         return asdict(self)
 
 
-# What export serves, chosen with ``python -m model_export.similar_eval`` (README, "Similar movies"): of the settings
+# What export serves, chosen with ``python -m bench.similar`` (README, "Similar movies"): of the settings
 # tried, the best NDCG@10 on u1 and ml-latest-small among those that pass its sanity list. Liked ratings only, heavy
 # raters discounted (n_u^-0.5 per pair), support-weighted (the weighted co-occurrence is far below the shrink, so its
 # exact value, 20-100, changes nothing), movies of other genres discounted. Without the genre factor the lists rank

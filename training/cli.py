@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lambdas.engine.contract import canonical_id, integer_id, sha256_file
+from contract import canonical_id, integer_id, sha256_file
 from training.config import ModelConfig, TrainConfig, cli_fields
 from training.data import DataError, Dataset, load_100k_split, load_dataset, load_ratings_file
 from training.splits import SPLIT_KINDS, SplitSpec, train_mask
@@ -27,7 +27,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--events",
         type=Path,
-        help="ratings since the served model (python -m training.events), added to the training data; a user's "
+        help="ratings since the served model (python -m infra.events_export), added to the training data; a user's "
         "later rating of a movie replaces the earlier one",
     )
     g.add_argument("--data-dir", type=Path, help="where data sets live (default: $RECSYS_DATA_DIR, else ./data)")
@@ -81,7 +81,7 @@ CONFIG_ALIASES = {"variant": "kind"}
 def read_config_file(path: Path, parser: argparse.ArgumentParser) -> dict:
     """Hyperparameters from a JSON object of option names (``"dim": 64``, ``"lr-schedule": "cosine"``).
 
-    Keys starting with ``_`` are comments (``training.tune`` records its study there). Values are converted
+    Keys starting with ``_`` are comments (``bench.tune`` records its study there). Values are converted
     with the option's own type; an unknown option or a bad value is a :class:`DataError` naming the file.
     """
     try:
@@ -160,8 +160,8 @@ def with_events(ds: Dataset, path: Path | None) -> tuple[Dataset, pd.DataFrame |
     """
     if path is None:
         return ds, None
+    from contract.events_file import HEADER, RECEIVED
     from training.data import read_ratings_file
-    from training.events import HEADER, RECEIVED
 
     user_col, movie_col = HEADER[0], HEADER[1]
 
@@ -185,7 +185,7 @@ def with_events(ds: Dataset, path: Path | None) -> tuple[Dataset, pd.DataFrame |
     if RECEIVED in raw:
         stored = pd.to_numeric(raw[RECEIVED], errors="coerce").dropna()
         through = int(stored.max()) if len(stored) else None
-    else:  # not written by python -m training.events
+    else:  # not written by python -m infra.events_export
         through = None
         print(f"{path}: no {RECEIVED} column; the served model will fold these events in again", file=sys.stderr)
     files = {**ds.files, path.name: sha256_file(path)}

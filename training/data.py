@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lambdas.engine.contract import sha256_file
+from contract import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -115,7 +115,7 @@ def fit(
 
     A seeded ``val_fraction`` of the rows is held out for early stopping and never trained on.
     ``on_epoch`` gets each epoch's row (``epoch``, ``lr``, losses, ``val_rmse``, ``val_ndcg@10``); an
-    exception it raises stops training and propagates (``training.tune`` prunes trials that way).
+    exception it raises stops training and propagates (``bench.tune`` prunes trials that way).
     ``movies`` (the data set's movies table) is needed when ``cfg.model.item_features`` is on.
     """
     cfg = (cfg or TrainConfig()).model_copy(deep=True)  # resolved here (means, features, blend); the caller's stays

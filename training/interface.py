@@ -3,7 +3,7 @@
 In the spirit of ``implicit``'s ``RecommenderBase``: ``fit`` on training interactions in index space, ``predict``
 explicit ratings for (user, item) pairs and/or ``score`` the whole catalogue for users, ``save`` and ``load``.
 What a model can do is declared (``rates``, ``ranks``), so :mod:`training.evaluate` and
-:mod:`training.bench_quality` treat every model the same way, with no per-model glue.
+:mod:`bench.quality` treat every model the same way, with no per-model glue.
 
 Index space: users ``0..train.n_users-1`` and items ``0..train.n_items-1`` of the :class:`Interactions` given
 to ``fit``. ``predict`` accepts ``-1`` for a user or item unknown to training (the model's own fallback, usually

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lambdas.engine.contract import CANDIDATES
+from contract import CANDIDATES
 
 
 @dataclass

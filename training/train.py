@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="output model directory")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p.add_argument(
-        "--config", type=Path, help="JSON file of hyperparameters (e.g. training.tune's best_config.json); flags win"
+        "--config", type=Path, help="JSON file of hyperparameters (e.g. bench.tune's best_config.json); flags win"
     )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:

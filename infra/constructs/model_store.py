@@ -19,10 +19,10 @@ from aws_cdk import aws_s3_deployment as s3deploy
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from contract import MANIFEST, ArtifactError, is_artifact, verify
+from contract.movie_index import FILENAME as MOVIE_INDEX
 from infra import checkov
 from infra.config import UNPUBLISHED, ConfigError
-from lambdas.engine.contract import MANIFEST, ArtifactError, is_artifact, verify
-from lambdas.service.movie_index import FILENAME as MOVIE_INDEX
 
 # Log buckets are versioned (a deleted or overwritten log stays recoverable); logs expire after LOG_DAYS, and a
 # noncurrent version (an expired, deleted or overwritten log) NONCURRENT_DAYS later.

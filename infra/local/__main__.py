@@ -1,7 +1,7 @@
 """``python -m infra.local``: the local stack until Ctrl-C; prints the page's URL, the API's URL and its API key.
 
 The URL and key are also written to ``artifacts/local-stack.json`` (or ``$RECOMMENDER_LOCAL_CONNECTION``; removed
-on exit), where ``python -m lambdas.client`` finds them, so nobody copies the key by hand.
+on exit), where ``python -m infra.client`` finds them, so nobody copies the key by hand.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import json
 import sys
 from pathlib import Path
 
+from infra.client import local_connection_file
 from infra.local.stack import DEFAULT_API_PROCESSES, DEFAULT_ARTIFACT, DEFAULT_PORT, DEFAULT_WORKERS, LocalStack
 from infra.local.wait import on_sigterm_interrupt, wait_for_interrupt
-from lambdas.client import local_connection_file
 
 
 def write_connection(url: str, api_key: str | None, path: Path, **extra: str) -> None:
     """Where the running local stack answers, for the client (owner-only permissions: it holds the key), and
-    ``extra`` (the events table and DynamoDB endpoint, for ``python -m training.events --local``)."""
+    ``extra`` (the events table and DynamoDB endpoint, for ``python -m infra.events_export --local``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"url": url, "api_key": api_key, **extra}))

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.config import StackConfig
+from infra.local.context import LambdaContext
 from infra.local.processes import ProcessPool
-from lambdas.context import LambdaContext
 
 API_FUNCTION = "recommender-api-local"
 # The deployed API function's timeout and memory, as the context reports them.

@@ -26,7 +26,7 @@ from werkzeug.wrappers import Request, Response
 
 from infra import site_routes, web_headers
 from infra.local import endpoint
-from infra.local.events import api_event, route_of
+from infra.local.proxy_event import api_event, route_of
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_ROOT = ROOT / "web"

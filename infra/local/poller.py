@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
+from infra.local.context import LambdaContext, sqs_record
 from infra.local.processes import ProcessPool
-from lambdas.context import LambdaContext, sqs_record
 
 WORKER_FUNCTION = "recommender-worker-local"
 WINDOW_POLL_S = 0.05

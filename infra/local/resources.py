@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from lambdas.context import LOCAL_REGION
+from infra.local.context import LOCAL_REGION
 from lambdas.service import aws
 from lambdas.settings import (
     EVENTS_BY_TIME_INDEX,

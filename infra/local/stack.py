@@ -34,13 +34,13 @@ from typing import Any
 
 import boto3
 
+from contract import is_artifact
 from infra.local import endpoint, gateway
 from infra.local.api_pool import ApiConfig, ApiPool
+from infra.local.context import LOCAL_REGION
 from infra.local.poller import PollerConfig, WorkerPool
 from infra.local.resources import create_resources, local_settings
-from lambdas.context import LOCAL_REGION
-from lambdas.engine.contract import is_artifact
-from lambdas.service import aws, catalogue, model_store
+from lambdas.service import aws, model_files, model_store
 from lambdas.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -200,7 +200,7 @@ class LocalStack:
         self._endpoints.clear()
         aws.configure(None)
         model_store.clear_cache()
-        catalogue.clear_cache()
+        model_files.clear_cache()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

@@ -23,6 +23,8 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
+import contract
+from contract.api import MAX_WAIT_S
 from lambdas.api import errors
 from lambdas.api.models import (
     MAX_GENRES,
@@ -39,9 +41,8 @@ from lambdas.api.models import (
     StatusResponse,
     SubmitResponse,
 )
-from lambdas.engine import contract
-from lambdas.service import catalogue
 from lambdas.service import events as events_service
+from lambdas.service import model_files
 from lambdas.service import status as status_service
 from lambdas.service import submit as submit_service
 from lambdas.service.aws import get_services, is_transient
@@ -175,8 +176,8 @@ def submit_request(
 )
 def post_events(request: Annotated[EventsRequest, Body()]) -> Response[EventsResponse]:
     services = get_services()
-    version, idx = catalogue.index(services)
-    scale = contract.rating_scale(catalogue.manifest(services))
+    version, idx = model_files.index(services)
+    scale = contract.rating_scale(model_files.manifest(services))
     unknown = events_service.check(request, scale, idx.id_keys)
     written = events_service.store(services, request)
     body = EventsResponse(
@@ -245,7 +246,7 @@ def get_request(
         int,
         Query(
             ge=0,
-            le=status_service.MAX_WAIT_S,
+            le=MAX_WAIT_S,
             description="Seconds to wait for the request to finish before answering (0: answer at once)",
         ),
     ] = 0,
@@ -284,7 +285,7 @@ def list_movies(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Movies per page")] = 10,
     offset: Annotated[int, Query(ge=0, le=100_000, description="Movies to skip (paging)")] = 0,
 ) -> Response[MovieList]:
-    document = catalogue.movies(get_services(), q, genres, exclude_genres, limit, offset)
+    document = model_files.movies(get_services(), q, genres, exclude_genres, limit, offset)
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=document)
 
 
@@ -301,7 +302,7 @@ def list_movies(
     },
 )
 def get_model() -> Response[ModelCard]:
-    document = catalogue.model_card(get_services())
+    document = model_files.model_card(get_services())
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=document)
 
 
@@ -404,7 +405,7 @@ def _long_poll(event: dict, context: LambdaContext) -> dict | None:
         return None
     request_id = (event.get("pathParameters") or {}).get("request_id") or ""
     raw = (event.get("queryStringParameters") or {}).get("wait") or ""
-    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= status_service.MAX_WAIT_S):
+    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_WAIT_S):
         return None
     if not _UUID.match(request_id):
         return None

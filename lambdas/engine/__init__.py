@@ -1,7 +1,6 @@
 """The inference engine: numpy + onnxruntime over an exported artifact directory.
 
-The names below load on first use, so ``lambdas.engine.contract`` (the artifact format, standard library only)
-imports without numpy or onnxruntime: the API function and the CDK app read it.
+The names below load on first use, so importing a submodule (``lambdas.engine.artifact``) does not load the rest.
 """
 
 from __future__ import annotations
@@ -10,14 +9,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from contract import ArtifactError
     from lambdas.engine.artifact import Artifact, load_artifact
-    from lambdas.engine.contract import ArtifactError
     from lambdas.engine.engine import Engine, RequestError
 
 _HOMES = {
     "Artifact": "lambdas.engine.artifact",
     "load_artifact": "lambdas.engine.artifact",
-    "ArtifactError": "lambdas.engine.contract",
+    "ArtifactError": "contract",
     "Engine": "lambdas.engine.engine",
     "RequestError": "lambdas.engine.engine",
 }

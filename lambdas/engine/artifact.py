@@ -1,7 +1,7 @@
 """Load a verified artifact directory written by ``model_export.export`` (the format: :mod:`.contract`).
 
 Every file listed in the manifest must exist with its recorded size and sha256 and the manifest's
-``model_version`` must be the hash of those files (:func:`~lambdas.engine.contract.verify`); the arrays must match
+``model_version`` must be the hash of those files (:func:`~contract.verify`); the arrays must match
 the manifest's catalogue. A truncated, tampered or mismatched artifact is refused with :class:`ArtifactError`.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lambdas.engine.contract import CATALOGUE_ARRAYS, MANIFEST, WEIGHTS, ArtifactError, verify
+from contract import CATALOGUE_ARRAYS, MANIFEST, WEIGHTS, ArtifactError, verify
 
 __all__ = ["MANIFEST", "Artifact", "ArtifactError", "load_artifact", "verify"]
 

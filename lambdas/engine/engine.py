@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from lambdas.engine import contract
+import contract
 from lambdas.engine.artifact import Artifact, load_artifact
 
-# Cold start (fold-in) regularisation, chosen with ``python -m model_export.cold_start_eval`` (README, "Cold start").
+# Cold start (fold-in) regularisation, chosen with ``python -m bench.cold_start`` (README, "Cold start").
 FOLD_IN_L2 = 3.0  # ridge on the new user's rating factors and bias
 # Gaussian prior on the new user's interaction factors: max(MIN, PER_RATING x ratings given). A fixed prior
 # over-fits many ratings or wastes a few; the best fixed one was 3 for 1-5 ratings, 10 for 20 and 30 for 50.
@@ -42,7 +42,7 @@ def catalogue_feeds(
     k: int,
     candidates: int = contract.CANDIDATES,
 ) -> dict[str, np.ndarray]:
-    """The inputs of ``catalogue.onnx`` (:data:`~lambdas.engine.contract.CATALOGUE_INPUTS`) for B users.
+    """The inputs of ``catalogue.onnx`` (:data:`~contract.CATALOGUE_INPUTS`) for B users.
 
     ``exclude``: boolean [B, N], True for a movie not to recommend. The exporter's parity check feeds the graph
     through this function too.
@@ -82,7 +82,7 @@ class Engine:
         self.scale = contract.rating_scale(a.manifest)
         self.candidates = contract.candidates(a.manifest)
         # Events stored up to this time (``received_at``, epoch ms) are in the model, which was trained on an export
-        # of them (python -m training.events); later ones, all of them for a model trained without events, and all
+        # of them (python -m infra.events_export); later ones, all of them for a model trained without events, and all
         # of an unknown user's, are folded in at request time.
         self.events_through = contract.events_through(a.manifest)
         self.w = w

@@ -22,7 +22,7 @@ So:
 * a client's retry with the same ``event_id`` rewrites the same item instead of adding one;
 * a call's events are written in one transaction: all of them or none;
 * items expire through ``ttl`` ``events_ttl_days`` after they were stored, which must be longer than the retraining
-  cadence (the next model takes them in through ``python -m training.events``).
+  cadence (the next model takes them in through ``python -m infra.events_export``).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from contract import canonical_id
 from lambdas.api.models import EventsRequest
-from lambdas.engine.contract import canonical_id
 from lambdas.service.aws import Services
 from lambdas.service.errors import ServiceError, Unavailable
 from lambdas.service.logs import logger

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.engine import contract
+import contract
 from lambdas.service.aws import Services
 from lambdas.service.logs import logger
 

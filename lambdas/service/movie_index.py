@@ -1,8 +1,8 @@
 """The served catalogue as a small title index: movie search and popular lists without loading the model.
 
-``model_export.export`` writes ``movies.json.gz`` into every artifact with :func:`build_document`; the API function
-reads it from the model bucket (one GET per model version and container) and answers ``GET /movies`` from it. Pure
-Python (no numpy): the API function's package has neither numpy nor onnxruntime.
+``model_export.export`` writes ``movies.json.gz`` into every artifact (the document: :mod:`contract.movie_index`);
+the API function reads it from the model bucket (one GET per model version and container) and answers
+``GET /movies`` from it. Pure Python (no numpy): the API function's package has neither numpy nor onnxruntime.
 
 Search is over normalised titles: case and diacritics folded (``"amelie"`` finds *Amélie*), punctuation dropped, and
 MovieLens's trailing-article form searchable both ways (``"the matrix"`` and ``"matrix, the"`` both find *Matrix,
@@ -14,16 +14,14 @@ full.
 
 from __future__ import annotations
 
-import gzip
-import json
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-FILENAME = "movies.json.gz"
-FORMAT = 1
+from contract.movie_index import MovieIndexError, check_format, load
+
 MAX_LIMIT = 50
 MAX_QUERY = 100
 MAX_WORDS = 8  # a query's distinct words that count (each costs a pass over the matches)
@@ -52,41 +50,6 @@ def variants(title: str) -> list[str]:
     return [f for f in dict.fromkeys(forms) if f]
 
 
-def build_document(
-    ids: Sequence[int | str],
-    titles: Sequence[str],
-    years: Sequence[int | None],
-    genres: Sequence[Sequence[str]],
-    n_ratings: Sequence[int],
-    mean_ratings: Sequence[float],
-    example_users: Sequence[int | str] = (),
-) -> dict[str, Any]:
-    """The index document ``movies.json.gz`` holds (columns, so that it compresses and loads fast)."""
-    names = sorted({g for gs in genres for g in gs})
-    col = {g: j for j, g in enumerate(names)}
-    return {
-        "format": FORMAT,
-        "genres": names,
-        "example_users": list(example_users),
-        "ids": list(ids),
-        "titles": [str(t) for t in titles],
-        "years": [int(y) if y else None for y in years],
-        "genre_ids": [[col[g] for g in gs] for gs in genres],
-        "n_ratings": [int(n) for n in n_ratings],
-        "mean_ratings": [round(float(m), 3) for m in mean_ratings],
-    }
-
-
-def dump(document: dict[str, Any]) -> bytes:
-    """The document as gzipped JSON (deterministic bytes: the artifact's content hash depends on them)."""
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
-    return gzip.compress(text.encode(), compresslevel=6, mtime=0)
-
-
-class MovieIndexError(ValueError):
-    """The index document is unreadable or of another format."""
-
-
 @dataclass(frozen=True)
 class Page:
     """One page of movies: the total number that match, and the movie records of this page."""
@@ -99,8 +62,7 @@ class MovieIndex:
     """Title search and popularity lists over one model version's catalogue."""
 
     def __init__(self, document: dict[str, Any]) -> None:
-        if document.get("format") != FORMAT:
-            raise MovieIndexError(f"movie index format {document.get('format')!r}, expected {FORMAT}")
+        check_format(document)
         try:
             self.genre_names: list[str] = list(document["genres"])
             self.ids: list[int | str] = list(document["ids"])
@@ -135,10 +97,7 @@ class MovieIndex:
     @classmethod
     def from_bytes(cls, data: bytes) -> MovieIndex:
         """An index from the bytes of ``movies.json.gz``."""
-        try:
-            return cls(json.loads(gzip.decompress(data)))
-        except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise MovieIndexError(f"movie index unreadable ({exc})") from exc
+        return cls(load(data))
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from contract.api import COMPLETED, MAX_WAIT_S, PENDING
 from lambdas.service import store
 from lambdas.service.aws import Services
 from lambdas.service.errors import NotFound, Unavailable
@@ -35,7 +36,7 @@ def read_status(services: Services, request_id: str, item: dict | None = None) -
         "model_version": item.get("model_version"),
         "error": item.get("error"),
     }
-    if item["status"] == store.COMPLETED:
+    if item["status"] == COMPLETED:
         out["result"] = json.loads(item["result"]) if "result" in item else _s3_result(services, item["result_s3_key"])
     return out
 
@@ -46,7 +47,6 @@ def read_status(services: Services, request_id: str, item: dict | None = None) -
 # a long wait costs 2 reads a second (infra/costs.py prices this schedule).
 POLL_SCHEDULE_S = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
 POLL_INTERVAL_S = 0.5
-MAX_WAIT_S = 20
 _DESERIALIZE = TypeDeserializer()
 # What the function keeps in hand for the final read and its answer (API Gateway's limit is 29 s).
 WAIT_MARGIN_S = 3.0
@@ -76,7 +76,7 @@ def wait_until_finished(
         raw = answer.get("Item")
         if raw is None:
             return None, reads
-        if raw.get("status", {}).get("S") != store.PENDING:
+        if raw.get("status", {}).get("S") != PENDING:
             return {name: _DESERIALIZE.deserialize(value) for name, value in raw.items()}, reads
         left = deadline - time.monotonic()
         if left <= 0:

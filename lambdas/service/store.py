@@ -9,10 +9,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from contract.api import PENDING
 from lambdas.service.aws import Services
 from lambdas.settings import PARTITION_KEY, TTL_ATTRIBUTE
-
-PENDING, COMPLETED, FAILED = "PENDING", "COMPLETED", "FAILED"
 
 
 def iso(epoch: float) -> str:

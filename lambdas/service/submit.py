@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from contract.api import FAILED, PENDING
 from lambdas.api.models import RecommendationRequest
 from lambdas.service import events, store
 from lambdas.service.aws import Services
@@ -67,7 +68,7 @@ def submit(
             return replay
     _enqueue(services, request_id, body, idempotency_key)
     logger.info("request accepted", extra={"kind": request.kind, "idempotency_key": idempotency_key})
-    return Accepted(request_id, store.PENDING)
+    return Accepted(request_id, PENDING)
 
 
 def named_users(request: RecommendationRequest) -> list:
@@ -159,7 +160,7 @@ def _enqueue(services: Services, request_id: str, body: str, idempotency_key: st
             store.finish(
                 services,
                 request_id,
-                store.FAILED,
+                FAILED,
                 error={
                     "code": "queue_unavailable",
                     "message": f"the request could not be queued ({type(exc).__name__})",

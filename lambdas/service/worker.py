@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from contract.api import COMPLETED, FAILED, PENDING
 from lambdas.api.models import UUID_PATTERN, RecommendationRequest
 from lambdas.service import events, model_store, store
 from lambdas.service.aws import Services
@@ -62,7 +63,7 @@ def _process(services: Services, message: WorkMessage, receive_count: int) -> st
     if item is None:
         logger.warning("no such request (expired, or never stored); message dropped")
         return "skipped"
-    if item["status"] != store.PENDING:
+    if item["status"] != PENDING:
         logger.info("duplicate delivery of a finished request; nothing written", extra={"status": item["status"]})
         return "skipped"
     try:
@@ -102,7 +103,7 @@ def exhausted(services: Services, request_id: str, exc: BaseException | str, rec
     """Mark a request FAILED with ``retries_exhausted`` (last receive, or found in the DLQ); False if finished."""
     reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
     message = f"processing failed on every attempt; last error: {reason}"[:1000]
-    done = store.finish(services, request_id, store.FAILED, error={"code": "retries_exhausted", "message": message})
+    done = store.finish(services, request_id, FAILED, error={"code": "retries_exhausted", "message": message})
     if done:
         logger.error("retries exhausted; request marked FAILED", extra={"receive_count": receive_count})
     else:
@@ -112,7 +113,7 @@ def exhausted(services: Services, request_id: str, exc: BaseException | str, rec
 
 def _fail(services: Services, request_id: str, code: str, message: str, model_version: str | None = None) -> str:
     error = {"code": code, "message": message}
-    done = store.finish(services, request_id, store.FAILED, error=error, model_version=model_version)
+    done = store.finish(services, request_id, FAILED, error=error, model_version=model_version)
     logger.info("request FAILED (permanent error)", extra={"code": code, "error": message, "written": done})
     return "failed"
 
@@ -128,7 +129,7 @@ def _complete(services: Services, request_id: str, request_json: str, result: di
         fields["result_s3_key"] = key
     else:
         fields["result_json"] = result_json
-    written = store.finish(services, request_id, store.COMPLETED, **fields)
+    written = store.finish(services, request_id, COMPLETED, **fields)
     if not written and "result_s3_key" in fields and store.get(services, request_id) is None:
         # deleted meanwhile (DELETE /users/{id}): leave no object behind (a request finished by another delivery
         # keeps the object, the same key holding the same result)

@@ -13,9 +13,9 @@ import uuid
 
 import pytest
 
+from infra.client import Client
 from infra.local import LocalStack
 from infra.local.endpoint import Fault
-from lambdas.client import Client
 
 pytest.importorskip("onnxruntime")
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from infra.client import ApiError, Client, format_status
 from infra.local import LocalStack
 from infra.local.endpoint import Fault
-from lambdas.client import ApiError, Client, format_status
 from tests.openapi_contract import assert_matches, document
 
 pytest.importorskip("onnxruntime")
@@ -189,7 +189,7 @@ def test_a_poison_message_ends_in_the_dlq_and_writes_nothing(stack, client):
 # Bounds for a loaded 2-core CI machine (a run takes a few seconds when idle; every wait ends as soon as its event
 # happens, so the bounds only decide how long a broken run takes to fail).
 START_S = 180  # python -m infra.local: imports, moto server, resources, model upload, the first request served
-CLIENT_S = 120  # python -m lambdas.client: submit and poll until COMPLETED
+CLIENT_S = 120  # python -m infra.client: submit and poll until COMPLETED
 STOP_S = 60  # SIGTERM to exit: the worker finishes its batch, moto stops
 
 
@@ -225,8 +225,8 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def _run_client(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """``python -m lambdas.client ARGS``; its output is in the failure message if it fails or overruns CLIENT_S."""
-    cmd = [sys.executable, "-m", "lambdas.client", *args, "--timeout", str(CLIENT_S - 20)]
+    """``python -m infra.client ARGS``; its output is in the failure message if it fails or overruns CLIENT_S."""
+    cmd = [sys.executable, "-m", "infra.client", *args, "--timeout", str(CLIENT_S - 20)]
     env = {k: v for k, v in env.items() if k not in ("RECOMMENDER_API_URL", "RECOMMENDER_API_KEY")}
     try:
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=CLIENT_S)

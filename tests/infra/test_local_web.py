@@ -8,9 +8,9 @@ import urllib.request
 import pytest
 import werkzeug.test
 
+from infra.client import Client
 from infra.local import WEB_ROOT, LocalStack, static_file
 from infra.local.gateway import Gateway
-from lambdas.client import Client
 
 pytest.importorskip("onnxruntime")
 

@@ -1445,7 +1445,7 @@ def test_worker_asset_has_no_training_stack_and_fits_lambda(outdir, template, id
     path = asset_dir(outdir, template, ids["worker"])
     top = {p.name.lower() for p in path.iterdir()}
     assert not top & {"tensorflow", "keras", "tf_keras", "pandas", "tensorboard", "torch"}
-    assert {"onnxruntime", "numpy", "pydantic_core", "aws_lambda_powertools", "lambdas"} <= top
+    assert {"onnxruntime", "numpy", "pydantic_core", "aws_lambda_powertools", "lambdas", "contract"} <= top
     assert (path / "lambdas" / "worker" / "handler.py").exists()
     assert not (path / "model").exists(), "the model comes from S3, not the code package"
     native = {p.name for p in (path / "pydantic_core").glob("*.so")}
@@ -1458,7 +1458,7 @@ def test_api_asset_leaves_the_model_dependencies_out(outdir, template, ids):
     path = asset_dir(outdir, template, ids["api_function"])
     top = {p.name.lower() for p in path.iterdir()}
     assert not top & {"numpy", "onnxruntime"}
-    assert {"pydantic", "aws_lambda_powertools", "lambdas"} <= top
+    assert {"pydantic", "aws_lambda_powertools", "lambdas", "contract"} <= top
     assert dir_mb(path) < 40
 
 

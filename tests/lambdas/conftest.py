@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from infra.local.context import LambdaContext, sqs_record
 from infra.local.resources import Queues, create_resources
-from lambdas.context import LambdaContext, sqs_record
 from lambdas.service import aws, model_store
 from lambdas.service.aws import Services
 from lambdas.settings import Settings

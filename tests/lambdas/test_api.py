@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
+from contract.api import COMPLETED, FAILED
+from infra import openapi as spec
 from lambdas.api import handler as api
-from lambdas.api import spec
 from lambdas.service import store
 from lambdas.service.logs import logger
 from tests.lambdas.conftest import load_event
@@ -174,7 +175,7 @@ def test_idempotency_key_replays_the_first_request_and_refuses_another_body(flow
     assert len(flow.items()) == 2 and flow.depth() == 1
 
     # AND a replay reports the request's current status once it has finished
-    assert store.finish(flow.services, rid, store.COMPLETED, result_json="{}", model_version="v")
+    assert store.finish(flow.services, rid, COMPLETED, result_json="{}", model_version="v")
     assert post(lambda_context, {"user_id": 19}, {"Idempotency-Key": "order-42"})[2]["status"] == "COMPLETED"
 
     # AND another key is another request
@@ -209,8 +210,8 @@ def test_status_of_pending_completed_and_failed_requests(flow, lambda_context):
     # GIVEN three submitted requests
     ids = [post(lambda_context, {"user_id": u})[2]["request_id"] for u in (1, 2, 3)]
     result = {"strategy": "personalized", "user_id": 2, "items": [{"movie_id": 5, "score": 1.5}], "model_version": "v1"}
-    store.finish(flow.services, ids[1], store.COMPLETED, result_json=json.dumps(result), model_version="v1")
-    store.finish(flow.services, ids[2], store.FAILED, error={"code": "unknown_movie", "message": "movie 9 unknown"})
+    store.finish(flow.services, ids[1], COMPLETED, result_json=json.dumps(result), model_version="v1")
+    store.finish(flow.services, ids[2], FAILED, error={"code": "unknown_movie", "message": "movie 9 unknown"})
 
     # WHEN each is read THEN 200 with its state, as documented
     docs = []
@@ -231,7 +232,7 @@ def test_status_reads_a_result_stored_in_s3(flow, lambda_context):
     result = {"strategy": "batch", "results": [], "model_version": "v1"}
     key = f"results/{rid}.json"
     flow.services.s3.put_object(Bucket=flow.settings.bucket_name, Key=key, Body=json.dumps(result).encode())
-    store.finish(flow.services, rid, store.COMPLETED, result_s3_key=key, model_version="v1")
+    store.finish(flow.services, rid, COMPLETED, result_s3_key=key, model_version="v1")
 
     # WHEN it is read THEN the result comes from S3
     status, _, doc = get(lambda_context, rid)
@@ -361,7 +362,7 @@ def test_every_log_line_is_json_and_names_the_request(flow, lambda_context):
 def test_openapi_document_is_generated_from_the_code_and_valid():
     from openapi_spec_validator import validate
 
-    # THEN the committed document is what the routes and models generate (regenerate: python -m lambdas.api.spec)
+    # THEN the committed document is what the routes and models generate (regenerate: python -m infra.openapi)
     assert spec.render(spec.build()) == api.OPENAPI_PATH.read_text()
     validate(document())
     # AND it documents the decisions on unknown movie ids
@@ -379,7 +380,7 @@ def test_openapi_document_is_served(flow, lambda_context):
 def test_handlers_import_with_only_the_lambda_bundle_and_the_api_needs_no_numpy():
     # Lambda packages: lambdas/requirements.txt (installed --no-deps) + boto3 from the runtime; nothing else.
     allowed = {
-        "lambdas", "boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six",
+        "lambdas", "contract", "boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six",
         "aws_lambda_powertools", "pydantic", "pydantic_core", "annotated_types", "typing_extensions",
         "typing_inspection", "numpy", "onnxruntime",
     }  # fmt: skip
@@ -409,9 +410,12 @@ def test_handlers_import_with_only_the_lambda_bundle_and_the_api_needs_no_numpy(
         assert f"\n{dist}==" in requirements, f"{dist} is not pinned in lambdas/requirements.txt"
 
 
-def test_the_client_never_asks_for_a_longer_wait_than_the_api_allows():
-    """lambdas.client keeps its own copy (standard library only): it must be the API's."""
-    from lambdas import client
-    from lambdas.service import status
+def test_the_spec_publishes_the_contracts_long_poll_limit():
+    """The client, the API function and the load test read contract.api; the document callers read says the same."""
+    from contract.api import MAX_WAIT_S
 
-    assert client.MAX_WAIT_S == status.MAX_WAIT_S
+    params = json.loads((ROOT / "lambdas" / "api" / "openapi.json").read_text())["paths"][
+        "/recommendations/{request_id}"
+    ]["get"]["parameters"]
+    wait = next(p for p in params if p["name"] == "wait")
+    assert wait["schema"]["maximum"] == MAX_WAIT_S

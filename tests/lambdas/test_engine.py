@@ -142,8 +142,8 @@ def test_the_fold_in_prior_grows_with_the_number_of_ratings(engine):
 
 
 def test_cold_start_evaluation_protocol(engine, small_model_dir):
-    # model_export.cold_start_eval: the users it keeps and its figures are well defined on the small model.
-    from model_export.cold_start_eval import evaluate, test_users
+    # bench.cold_start: the users it keeps and its figures are well defined on the small model.
+    from bench.cold_start import evaluate, test_users
 
     users = test_users(engine, small_model_dir / "test.csv", n=5)
     assert users and all(len(engine._seen(u)) >= 5 and rel for u, rel in users)

@@ -93,16 +93,16 @@ def test_bad_events_are_refused_and_nothing_is_written(flow, lambda_context, bod
 
 
 def test_a_rating_off_the_served_models_scale_is_refused_whole_call(flow, lambda_context, tmp_path, monkeypatch):
-    from lambdas.service import catalogue
+    from lambdas.service import model_files
 
-    real = catalogue.manifest
+    real = model_files.manifest
 
     def narrow(services):
         found = json.loads(json.dumps(real(services)))
         found["scoring"]["rating_scale"] = [1.0, 5.0]
         return found
 
-    monkeypatch.setattr(catalogue, "manifest", narrow)
+    monkeypatch.setattr(model_files, "manifest", narrow)
     got, answer = post_events(
         lambda_context, {"user_id": 1, "events": [{"movie_id": 1, "rating": 4}, {"movie_id": 2, "rating": 0.5}]}
     )
@@ -310,7 +310,7 @@ def test_a_result_a_worker_writes_while_its_request_is_deleted_is_deleted_too(fl
 def test_forgetting_a_heavy_user_stops_in_time_and_a_repeat_finishes(flow, lambda_context, monkeypatch):
     """The events go first; past the budget a call stops after the chunk in hand, and what it deleted stays
     deleted (a request's pointer with it), so repeats finish the job."""
-    from lambdas.context import LambdaContext
+    from infra.local.context import LambdaContext
 
     monkeypatch.setattr(events, "FORGET_CHUNK", 2)
     monkeypatch.setattr(events, "FORGET_THREADS", 2)

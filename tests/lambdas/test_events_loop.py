@@ -16,8 +16,8 @@ pytest.importorskip("keras")
 
 
 def test_events_exported_trained_on_and_then_covered_by_the_new_model(flow, small_artifact, small_model_dir, tmp_path):
+    from infra import events_export as events_cli
     from model_export.export import export
-    from training import events as events_cli
     from training import train as train_cli
 
     engine = Engine(small_artifact)
@@ -61,7 +61,7 @@ def test_events_exported_trained_on_and_then_covered_by_the_new_model(flow, smal
 
 
 def test_the_export_leaves_out_the_events_of_the_last_seconds(flow, tmp_path):
-    from training import events as events_cli
+    from infra import events_export as events_cli
 
     events.store(flow.services, EventsRequest(user_id=5, events=[{"movie_id": 1, "rating": 4.0}]), now=1_000.0)
     events.store(flow.services, EventsRequest(user_id=5, events=[{"movie_id": 2, "rating": 4.0}]))
@@ -73,7 +73,7 @@ def test_the_export_leaves_out_the_events_of_the_last_seconds(flow, tmp_path):
 
 
 def test_the_export_refuses_a_missing_local_stack_with_a_message(tmp_path, monkeypatch, capsys):
-    from training import events as events_cli
+    from infra import events_export as events_cli
 
     monkeypatch.setenv("RECOMMENDER_LOCAL_CONNECTION", str(tmp_path / "nothing.json"))
     assert events_cli.main(["--local", "--out", str(tmp_path / "e.csv")]) == 2
@@ -86,7 +86,7 @@ def test_events_ids_are_taken_as_written_not_as_numbers(tmp_path):
     other ids, which it cannot hold (left out), as the events table and the engine see them."""
     import pandas as pd
 
-    from lambdas.engine.contract import integer_id
+    from contract import integer_id
     from training.cli import with_events
     from training.data import Dataset
 

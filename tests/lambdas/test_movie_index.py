@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lambdas.service.movie_index import MovieIndex, MovieIndexError, build_document, dump, normalise, variants
+from contract.movie_index import MovieIndexError, build_document, dump
+from lambdas.service.movie_index import MovieIndex, normalise, variants
 
 MOVIES = [
     # id, title, genres, ratings

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from contract.api import COMPLETED, FAILED
 from lambdas.service import model_store, store, worker
 from lambdas.worker import handler as worker_handler
 from tests.lambdas.conftest import load_event
@@ -104,10 +105,10 @@ def test_a_duplicate_delivery_never_overwrites_a_finished_result(flow, lambda_co
 def test_a_late_duplicate_racing_the_first_delivery_cannot_overwrite(flow, lambda_context):
     # GIVEN a request that another delivery finished while this one was scoring
     rid = submit(lambda_context, {"user_id": 19})
-    assert store.finish(flow.services, rid, store.COMPLETED, result_json='{"first": true}', model_version="v")
+    assert store.finish(flow.services, rid, COMPLETED, result_json='{"first": true}', model_version="v")
     # WHEN the slower delivery tries to store its own result THEN the conditional write refuses
-    assert not store.finish(flow.services, rid, store.COMPLETED, result_json='{"second": true}', model_version="v")
-    assert not store.finish(flow.services, rid, store.FAILED, error={"code": "x", "message": "y"})
+    assert not store.finish(flow.services, rid, COMPLETED, result_json='{"second": true}', model_version="v")
+    assert not store.finish(flow.services, rid, FAILED, error={"code": "x", "message": "y"})
     assert json.loads(flow.item(rid)["result"]) == {"first": True}
 
 
@@ -285,7 +286,7 @@ def test_the_dlq_handler_marks_pending_requests_failed_and_leaves_finished_ones(
     # GIVEN two dead letters: a request still PENDING (its worker timed out) and one already COMPLETED
     pending = submit(lambda_context, {"user_id": 1})
     done = submit(lambda_context, {"user_id": 2})
-    store.finish(flow.services, done, store.COMPLETED, result_json="{}", model_version="v")
+    store.finish(flow.services, done, COMPLETED, result_json="{}", model_version="v")
     event = flow.receive_event()
     event["Records"].append({**event["Records"][0], "messageId": "unreadable", "body": "garbage"})
 

@@ -194,8 +194,8 @@ def test_past_the_table_the_list_continues_in_factor_cosine_order_with_score_0(e
 
 def test_an_artifact_without_a_table_falls_back_to_the_factor_cosine(small_artifact, tmp_path):
     pytest.importorskip("onnxruntime")
+    from contract import content_version, sha256_file
     from lambdas.engine import Engine
-    from lambdas.engine.contract import content_version, sha256_file
 
     old = tmp_path / "old-artifact"
     shutil.copytree(small_artifact, old)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.peers import EASE, ImplicitPeer, SurprisePeer
 from training.baselines import BiasBaseline, GlobalMean, Popularity
 from training.interactions import IdMap, to_interactions
 from training.interface import RecommenderModel
-from training.peers import EASE, ImplicitPeer, SurprisePeer
 from training.synthetic import low_rank_ratings
 
 

@@ -109,7 +109,7 @@ def test_features_need_movie_metadata(tmp_path, capsys, small_model_dir):
 
 
 def test_rare_movie_metrics_of_the_ablation(small_model_dir, monkeypatch):
-    from training import ablation
+    from bench import ablation
     from training.recommender import load
 
     rec, _ = load(small_model_dir)
@@ -144,7 +144,7 @@ def test_time_feature_is_an_input_that_changes_predictions_and_needs_timestamps(
 def test_ablation_steps_run_only_the_chosen_rows_with_the_accumulated_configuration(tmp_path, monkeypatch, capsys):
     from types import SimpleNamespace
 
-    from training import ablation
+    from bench import ablation
 
     monkeypatch.setattr(ablation, "split", lambda name, data_dir: (SimpleNamespace(), [0] * 8, [0] * 2))
     seen: list[tuple[dict, dict]] = []

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from lambdas.client import Client
+from infra.client import Client
 from tests.web.conftest import PHONE
 
 expect = pytest.importorskip("playwright.sync_api").expect

@@ -1,6 +1,6 @@
 """``make ablation``: what each model improvement is worth, added one at a time, on ml-100k u1 and ml-latest-small.
 
-``python -m training.ablation [--datasets u1 ml-latest-small] [--tuned u1=FILE ml-latest-small=FILE] [--steps N ...]``
+``python -m bench.ablation [--datasets u1 ml-latest-small] [--tuned u1=FILE ml-latest-small=FILE] [--steps N ...]``
 
 Steps are cumulative, each adding one thing to the previous configuration:
 
@@ -14,7 +14,7 @@ Steps are cumulative, each adding one thing to the previous configuration:
 6. ``+ capacity``: 64-dimensional embeddings, deep branch 800-200;
 7. ``+ regularisation``: L2 1e-5 on the deep kernels, L1 1e-7 on the embeddings, dropout 0.4;
 8. ``+ cosine schedule`` (instead of exponential decay);
-9. ``tuned``: a ``training.tune`` best_config.json per data set, when ``--tuned`` names one; this step replaces
+9. ``tuned``: a ``bench.tune`` best_config.json per data set, when ``--tuned`` names one; this step replaces
    the configuration instead of adding to it (defaults + the file).
 
 ``--steps`` runs only the steps with those numbers (to add a row, e.g. ``--steps 9`` for a new tuned
@@ -41,7 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-from training.bench_quality import split, write_results
+from bench.quality import split, write_results
 from training.config import ModelConfig, TrainConfig
 from training.evaluate import evaluate, format_table
 from training.fit import fit
@@ -102,7 +102,7 @@ def tuned_step(path: Path) -> tuple[dict, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.ablation", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.ablation", description=__doc__.split("\n")[0])
     p.add_argument("--datasets", nargs="+", default=["u1", "ml-latest-small"])
     p.add_argument("--tuned", nargs="*", default=[], metavar="DATASET=FILE", help="best_config.json per data set")
     p.add_argument("--data-dir", default=None)
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--steps: numbers from 1 to {n_steps} ({n_steps} = tuned)")
     tuned = dict(t.split("=", 1) for t in a.tuned)
     args = argv if argv is not None else sys.argv[1:]
-    md = [f"Command: `{shlex.join(['python', '-m', 'training.ablation', *args])}`"]
+    md = [f"Command: `{shlex.join(['python', '-m', 'bench.ablation', *args])}`"]
     results: dict[str, dict] = {}
     for name in a.datasets:
         ds, train, test = split(name, a.data_dir)

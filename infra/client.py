@@ -1,7 +1,7 @@
 """A small client for the recommendations API: submit, then poll with backoff until the request finishes.
 
-``python -m lambdas.client recommend --user 19 [--url URL] [--k 10]``, or ``--ratings '{"1": 5, "50": 4}'``,
-``--similar-to 1``, ``--users 1 2 3``; ``python -m lambdas.client status REQUEST_ID``. Against the deployed API add
+``python -m infra.client recommend --user 19 [--url URL] [--k 10]``, or ``--ratings '{"1": 5, "50": 4}'``,
+``--similar-to 1``, ``--users 1 2 3``; ``python -m infra.client status REQUEST_ID``. Against the deployed API add
 ``--api-key KEY`` (sent as ``x-api-key``). The URL and key default to ``$RECOMMENDER_API_URL`` and
 ``$RECOMMENDER_API_KEY``, else to the running local stack's (``python -m infra.local`` writes them to
 ``artifacts/local-stack.json``). Waiting is long-polling (``?wait=S``): one call returns as soon as the request is
@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contract.api import FINISHED, MAX_WAIT_S
+
 DEFAULT_URL = "http://127.0.0.1:8765"
-FINISHED = ("COMPLETED", "FAILED")
 # Written by a running `python -m infra.local`: {"url", "api_key"} ($RECOMMENDER_LOCAL_CONNECTION moves it).
 LOCAL_CONNECTION_ENV = "RECOMMENDER_LOCAL_CONNECTION"
 LOCAL_CONNECTION = Path(__file__).resolve().parents[1] / "artifacts" / "local-stack.json"
@@ -32,7 +33,6 @@ def local_connection_file() -> Path:
     return Path(os.environ.get(LOCAL_CONNECTION_ENV) or LOCAL_CONNECTION)
 
 
-MAX_WAIT_S = 20  # the API's limit for ?wait=
 MIN_ASK_S = 0.5
 
 
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     common.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the result")
     common.add_argument("--json", action="store_true", help="print the raw status document")
-    parser = argparse.ArgumentParser(prog="python -m lambdas.client", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m infra.client", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("recommend", parents=[common], help="submit a request and wait for its result")
     kind = rec.add_mutually_exclusive_group(required=True)

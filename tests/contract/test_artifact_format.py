@@ -1,4 +1,4 @@
-"""One owner of the artifact format (``lambdas.engine.contract``): the exporter writes it, the engine reads it."""
+"""One owner of the artifact format (``contract``): the exporter writes it, the engine reads it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lambdas.engine import contract
+import contract
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,10 +24,10 @@ def test_the_contract_imports_with_the_standard_library_only():
         class Block:
             def find_spec(self, name, path=None, target=None):
                 top = name.split(".")[0]
-                if top not in sys.stdlib_module_names and top != "lambdas" and not top.startswith("_"):
+                if top not in sys.stdlib_module_names and top != "contract" and not top.startswith("_"):
                     raise ImportError("not the standard library: " + name)
         sys.meta_path.insert(0, Block())
-        import lambdas.engine.contract
+        import contract
         print("ok")
         """
     )

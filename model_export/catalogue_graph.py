@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from lambdas.engine.contract import CATALOGUE_INPUTS, CATALOGUE_OUTPUTS
+from contract import CATALOGUE_INPUTS, CATALOGUE_OUTPUTS
 from training.scoring import ServingWeights
 
 OPSET = 17
@@ -109,7 +109,7 @@ def build(w: ServingWeights) -> onnx.ModelProto:
         helper.make_tensor_value_info("top_ratings", f32, ["batch", "k"]),
     ]
     if tuple(v.name for v in inputs) != CATALOGUE_INPUTS or tuple(v.name for v in outputs) != CATALOGUE_OUTPUTS:
-        raise ValueError("the catalogue graph's inputs or outputs differ from lambdas.engine.contract's")
+        raise ValueError("the catalogue graph's inputs or outputs differ from contract's")
     graph = helper.make_graph(nodes, "catalogue", inputs, outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="model_export")
     model.ir_version = IR_VERSION

@@ -15,12 +15,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.engine.contract import MANIFEST
-from lambdas.service import model_store, movie_index
+from contract import MANIFEST, movie_index
+from contract.movie_index import MovieIndexError
+from lambdas.service import model_store
 from lambdas.service.aws import Services
 from lambdas.service.errors import ServiceError, Unavailable
 from lambdas.service.logs import logger
-from lambdas.service.movie_index import MovieIndex, MovieIndexError
+from lambdas.service.movie_index import MovieIndex
 from lambdas.settings import UNPUBLISHED
 
 METRIC_KEYS = ("rmse", "mae", "ndcg@10", "recall@10", "precision@10", "map@10", "coverage")

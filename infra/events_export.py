@@ -1,6 +1,7 @@
 """Export the stored events (``POST /events``) as a ratings file for the next training run.
 
-``python -m training.events --out artifacts/events.csv [--local | --stack NAME | --table NAME [--endpoint-url URL]]``
+``python -m infra.events_export --out artifacts/events.csv [--local | --stack NAME | --table NAME
+[--endpoint-url URL]]``
 
 Writes ``userId,movieId,rating,timestamp,receivedAt`` (MovieLens's CSV header, plus when the API stored the event,
 epoch ms), one row per stored event, sorted by user and time. ``python -m training.train ... --events
@@ -31,10 +32,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-RECEIVED = "receivedAt"
-HEADER = ("userId", "movieId", "rating", "timestamp", RECEIVED)
+from contract.events_file import HEADER
+from infra.config import OUTPUT_EVENTS_TABLE
+
 SETTLE_S = 60.0  # seconds; more than a write takes and than the clocks here and at the API differ
-OUTPUT_EVENTS_TABLE = "EventsTableName"  # the stack output (infra.config)
 
 
 class EventsExportError(RuntimeError):
@@ -89,7 +90,7 @@ def source(a: argparse.Namespace) -> tuple[Any, str]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     if getattr(a, "local", False):
-        from lambdas.client import local_connection_file
+        from infra.client import local_connection_file
 
         path = local_connection_file()
         try:
@@ -116,7 +117,7 @@ def source(a: argparse.Namespace) -> tuple[Any, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.events", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m infra.events_export", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True, help="ratings CSV to write")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--local", action="store_true", help="the running local stack (make local / make demo)")

@@ -1,6 +1,6 @@
 """Benchmark ``GET /movies``'s title search as the API function runs it (pure Python, one thread).
 
-``python -m model_export.bench_search [--movies 62000] [--artifact artifacts/artifact]`` (``make bench-search``)
+``python -m bench.search [--movies 62000] [--artifact artifacts/artifact]`` (``make bench-search``)
 
 Builds a seeded synthetic catalogue of ``--movies`` titles shaped like MovieLens's (two to six words, a year,
 alternative titles in parentheses, trailing articles "X, The", accented letters), plus the served artifact's real
@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from lambdas.service.movie_index import MovieIndex, build_document, dump
+from contract.movie_index import build_document, dump
+from lambdas.service.movie_index import MovieIndex
 
 WORDS = (  # noqa: SIM905 (a word list reads better as text)
     "love night day man woman city king queen dark last first time war star dream house world life death story "
@@ -97,7 +98,7 @@ def bench_index(name: str, data: bytes, queries: int, seed: int = 1) -> list[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model_export.bench_search", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.search", description=__doc__.split("\n")[0])
     p.add_argument("--movies", type=int, default=62_000, help="synthetic catalogue size (ml-25m has 62,423)")
     p.add_argument("--queries", type=int, default=300, help="titles typed one key at a time, per catalogue")
     p.add_argument("--artifact", type=Path, default=Path("artifacts/artifact"), help="also the served index")

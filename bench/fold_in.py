@@ -1,6 +1,6 @@
 """What folding in a user's events is worth, against the model alone and a model retrained with them.
 
-``python -m model_export.events_eval [--dataset ml-latest-small] [--out artifacts/events_eval]`` (``make bench-events``)
+``python -m bench.fold_in [--dataset ml-latest-small] [--out artifacts/events_eval]`` (``make bench-events``)
 
 Protocol, per user by time: the first 80% of each user's ratings train the model, the next 10% are streamed as events,
 the last 10% are held out. On the same users (those with a held-out movie rated >= 4), NDCG@10 and recall@10 of:
@@ -111,7 +111,7 @@ def verdict(results: dict[str, dict[str, float]]) -> dict[str, float | bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model_export.events_eval", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.fold_in", description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="ml-latest-small")
     p.add_argument("--data-dir", type=Path, default=None, help="default: $RECSYS_DATA_DIR, else ./data")
     p.add_argument("--out", type=Path, default=ROOT / "artifacts" / "events_eval")
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     results = evaluate(base, retrained, events, test)
     check = verdict(results)
     lines = [
-        f"Command: `python -m model_export.events_eval --dataset {a.dataset} --seed {a.seed}`",
+        f"Command: `python -m bench.fold_in --dataset {a.dataset} --seed {a.seed}`",
         "",
         f"| way | users | ndcg@{K} | recall@{K} |",
         "|---|---|---|---|",

@@ -1,6 +1,6 @@
 """Load test of the local stack: mixed requests from many concurrent clients, with assertions.
 
-``python -m infra.loadtest [--requests 2000] [--concurrency 64] [--workers 1 2 4] [--artifact DIR]`` starts
+``python -m bench.loadtest [--requests 2000] [--concurrency 64] [--workers 1 2 4] [--artifact DIR]`` starts
 ``python -m infra.local`` once per worker count (loopback only, in its own process, as a user runs it), warms every
 worker, then sends ``--requests`` requests (known users, cold starts, similar movies, batches) from
 ``--concurrency`` client threads, each on one keep-alive connection: POST, then long-poll ``?wait=20`` until the
@@ -31,16 +31,16 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
+from contract import is_artifact
+from contract.api import FINISHED
+from contract.api import MAX_WAIT_S as WAIT_S
 from infra.local.stack import DEFAULT_ARTIFACT
-from lambdas.engine.contract import is_artifact
-from lambdas.service.status import MAX_WAIT_S as WAIT_S
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "artifacts" / "loadtest.md"
 DEFAULT_WORKERS_RUN = (1, 2, 4)
 BAR_WORKERS = 2  # the local stack's default: the bars apply to it
 START_S = 180
-FINISHED = ("COMPLETED", "FAILED")
 
 
 @dataclass
@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
                 run_one(args.artifact, workers, args.requests, args.concurrency, args.seed, window, args.stack_log)
             )
             print(render(runs[-1:], args.concurrency, "").splitlines()[5], flush=True)  # the run's row
-    cmd = "python -m infra.loadtest " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = "python -m bench.loadtest " + " ".join(argv if argv is not None else sys.argv[1:])
     text = render(runs, args.concurrency, cmd.strip())
     problems = check(runs, args.min_rps, args.max_p50_ms)
     text += "\n" + (

@@ -1,7 +1,6 @@
 """The artifact format: the one place that says what ``model_export`` writes and ``lambdas.engine`` reads.
 
-Standard library only, so every side can import it: the exporter (with TensorFlow), the engine (numpy and
-onnxruntime), the API function (neither), the CDK app and the publishing CLI. An artifact is a directory:
+An artifact is a directory:
 
 * ``manifest.json`` (:data:`MANIFEST`): ``format`` (:data:`FORMAT`), ``model_version`` (:func:`content_version` of
   the files), ``files`` (name -> ``{"sha256", "bytes"}``, :func:`file_entry`), ``scoring`` (``candidates``,
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,25 +35,6 @@ CATALOGUE_OUTPUTS = ("scores", "top_scores", "top_items", "top_ratings")
 SCALARS = ("gamma", "mu", "mf_weight", "deep_weight")
 VERSION_LENGTH = 16
 DEFAULT_RATING_SCALE = (0.5, 5.0)
-
-
-# An integer id written the one way str(int) writes it: "19" is the id 19; "019", "+19", "-0" and "19.0" are not.
-_INTEGER = re.compile(r"0|-?[1-9][0-9]*")
-
-
-def canonical_id(raw: object) -> str:
-    """A user or movie id as one string, the same for the API, the events table and the engine: ``19`` and
-    ``"19"`` are one id, surrounding spaces are not part of it (``" 19"`` is ``"19"``), and nothing else is folded
-    (``"019"`` stays ``"019"``: a different id, as it is in a text-id data set)."""
-    return str(raw).strip()
-
-
-def integer_id(raw: object) -> int | None:
-    """The integer an id names in an integer-id model (``"19"`` and ``19``: 19), or None (``"019"``, ``"abc"``)."""
-    if type(raw) is int:  # the common case (JSON and DynamoDB numbers), and str(int) always matches _INTEGER
-        return raw
-    text = canonical_id(raw)
-    return int(text) if _INTEGER.fullmatch(text) else None
 
 
 class ArtifactError(RuntimeError):

@@ -1,6 +1,6 @@
 """How good is cold start? Fold held-out users in from a few of their ratings and score their held-out movies.
 
-``python -m model_export.cold_start_eval [--artifact artifacts/artifact] [--model artifacts/model] [--n 5 20]``
+``python -m bench.cold_start [--artifact artifacts/artifact] [--model artifacts/model] [--n 5 20]``
 
 Protocol: every user of the model's test split with at least one held-out movie rated >= 4 and at least ``n``
 training ratings is treated as a new user who tells us ``n`` of their training ratings (a seeded sample). The
@@ -78,7 +78,7 @@ def _prior(text: str) -> float | str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model_export.cold_start_eval", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.cold_start", description=__doc__.split("\n")[0])
     p.add_argument("--artifact", type=Path, default=ROOT / "artifacts" / "artifact")
     p.add_argument("--model", type=Path, default=ROOT / "artifacts" / "model", help="for its test.csv")
     p.add_argument("--n", type=int, nargs="+", default=[5, 20], help="ratings the new user gives")

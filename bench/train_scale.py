@@ -1,6 +1,6 @@
 """Training cost against data size: epoch time and peak memory of the served configuration on synthetic data.
 
-``python -m training.bench_train [--sizes 0.1M 1M 10M 25M] [--skip-largest] [--out artifacts]``
+``python -m bench.train_scale [--sizes 0.1M 1M 10M 25M] [--skip-largest] [--out artifacts]``
 
 Each run is its own process (so its peak memory is its own), training the served configuration without movie
 features (synthetic data has none) on ``training.synthetic.catalogue`` data shaped like a MovieLens release:
@@ -183,7 +183,7 @@ ENGINE_PROBE = """
 import json, sys, time
 import numpy as np
 from lambdas.engine.engine import Engine
-from training.bench_train import peak_gb
+from bench.train_scale import peak_gb
 t0 = time.perf_counter()
 engine = Engine(sys.argv[1])
 load_s = time.perf_counter() - t0
@@ -214,7 +214,7 @@ def _batches_seconds(data, cfg) -> float:
 
 def run_child(size: str, softmax: str, rank_dim: int, epochs: int, timeout_s: float, work: Path | None = None) -> dict:
     args = [size, softmax, str(rank_dim), str(epochs), str(work) if work else "-"]
-    cmd = [sys.executable, "-m", "training.bench_train", "--child", *args]
+    cmd = [sys.executable, "-m", "bench.train_scale", "--child", *args]
     print(f"== {size}: softmax {softmax if rank_dim else 'off'}, {epochs} epoch(s)", flush=True)
     t0 = time.perf_counter()
     try:
@@ -297,7 +297,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.bench_train", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.train_scale", description=__doc__.split("\n")[0])
     p.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
     p.add_argument("--skip-largest", action="store_true", help="leave out 25M (about 20 minutes here)")
     p.add_argument("--per-rating-max", type=float, default=1.5e6, help="run the per-rating softmax up to this size")

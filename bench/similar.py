@@ -1,6 +1,6 @@
 """Which "similar movies" list is worth showing? Score each method on held-out ratings, and on a sanity list.
 
-``python -m model_export.similar_eval [--artifact artifacts/artifact --model artifacts/model]
+``python -m bench.similar [--artifact artifacts/artifact --model artifacts/model]
 [--u1-artifact artifacts/u1-artifact --u1-model artifacts/u1] [--out artifacts/similar_eval.md]``
 
 Protocol (issue 14): every test-split user with a held-out movie rated >= 4 and a training movie rated >= 4
@@ -280,7 +280,7 @@ def showcase(engine: Engine, config: SimilarityConfig, movie_ids: list[int] = SH
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model_export.similar_eval", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.similar", description=__doc__.split("\n")[0])
     p.add_argument("--artifact", type=Path, default=ROOT / "artifacts" / "artifact", help="ml-latest-small artifact")
     p.add_argument("--model", type=Path, default=ROOT / "artifacts" / "model", help="its model directory")
     p.add_argument("--u1-artifact", type=Path, default=ROOT / "artifacts" / "u1-artifact")
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists():
             print(f"error: {path} missing (see README, 'Similar movies', for how to build it)", file=sys.stderr)
             return 2
-    report = [f"# Similar movies ({time.strftime('%Y-%m-%d')}, `python -m model_export.similar_eval`)", ""]
+    report = [f"# Similar movies ({time.strftime('%Y-%m-%d')}, `python -m bench.similar`)", ""]
     mls = None
     for name, artifact, model in (("u1", a.u1_artifact, a.u1_model), ("ml-latest-small", a.artifact, a.model)):
         split = load_split(name, artifact, model)

@@ -12,7 +12,8 @@ import pytest
 pytest.importorskip("keras")
 pytest.importorskip("optuna")
 
-from training import cli, lr_find, tune
+from bench import lr_find, tune
+from training import cli
 from training import train as train_cli
 from training.config import TrainConfig
 from training.models import ModelConfig, build_model

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from lambdas.api import handler as api
-from lambdas.service import catalogue
+from lambdas.service import model_files
 from lambdas.service.aws import Services, configure
 from tests.lambdas.conftest import load_event
 from tests.openapi_contract import assert_matches
@@ -16,9 +16,9 @@ from tests.openapi_contract import assert_matches
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    catalogue.clear_cache()
+    model_files.clear_cache()
     yield
-    catalogue.clear_cache()
+    model_files.clear_cache()
 
 
 def call(context, path: str, query: dict[str, list[str]] | None = None) -> tuple[int, dict]:
@@ -106,8 +106,8 @@ def test_an_artifact_without_the_index_is_named_in_the_error(flow, lambda_contex
 
 def test_the_index_is_read_once_per_version(flow, lambda_context, monkeypatch):
     reads = []
-    real = catalogue._read
-    monkeypatch.setattr(catalogue, "_read", lambda *a: reads.append(a[2]) or real(*a))
+    real = model_files._read
+    monkeypatch.setattr(model_files, "_read", lambda *a: reads.append(a[2]) or real(*a))
     for _ in range(3):
         assert call(lambda_context, "/movies", {"q": ["movie 1"]})[0] == 200
         assert call(lambda_context, "/model")[0] == 200

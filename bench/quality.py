@@ -1,6 +1,6 @@
 """``make bench-quality``: our variants next to baselines and peer libraries, same split, same run.
 
-``python -m training.bench_quality [--datasets ...] [--variants ...] [--no-peers] [--ease-lambdas L ...]``
+``python -m bench.quality [--datasets ...] [--variants ...] [--no-peers] [--ease-lambdas L ...]``
 
 Data sets: ``u1`` is ml-100k's canonical u1.base/u1.test; ``ml-latest-small`` uses the seeded
 90/10 rule (row in training when ``default_rng(42).random(n)[row] < 0.9``). Every method is scored
@@ -71,8 +71,8 @@ def ours(variant: str, train, test, scale, movies=None, seed: int | None = None)
 
 def peers(train, test, scale, ease_lambdas: tuple[float, ...] = (400.0,)) -> dict[str, dict]:
     """The peer libraries and the baselines, each through the common interface, on the same split and protocol."""
+    from bench.peers import EASE, ImplicitPeer, SurprisePeer
     from training.baselines import BiasBaseline, GlobalMean, Popularity
-    from training.peers import EASE, ImplicitPeer, SurprisePeer
 
     users, items = IdMap(pd.unique(train["user_id"])), IdMap(pd.unique(train["movie_id"]))  # as training.fit's
     tr, te = to_interactions(train, users, items), to_interactions(test, users, items)
@@ -91,7 +91,7 @@ def peers(train, test, scale, ease_lambdas: tuple[float, ...] = (400.0,)) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.bench_quality", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.split("\n")[0])
     p.add_argument("--datasets", nargs="+", default=["u1", "ml-latest-small"])
     p.add_argument(
         "--variants",
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     results: dict[str, dict] = {}
     args = argv if argv is not None else sys.argv[1:]
-    md = [f"Command: `{shlex.join(['python', '-m', 'training.bench_quality', *args])}`"]
+    md = [f"Command: `{shlex.join(['python', '-m', 'bench.quality', *args])}`"]
     for name in a.datasets:
         ds, train, test = split(name, a.data_dir)
         rows: dict[str, dict] = {}

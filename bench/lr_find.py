@@ -1,4 +1,4 @@
-"""Learning-rate range test: ``python -m training.lr_find [data and model options] [--out DIR]``.
+"""Learning-rate range test: ``python -m bench.lr_find [data and model options] [--out DIR]``.
 
 Trains the configured model from scratch for at most ``--steps`` batches while the learning rate grows
 geometrically from ``--min-lr`` to ``--max-lr``, recording the (exponentially smoothed) training loss after each
@@ -113,7 +113,7 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.lr_find", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.lr_find", description=__doc__.split("\n")[0])
     add_data_args(p)
     add_train_args(p)
     p.add_argument("--min-lr", type=float, default=1e-5)

@@ -1,6 +1,6 @@
 """Generate ``lambdas/api/openapi.json`` from the API handler's routes and pydantic models.
 
-``python -m lambdas.api.spec`` rewrites the file; ``python -m lambdas.api.spec --check`` exits 1 if it is stale
+``python -m infra.openapi`` rewrites the file; ``python -m infra.openapi --check`` exits 1 if it is stale
 (a test runs the same comparison). Powertools adds its own validation-error schemas, which this API never
 returns (errors use ``ErrorResponse``), so unreferenced components are pruned.
 """
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(build())
     if args.check:
         if not OPENAPI_PATH.exists() or OPENAPI_PATH.read_text() != text:
-            print(f"{OPENAPI_PATH} is stale: run python -m lambdas.api.spec", file=sys.stderr)
+            print(f"{OPENAPI_PATH} is stale: run python -m infra.openapi", file=sys.stderr)
             return 1
         return 0
     OPENAPI_PATH.write_text(text)

@@ -1,6 +1,6 @@
 """``make bench``: Keras ``predict`` vs the serving engine on the same top-10 request, side by side.
 
-``python -m model_export.bench [--model artifacts/model] [--items 100000] [--out artifacts]``
+``python -m bench.serving [--model artifacts/model] [--items 100000] [--out artifacts]``
 
 For ml-latest-small (the model in ``--model``, trained by ``make demo`` or trained here if missing)
 and for a seeded synthetic catalogue of ``--items`` movies (untrained weights: speed does not depend on
@@ -181,7 +181,7 @@ def measure(model_dir: Path, artifact: Path, keras_reps: int, engine_reps: int, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model_export.bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.serving", description=__doc__.split("\n")[0])
     p.add_argument("--model", type=Path, default=Path("artifacts/model"), help="trained ml-latest-small model dir")
     p.add_argument("--items", type=int, default=100_000, help="synthetic catalogue size")
     p.add_argument("--out", type=Path, default=Path("artifacts"))
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     print(table)
     (a.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
-    (a.out / "bench.md").write_text(f"Command: `make bench` (python -m model_export.bench)\n\n{table}\n")
+    (a.out / "bench.md").write_text(f"Command: `make bench` (python -m bench.serving)\n\n{table}\n")
     return 0
 
 

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from training.peers import EASE, ImplicitPeer, SurprisePeer
+from bench.peers import EASE, ImplicitPeer, SurprisePeer
 
 N_USERS, N_ITEMS = 40, 10
 

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lambdas.context import LOCAL_ACCOUNT
+from infra.local.context import LOCAL_ACCOUNT
 
 
 @dataclass(frozen=True)

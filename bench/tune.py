@@ -1,4 +1,4 @@
-"""Hyperparameter search with Optuna: ``python -m training.tune --trials N --objective rmse|ndcg@10 ...``.
+"""Hyperparameter search with Optuna: ``python -m bench.tune --trials N --objective rmse|ndcg@10 ...``.
 
 Each trial trains with :func:`training.train.fit` on the training part of the split and is scored on ``fit``'s
 seeded validation part (never on the test set, which stays untouched for the final evaluation). The study is
@@ -279,7 +279,7 @@ def write_report(study, a: argparse.Namespace, argv: list[str]) -> dict[str, Pat
     lines = [
         f"# Tuning report: {a.objective} (validation part), {a.sampler} sampler",
         "",
-        f"Command: `python -m training.tune {' '.join(argv)}`",
+        f"Command: `python -m bench.tune {' '.join(argv)}`",
         "",
         f"{len(trials)} trials: {len(complete)} finished, {pruned} pruned. "
         f"Best: trial {best.number}, {a.objective} = {best.value:.4f}. "
@@ -303,7 +303,7 @@ def write_report(study, a: argparse.Namespace, argv: list[str]) -> dict[str, Pat
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(prog="python -m training.tune", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.tune", description=__doc__.split("\n")[0])
     add_data_args(p)
     add_train_args(p)  # fixed settings for every trial (epochs, patience, variant...); the searched ones are replaced
     t = p.add_argument_group("search")
