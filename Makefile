@@ -21,6 +21,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test: lint
 	$(PY) -m pytest

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 # Table layout: one partition key for request items and idempotency items (``idem#<key>``).
 PARTITION_KEY = "request_id"
@@ -107,7 +108,7 @@ class Settings:
         """Settings from environment variables (see ``ENV_VARS``); unset or empty ones keep their default."""
         env = os.environ if env is None else env
         types = {f.name: f.type for f in fields(cls)}
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         for var, name in ENV_VARS.items():
             raw = env.get(var)
             if raw in (None, ""):

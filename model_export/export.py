@@ -221,7 +221,7 @@ def parity(rec, w, pairwise_path: Path, catalogue_path: Path, n_users: int = 16,
 
 def catalogue_feeds(w, users: np.ndarray, exclude: np.ndarray, k: int, candidates: int = contract.CANDIDATES) -> dict:
     """Inputs of catalogue.onnx for known user indices, built by the engine's own function."""
-    from lambdas.engine.engine import catalogue_feeds as feeds
+    from lambdas.engine.ranking import catalogue_feeds as feeds
 
     u_deep = (
         w.user_deep_inputs(w.user_mf[users], None if w.user_implicit is None else w.user_implicit[users])

@@ -94,7 +94,8 @@ def cors_headers(event: Mapping[str, Any], cors: CORSConfig | None) -> dict[str,
     """The CORS headers the resolver would add for this request's ``Origin`` (none if CORS is off or not allowed)."""
     if cors is None:
         return {}
-    origin = cors.allowed_origin(_header(event.get("headers"), "origin") or None)
+    sent = _header(event.get("headers"), "origin")
+    origin = cors.allowed_origin(sent) if sent else None
     return cors.to_dict(origin) if origin else {}
 
 

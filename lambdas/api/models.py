@@ -95,13 +95,13 @@ class RecommendationRequest(BaseModel):
         json_schema_extra={"oneOf": [{"required": [kind]} for kind in REQUEST_KINDS]},
     )
 
-    user_id: Id = Field(
+    user_id: Id = Field(  # type: ignore[assignment]  # absent: None; a null is refused
         None,
         description="A known user (an unknown one gets the popularity ranking)",
         json_schema_extra=_no_default,
     )
     ratings: dict[MovieKey, Rating] = Field(
-        None,
+        None,  # type: ignore[arg-type]  # absent: None; a null is refused
         min_length=1,
         max_length=MAX_RATINGS,
         description=(
@@ -111,7 +111,7 @@ class RecommendationRequest(BaseModel):
         ),
         json_schema_extra=_no_default,
     )
-    similar_to: Id = Field(
+    similar_to: Id = Field(  # type: ignore[assignment]  # absent: None; a null is refused
         None,
         description=(
             "A movie id: movies similar to it. An id the model does not know is accepted (202) and the request "
@@ -120,13 +120,13 @@ class RecommendationRequest(BaseModel):
         json_schema_extra=_no_default,
     )
     user_ids: list[Id] = Field(
-        None,
+        None,  # type: ignore[arg-type]  # absent: None; a null is refused
         min_length=1,
         max_length=MAX_BATCH_USERS,
         description=f"A batch of 1-{MAX_BATCH_USERS} users",
         json_schema_extra=_no_default,
     )
-    profile_of: Id = Field(
+    profile_of: Id = Field(  # type: ignore[assignment]  # absent: None; a null is refused
         None,
         description=(
             "A known user's profile instead of recommendations: their rating history and their taste by genre (`k`, "
@@ -358,7 +358,7 @@ class Event(BaseModel):
 
     movie_id: Id
     rating: Rating
-    timestamp: Annotated[StrictInt, BeforeValidator(_integral)] = Field(
+    timestamp: Annotated[StrictInt, BeforeValidator(_integral)] = Field(  # type: ignore[assignment]  # absent: None; a null is refused
         None,
         ge=0,
         le=MAX_TIMESTAMP,
@@ -368,7 +368,7 @@ class Event(BaseModel):
         ),
         json_schema_extra=_no_default,
     )
-    event_id: EventId = Field(
+    event_id: EventId = Field(  # type: ignore[assignment]  # absent: None; a null is refused
         None,
         description=(
             "A client-chosen id (printable ASCII, no spaces): sending the same event id again for the user replaces "

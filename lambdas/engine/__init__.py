@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from contract import ArtifactError
     from lambdas.engine.artifact import Artifact, load_artifact
-    from lambdas.engine.engine import Engine, RequestError
+    from lambdas.engine.base import RequestError
+    from lambdas.engine.engine import Engine
 
 _HOMES = {
     "Artifact": "lambdas.engine.artifact",
     "load_artifact": "lambdas.engine.artifact",
     "ArtifactError": "contract",
     "Engine": "lambdas.engine.engine",
-    "RequestError": "lambdas.engine.engine",
+    "RequestError": "lambdas.engine.base",
 }
 __all__ = ["Artifact", "ArtifactError", "Engine", "RequestError", "load_artifact"]
 

@@ -228,10 +228,10 @@ def forget(services: Services, user_id: int | str, budget_s: float | None = None
             events_done += sum(map(len, chunk))
             stop_if_late()
         for start in range(0, len(pointers), FORGET_CHUNK):
-            chunk = pointers[start : start + FORGET_CHUNK]
-            deleted += sum(pool.map(lambda k: delete_request(services, k[len(REQUEST_PREFIX) :]), chunk))
-            _delete_keys(services, [(POINTER_PARTITION + key, k) for k in chunk])
-            requests_done += len(chunk)
+            keys = pointers[start : start + FORGET_CHUNK]
+            deleted += sum(pool.map(lambda k: delete_request(services, k[len(REQUEST_PREFIX) :]), keys))
+            _delete_keys(services, [(POINTER_PARTITION + key, k) for k in keys])
+            requests_done += len(keys)
             stop_if_late()
     counts = {"events_deleted": len(events), "requests_deleted": deleted}
     logger.info("user forgotten", extra=counts)

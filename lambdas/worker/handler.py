@@ -8,6 +8,7 @@ Each record is processed on its own; only records whose processing raised are re
 from __future__ import annotations
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -33,12 +34,12 @@ def dead_letter_handler(record: SQSRecord) -> str:
 
 
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
 
 
 @logger.inject_lambda_context(clear_state=True)
-def dlq_handler(event: dict, context: LambdaContext) -> dict:
+def dlq_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     """Optional consumer of the DLQ (covers a worker that timed out on a message's last receive)."""
     return process_partial_response(
         event=event, record_handler=dead_letter_handler, processor=dlq_processor, context=context

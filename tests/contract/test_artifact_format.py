@@ -52,7 +52,7 @@ def test_the_exported_manifest_and_graph_follow_the_contract(small_artifact):
 
 
 def test_the_engine_builds_the_graph_inputs_the_contract_names():
-    from lambdas.engine.engine import catalogue_feeds
+    from lambdas.engine.ranking import catalogue_feeds
 
     exclude = np.zeros((2, 40), bool)
     exclude[0, 3] = True

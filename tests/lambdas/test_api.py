@@ -19,6 +19,7 @@ from contract.api import COMPLETED, FAILED
 from infra import openapi as spec
 from lambdas.api import handler as api
 from lambdas.service import store
+from lambdas.service import submit as submit_service
 from lambdas.service.logs import logger
 from tests.lambdas.conftest import load_event
 from tests.openapi_contract import assert_matches, document
@@ -264,7 +265,7 @@ def test_unknown_route_and_unexpected_errors_answer_json_without_details(flow, l
     def broken(*_args, **_kw):
         raise KeyError("secret internals")
 
-    monkeypatch.setattr(api.submit_service, "submit", broken)
+    monkeypatch.setattr(submit_service, "submit", broken)
     status, _, answer = post(lambda_context, {"user_id": 1})
     assert status == 500 and answer == {"error": {"code": "internal_error", "message": "internal error"}}
     assert_matches("POST", POST, status, answer)

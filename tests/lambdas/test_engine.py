@@ -129,7 +129,7 @@ def test_cold_start_weighs_well_rated_movies_as_training_did(engine):
 
 
 def test_the_fold_in_prior_grows_with_the_number_of_ratings(engine):
-    from lambdas.engine.engine import FOLD_IN_RANK_L2_MIN, FOLD_IN_RANK_L2_PER_RATING
+    from lambdas.engine.fold_in import FOLD_IN_RANK_L2_MIN, FOLD_IN_RANK_L2_PER_RATING
 
     for n in (1, 40):
         u = engine.user_index(8)
