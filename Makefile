@@ -45,9 +45,11 @@ loadtest: venv
 fuzz: venv
 	$(PY) -m infra.fuzz --max-examples 500
 
-# Regenerate lambdas/api/openapi.json from the routes and models (a test fails when it is stale).
+# Regenerate lambdas/api/openapi.json from the routes and models, and the docs' API reference from it (tests fail
+# when either is stale).
 openapi: venv
 	$(PY) -m infra.openapi
+	$(PY) -m infra.api_reference
 
 # The served model on ml-latest-small, and its serving artifact.
 artifacts/model/metadata.json: | venv

@@ -371,6 +371,20 @@ def test_openapi_document_is_generated_from_the_code_and_valid():
     assert "unknown_movies" in text and "unknown_movie" in text
 
 
+def test_the_docs_api_reference_is_rendered_from_the_committed_document():
+    from infra import api_reference
+
+    # THEN the page is what the committed document renders to (regenerate: make openapi)
+    rendered = api_reference.render(document())
+    assert rendered == api_reference.PAGE.read_text(), "docs/api-reference.md is stale: run make openapi"
+    # AND every operation and schema of the document has its section
+    for path, operations in document()["paths"].items():
+        for method in operations:
+            assert f"### `{method.upper()} {path}`" in rendered
+    for name in document()["components"]["schemas"]:
+        assert f"### {name}\n" in rendered
+
+
 def test_openapi_document_is_served(flow, lambda_context):
     event = load_event("api_get_recommendation.json")
     event["path"] = "/openapi.json"
