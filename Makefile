@@ -164,3 +164,22 @@ $(SCAN_VENV)/.installed: requirements-scan.txt
 # the template, written by infra/checkov.py); fails on any unsuppressed finding.
 scan: synth $(SCAN_VENV)/.installed
 	$(PY) -m infra.scan --stack $(STACK) --checkov $(SCAN_VENV)/bin/checkov
+
+# ------------------------------------------------------------------ Documentation site (mkdocs-material)
+# mkdocs lives in its own virtualenv too. The site builds offline (no fonts, scripts or diagrams fetched); --strict
+# fails on a broken link or anchor and on a page missing from the nav. Output in site/.
+DOCS_VENV ?= .venv-docs
+
+$(DOCS_VENV)/.installed: requirements-docs.txt
+	test -x $(DOCS_VENV)/bin/python || $(SYSTEM_PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-docs.txt
+	touch $@
+
+docs: $(DOCS_VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict
+
+# The site on http://127.0.0.1:8000/, rebuilt on every edit (Ctrl-C stops).
+docs-serve: $(DOCS_VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
+
+.PHONY: docs docs-serve
