@@ -51,6 +51,11 @@ openapi: venv
 	$(PY) -m infra.openapi
 	$(PY) -m infra.api_reference
 
+# Regenerate docs/costs.md from the cost model in infra/costs/ (tests/infra/test_costs_page.py fails when it is stale).
+.PHONY: costs
+costs: venv
+	$(PY) -m infra.costs --page docs/costs.md
+
 # The served model on ml-latest-small, and its serving artifact.
 artifacts/model/metadata.json: | venv
 	$(PY) -m training.train --out artifacts/model

@@ -1,4 +1,4 @@
-"""The cost model against hand-computed values (infra/costs.py)."""
+"""The cost model against hand-computed values (infra/costs/)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,20 @@ from dataclasses import replace
 
 import pytest
 
-from infra import costs
-from infra.costs import Assumptions
+from infra.costs import __main__ as cli
+from infra.costs.assumptions import MILLION_PER_MONTH_RPS, Assumptions
+from infra.costs.bill import cost_per_million, cost_per_million_events
+from infra.costs.capacity import concurrency_for, setting_for, worker_rps
+from infra.costs.flow import batching, client_polls, long_poll_reads
+from infra.costs.personalize import personalize_cost
+from infra.costs.prices import PRICES, tiered
 
 # One request in isolation: no status GETs, no X-Ray, every message its own invocation.
 BARE = Assumptions(polls_per_request=0, tracing=False, achieved_batch=1, long_poll=False)
 
 
 def line(a: Assumptions, hop: str) -> float:
-    return next(x.usd for x in costs.cost_per_million(a) if x.hop.startswith(hop))
+    return next(x.usd for x in cost_per_million(a) if x.hop.startswith(hop))
 
 
 def test_api_gateway_line_is_the_per_million_price_per_call():
@@ -38,7 +43,7 @@ def test_a_request_naming_a_user_adds_its_pointer_write_and_the_events_query():
 
 def test_a_million_stored_events_cost_four_write_units_each_and_a_call_per_post():
     # 2 WRU for the item (a transaction) + 2 for its entry in the index by time (counted transactional too)
-    lines = costs.cost_per_million_events(replace(BARE, events_per_post=10))
+    lines = cost_per_million_events(replace(BARE, events_per_post=10))
     by_hop = {x.hop: x.usd for x in lines}
     assert by_hop["DynamoDB writes (one transaction per call)"] == pytest.approx(4 * 0.625)
     assert by_hop["API Gateway REST (POST /events)"] == pytest.approx(0.1 * 3.50)  # 100,000 calls
@@ -58,57 +63,57 @@ def test_dynamodb_writes_count_item_sizes_and_transactions():
 
 
 def test_total_is_the_sum_of_the_lines():
-    lines = costs.cost_per_million(Assumptions())
+    lines = cost_per_million(Assumptions())
     assert lines[-1].hop == "Total"
     assert lines[-1].usd == pytest.approx(sum(x.usd for x in lines[:-1]))
 
 
 def test_littles_law():
-    assert costs.concurrency_for(1000, 20) == pytest.approx(20.0)
+    assert concurrency_for(1000, 20) == pytest.approx(20.0)
     # Batches of 10 at 100 requests/s: 10 invocations/s of 5 + 10 x 11.22 ms.
-    assert costs.concurrency_for(100, 11.22, batch=10, per_invocation_ms=5) == pytest.approx(1.172)
-    assert costs.worker_rps(1.22) == pytest.approx(819.7, abs=0.1)
-    assert costs.setting_for(11.7) == 18
-    assert costs.setting_for(0.1) == 2
+    assert concurrency_for(100, 11.22, batch=10, per_invocation_ms=5) == pytest.approx(1.172)
+    assert worker_rps(1.22) == pytest.approx(819.7, abs=0.1)
+    assert setting_for(11.7) == 18
+    assert setting_for(0.1) == 2
 
 
 def test_tiers():
     # 400 M REST calls: 333 M at 3.50, 67 M at 2.80.
-    assert costs.tiered(400, costs.PRICES.apigw_rest_tiers) == pytest.approx(333 * 3.50 + 67 * 2.80)
+    assert tiered(400, PRICES.apigw_rest_tiers) == pytest.approx(333 * 3.50 + 67 * 2.80)
 
 
 def test_personalize_bills_the_minimum_tps_then_tiers():
-    spread = costs.personalize_cost(costs.MILLION_PER_MONTH_RPS, training_hours=0, ingest_gb=0)
+    spread = personalize_cost(MILLION_PER_MONTH_RPS, training_hours=0, ingest_gb=0)
     assert spread["tps_hours"] == pytest.approx(730)
     assert spread["total"] == pytest.approx(730 * 0.20)
-    sustained = costs.personalize_cost(100, training_hours=0, ingest_gb=0)
+    sustained = personalize_cost(100, training_hours=0, ingest_gb=0)
     assert sustained["inference"] == pytest.approx(20_000 * 0.20 + 53_000 * 0.10)
 
 
 def test_batching_window_trades_invocations_for_latency():
-    idle = costs.batching(0.01, window_s=1, batch_size=10)
+    idle = batching(0.01, window_s=1, batch_size=10)
     assert idle.mean_batch == pytest.approx(1.0, abs=0.01)
     assert (idle.mean_added_s, idle.max_added_s) == (0.5, 1)
-    none = costs.batching(0.01, window_s=0, batch_size=10)
+    none = batching(0.01, window_s=0, batch_size=10)
     assert none.mean_added_s == 0 and none.mean_batch == pytest.approx(1.0, abs=0.01)
-    busy = costs.batching(1000, window_s=1, batch_size=10)
+    busy = batching(1000, window_s=1, batch_size=10)
     assert busy.invocations_per_request == pytest.approx(0.1)
     assert busy.max_added_s == pytest.approx(10 / (1000 / 5))  # the batch fills before the window ends
 
 
 def test_status_read_schedules():
     # Web page: GETs at 0.1, 0.25, 0.5 s; a request done at 0.3 s is seen by the third, 0.2 s later.
-    gets, late = costs.client_polls(0.3)
+    gets, late = client_polls(0.3)
     assert (gets, late) == (3, pytest.approx(0.2))
     # Long-poll: reads at 0, 50, 150, 300 ms; done at 120 ms -> 3 reads, 150 ms waited, seen 30 ms late.
-    reads, waited, seen = costs.long_poll_reads(0.12)
+    reads, waited, seen = long_poll_reads(0.12)
     assert (reads, waited, seen) == (3, pytest.approx(0.15), pytest.approx(0.03))
     # A wait shorter than the request: reads up to 800 ms, one more at the 1 s deadline, the whole wait billed.
-    assert costs.long_poll_reads(5.0, wait_s=1.0)[:2] == (7, 1.0)
+    assert long_poll_reads(5.0, wait_s=1.0)[:2] == (7, 1.0)
 
 
 def test_cli_prints_the_tables(capsys):
-    costs.main(["--window", "0", "--long-poll", "20", "--worker-ms", "2"])
+    cli.main(["--window", "0", "--long-poll", "20", "--worker-ms", "2"])
     out = capsys.readouterr().out
     for heading in ("(a) One million", "(b) Sustained", "(c) Amazon Personalize", "(d) Batching", "(e) Latency"):
         assert heading in out
