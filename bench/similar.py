@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     for path in (a.artifact, a.model, a.u1_artifact, a.u1_model):
         if not path.exists():
-            print(f"error: {path} missing (see README, 'Similar movies', for how to build it)", file=sys.stderr)
+            print(f"error: {path} missing (docs/serving.md, 'Similar movies', says how to build it)", file=sys.stderr)
             return 2
     report = [f"# Similar movies ({time.strftime('%Y-%m-%d')}, `python -m bench.similar`)", ""]
     mls = None

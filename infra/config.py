@@ -18,7 +18,7 @@ from lambdas import settings
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STACK_NAME = "MovieRecommender"
 
-# CloudFormation output keys: publish_model and the README read the deployed stack through these.
+# CloudFormation output keys: publish_model and the docs' commands read the deployed stack through these.
 OUTPUT_API_URL = "ApiUrl"
 OUTPUT_API_KEY_ID = "ApiKeyId"
 OUTPUT_TABLE = "TableName"
@@ -94,7 +94,7 @@ class StackConfig:
     api_timeout_s: int = 25
     batch_size: int = 10
     # No batching window: a window of W seconds adds up to W to every request while traffic is light and saves
-    # invocations only when requests arrive together (README, "The batching window, measured", and table (d)).
+    # invocations only when requests arrive together (docs/costs.md, "The batching window, measured", and table (d)).
     batching_window_s: int = 0
     max_concurrency: int = 5
     max_receive_count: int = 3

@@ -31,7 +31,7 @@ then ``argpartition`` for the top k). Per counted rating of a user with ``n_u`` 
 (``sum_u n_u^2`` in all); per movie: a few passes over a row of all movies (movies^2 floats in all, 3.8e9 for
 62,000 movies), whatever the number of ratings. Memory: the sparse matrix (8 bytes per counted rating, twice) plus
 one block of about ``CHUNK_BYTES``; the table is ``8 k`` bytes per movie. At ml-25m size (62,000 movies, 24 M
-ratings) the table takes about two minutes on two cores (README, "Similar movies").
+ratings) the table takes about two minutes on two cores (docs/serving.md, "Similar movies").
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class SimilarityConfig:
         return asdict(self)
 
 
-# What export serves, chosen with ``python -m bench.similar`` (README, "Similar movies"): of the settings
+# What export serves, chosen with ``python -m bench.similar`` (docs/serving.md, "Similar movies"): of the settings
 # tried, the best NDCG@10 on u1 and ml-latest-small among those that pass its sanity list. Liked ratings only, heavy
 # raters discounted (n_u^-0.5 per pair), support-weighted (the weighted co-occurrence is far below the shrink, so its
 # exact value, 20-100, changes nothing), movies of other genres discounted. Without the genre factor the lists rank

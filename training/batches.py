@@ -39,7 +39,7 @@ def softmax_plan(train: Interactions, cfg: TrainConfig) -> tuple[int, float]:
     ``cfg.rank_user_lr_scale``, else the square root of how many more steps a user's factor row is touched in per
     epoch with per-rating batches (each step that holds one of their ratings) than with chunks (one per chunk).
     Adam normalises every step, so a row touched less often moves less per epoch; the square root is what brought
-    u1 and ml-latest-small back to the per-rating ranking (README, "Training at scale").
+    u1 and ml-latest-small back to the per-rating ranking (docs/results.md, "Training at scale").
     """
     chunk = cfg.softmax_chunk if cfg.softmax_chunk is not None else max(1, cfg.batch_size // SOFTMAX_ROWS)
     if cfg.rank_user_lr_scale is not None:

@@ -89,7 +89,8 @@ class ModelConfig(_Config):
         tune={"kind": "choice", "choices": (64, 128, 256), "grid": (128,)},
     )
     # 7e-5 rather than 1e-5: the lighter penalty peaked after a few epochs and then overfitted (validation NDCG@10
-    # fell while the softmax loss kept dropping); 5e-5 before the trainer's user balancing (README, "Ablation").
+    # fell while the softmax loss kept dropping); 5e-5 before the trainer's user balancing (docs/results.md,
+    # "Ablation").
     rank_l2: float = option(
         7e-5,
         "L2 on the interaction head's tables",

@@ -9,7 +9,8 @@
   and ``year_missing`` = 1 (a movie absent from the movies table counts as no genre and no year).
 
 :func:`scale_time` puts rating times on the year column's scale, so the first deep layer can form the movie's
-age at rating time (time - year) from the two; at serving the time is the last training rating's (see README).
+age at rating time (time - year) from the two; at serving the time is the last training rating's
+(docs/training.md, "Time feature").
 
 The table is a constant of the trained model (a frozen embedding), so the exported item part of the first deep
 layer already contains it and serving needs no new input.

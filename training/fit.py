@@ -18,7 +18,7 @@ from training.recommender import Recommender
 
 # Validation NDCG@10 (early stopping, the blend weight) ranks the whole catalogue for at most this many validation
 # users, a seeded sample: every one of ml-latest-small's and ml-100k's, and at 162,000 users (ml-25m) a
-# standard error of about 0.004 in a fraction of the time (README, "Training at scale").
+# standard error of about 0.004 in a fraction of the time (docs/results.md, "Training at scale").
 VAL_RANK_USERS = 10_000
 
 

@@ -1,4 +1,4 @@
-"""Rating and ranking metrics, with the exact definitions the README quotes.
+"""Rating and ranking metrics, with the exact definitions docs/results.md quotes ("Evaluation protocol").
 
 Ranking protocol (shared by our models, the baselines and the peers, so numbers compare):
 

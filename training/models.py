@@ -6,7 +6,7 @@ Every variant maps ``(user, item)`` index pairs to two outputs:
 * ``interaction``: a logit that the user picks the item among all items, trained with a full
   softmax over the catalogue on observed pairs (no sampled negatives: every other item is a
   negative). Top-N lists are ranked by it: an MSE-trained rating alone ranks obscure,
-  rarely-rated movies too high (see README).
+  rarely-rated movies too high (docs/training.md, "Models").
 
 Variants of the rating output (mu = global mean, b = biases, p/q = user/item embeddings,
 f = the deep branch Dense(400)-ReLU-Dropout-Dense(100)-BatchNorm-ReLU-Dense(1) on [p; q]):

@@ -32,7 +32,7 @@ class EventsTable(Construct):
     local secondary index by storage time (``lambdas.service.events`` explains the keys); items expire through the
     ``ttl`` attribute. A local index exists only from the table's creation: a stack deployed without it replaces
     this table on update (deploy with ``retain_data`` and copy the old table's items with ``python -m
-    infra.events_copy``; README, **Events**)."""
+    infra.events_copy``; docs/deploying.md, "Upgrading a stack deployed before the events index")."""
 
     def __init__(self, scope: Construct, id: str, *, retain_data: bool) -> None:
         super().__init__(scope, id)

@@ -12,7 +12,8 @@ import contract
 from lambdas.engine.base import RequestError
 from lambdas.engine.ranking import Ranking
 
-# Cold start (fold-in) regularisation, chosen with ``python -m bench.cold_start`` (README, "Cold start").
+# Cold start (fold-in) regularisation, chosen with ``python -m bench.cold_start`` (docs/serving.md, "Cold start
+# quality").
 FOLD_IN_L2 = 3.0  # ridge on the new user's rating factors and bias
 # Gaussian prior on the new user's interaction factors: max(MIN, PER_RATING x ratings given). A fixed prior
 # over-fits many ratings or wastes a few; the best fixed one was 3 for 1-5 ratings, 10 for 20 and 30 for 50.
@@ -21,7 +22,8 @@ FOLD_IN_RANK_L2_PER_RATING = 0.5
 # A known user's new ratings (events) update their trained factors by one Newton step from them, the trained factors
 # being the centre of a Gaussian prior whose precision is that of their training ratings (a Laplace approximation):
 # one event nudges a user with many ratings a little and a user with few ratings more. The interaction head's
-# Hessian is taken over its 500 most probable movies (the bar of 2 ms for 50 events; README, "Events").
+# Hessian is taken over its 500 most probable movies (the bar of 2 ms for 50 events; docs/serving.md, "Events folded
+# in").
 EVENTS_HESSIAN_TOP = 500
 
 

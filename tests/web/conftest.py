@@ -3,7 +3,7 @@
 Chromium is the system one (``/usr/bin/chromium``, or ``$CHROMIUM``): Playwright's own browser download does not
 work here. Without it every browser test is skipped with a message saying what to install (``.ci/run`` installs it).
 Screenshots go to ``$WEB_SCREENSHOTS`` (default ``artifacts/screenshots``). ``WEB_TEST_ARTIFACT=DIR`` serves another
-artifact (e.g. the ml-latest-small one, for the README's screenshots); the tests read ids and titles from the API.
+artifact (e.g. the ml-latest-small one, for the screenshots in docs/web.md); the tests read ids and titles from the API.
 """
 
 from __future__ import annotations

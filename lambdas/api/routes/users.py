@@ -23,7 +23,8 @@ router = Router()
         "Deletes the user's stored events and every request naming them (`user_id`, `profile_of`, or one of "
         "`user_ids`) with its result, in the table and the bucket; answers what was deleted (0 and 0 for a user "
         "with nothing stored). The trained model is not changed: a user of the training data stays in the served "
-        "model until a model is trained without their ratings (the documentation's API page says what remains where, and for how long)."
+        "model until a model is trained without their ratings (the documentation's API page says what remains "
+        "where, and for how long)."
     ),
     operation_id="forgetUser",
     tags=["events"],
