@@ -2,16 +2,26 @@
 
 The URL and key are also written to ``artifacts/local-stack.json`` (or ``$RECOMMENDER_LOCAL_CONNECTION``; removed
 on exit), where ``python -m infra.client`` finds them, so nobody copies the key by hand.
+
+Ctrl-C and SIGTERM stop it the same way, sent to this process alone or to its whole process group
+(``kill -- -PGID``, as systemd or a CI runner does): its processes leave signals to it (:mod:`infra.local.processes`),
+it stops the API, lets each worker finish its batch, stops the AWS endpoints, reaps every process it started, frees
+the ports, prints ``stopped`` and exits 0 (a second signal while it stops is ignored: the stop is bounded). Exit 2:
+it could not start, e.g. ``error: MotoPatchError: patch '...' was written for moto ...`` on a moto that the
+endpoint's speed-ups (:mod:`infra.local.moto_patches`) were not written for.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
 from infra.client import local_connection_file
+from infra.local.moto_patches import MotoPatchError
+from infra.local.processes import stop_resource_tracker
 from infra.local.stack import DEFAULT_API_PROCESSES, DEFAULT_ARTIFACT, DEFAULT_PORT, DEFAULT_WORKERS, LocalStack
 from infra.local.wait import on_sigterm_interrupt, wait_for_interrupt
 
@@ -62,15 +72,33 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         stack.start()
+    except MotoPatchError as exc:
+        _stop(stack)
+        print(f"error: MotoPatchError: {exc}", file=sys.stderr)
+        return 2
     except (FileNotFoundError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        stack.stop()
+        _stop(stack)
         return 2
     except KeyboardInterrupt:
-        stack.stop()
+        _stop(stack)
         return 0
-    s = stack.settings
     connection = local_connection_file()
+    try:
+        _announce(stack, args.artifact, args.workers, connection)
+        wait_for_interrupt()
+    except KeyboardInterrupt:  # a signal before the wait began: the same stop
+        pass
+    finally:
+        _stop(stack)
+        connection.unlink(missing_ok=True)
+    print("stopped", flush=True)
+    return 0
+
+
+def _announce(stack: LocalStack, artifact: Path, workers: int, connection: Path) -> None:
+    """Save the connection for the client, and print where everything is."""
+    s = stack.settings
     write_connection(
         stack.url,
         stack.api_key,
@@ -79,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         dynamodb_endpoint=stack.dynamodb_endpoint_url,
         region=s.region or "",
     )
-    print(f"model {s.model_version} from {args.artifact}", flush=True)
+    print(f"model {s.model_version} from {artifact}", flush=True)
     print(f"queue {s.queue_url} (DLQ after {s.max_receive_count} receives), table {s.table_name}", flush=True)
     print(
-        f"{args.workers} worker processes, {stack.api_processes} API processes; AWS endpoints (moto): DynamoDB "
+        f"{workers} worker processes, {stack.api_processes} API processes; AWS endpoints (moto): DynamoDB "
         f"{stack.dynamodb_endpoint_url}, SQS and S3 {stack.endpoint_url}",
         flush=True,
     )
@@ -90,13 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     if stack.api_key:
         print(f"API key: {stack.api_key} (header x-api-key; saved for the client in {connection})", flush=True)
     print(f"Web page: {stack.url}/ (its calls go through /api/, which adds the key)", flush=True)
-    try:
-        wait_for_interrupt()
-    finally:
-        stack.stop()
-        connection.unlink(missing_ok=True)
-    print("stopped", flush=True)
-    return 0
+
+
+def _stop(stack: LocalStack) -> None:
+    """Stop the stack and reap every process it started; further Ctrl-C or SIGTERM are ignored meanwhile (each part
+    of the stop has its own time limit, after which the process is killed)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    stack.stop()
+    stop_resource_tracker()
 
 
 if __name__ == "__main__":

@@ -12,12 +12,13 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from infra.config import StackConfig
 from infra.local.context import LambdaContext
-from infra.local.processes import ProcessPool
+from infra.local.processes import Flag, ProcessPool, leave_signals_to_parent
 
 API_FUNCTION = "recommender-api-local"
 # The deployed API function's timeout and memory, as the context reports them.
@@ -46,6 +47,7 @@ def listening_socket(port: int, backlog: int) -> socket.socket:
 
 def run(config: ApiConfig, sock: socket.socket, stop: Any, ready: Any) -> None:
     """One API process: configure the services, serve the gateway on ``sock`` until ``stop`` is set."""
+    leave_signals_to_parent()
     import boto3
 
     from infra.local import gateway
@@ -91,12 +93,13 @@ class ApiPool(ProcessPool):
 
     def start(self, timeout_s: float = 60) -> None:
         readies = [self._start(i) for i in range(len(self.processes))]
+        deadline = time.monotonic() + timeout_s
         for ready in readies:
-            if not ready.wait(timeout_s):
+            if not ready.wait(max(0.0, deadline - time.monotonic())):
                 raise RuntimeError(f"an API process did not start within {timeout_s}s")
 
-    def _start(self, i: int) -> Any:
-        ready = self._ctx.Event()
+    def _start(self, i: int) -> Flag:
+        ready = Flag(self._ctx)
         process = self._ctx.Process(
             target=run, args=(self.config, self.socket, self._stop, ready), name=f"local-api-{i}", daemon=True
         )

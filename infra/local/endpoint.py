@@ -6,16 +6,19 @@ every process: ``POST /_local/faults`` with ``{"rules": [...]}`` replaces the ru
 hit counts, ``DELETE`` clears them. A rule matches a service (``dynamodb``, ``sqs``, ``s3``) and optionally an action
 (``UpdateItem``, ``SendMessage``, ``GetObject``...) and answers with an AWS-shaped error instead of moto (``status``,
 ``code``), or first waits ``delay_s`` and then lets the call through; ``times`` limits how often it fires.
+
+moto runs with the speed-ups of :mod:`infra.local.moto_patches`; on a moto they were not written for, the endpoint
+prints ``FAILED MotoPatchError: ...`` (naming the patch) instead of ``READY`` and exits 3.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextvars
 import json
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -27,7 +30,10 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from infra.local import moto_patches
+
 CONTROL_PATH = "/_local/faults"
+FAILED = "FAILED "  # the first line instead of READY: the endpoint refuses to start, and why
 LISTEN_BACKLOG = 1024  # pending connections the kernel queues before refusing one
 _CREDENTIAL = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/(?P<service>[^/]+)/")
 _S3_ACTIONS = {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject", "DELETE": "DeleteObject"}
@@ -174,143 +180,9 @@ def fault_report(endpoint_url: str) -> list[dict]:
     return endpoint_report(endpoint_url)["rules"]
 
 
-def _speed_up_moto() -> Any:
-    """moto's server, without two per-call costs that dominate under load (moto 5.2, measured with cProfile).
-
-    * Finding the backend for a request lists moto's package directory (about 145 ``stat`` calls, 1.4 ms a call):
-      the answer per host never changes, so it is cached.
-    * Each received SQS message re-computes every attribute of its queue (counting its messages) to read the
-      retention period: read the one attribute instead.
-    * A DynamoDB Query on a table's key, or on a local secondary index (which shares it), sorts every item of the
-      table to pick the partition's (3 ms at 500 items, 11 ms at 2,000 in other partitions): take the partition's
-      items directly, sorted as before. DynamoDB itself reads only the partition.
-
-    * A DynamoDB TransactWriteItems deep-copies every table it names, once per item, to roll back on failure: the
-      cost grows with the table (the load test fell from 15 to 4 requests/s as its tables filled). Back up the
-      items it names instead (one transaction at a time), and put back those it wrote if it fails.
-
-    Behaviour is unchanged; the pinned moto version is the one these were measured on.
-    """
-    import copy
-
-    import moto.dynamodb.models as dynamodb_models
-    from moto.dynamodb.exceptions import TransactionCanceledException
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.dynamo_type import DynamoType
-    from moto.dynamodb.models.table import Table
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-    from moto.sqs.models import SQSBackend
-
-    class Dispatcher(DomainDispatcherApplication):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._backends: dict[str | None, Any] = {}
-
-        def get_backend_for_host(self, host: str | None) -> Any:
-            if host not in self._backends:
-                self._backends[host] = super().get_backend_for_host(host)
-            return self._backends[host]
-
-    def retained(self: SQSBackend, queue_name: str, message: Any) -> bool:
-        period = int(self.get_queue(queue_name).message_retention_period)
-        return period + message.sent_timestamp / 1000 > time.time()
-
-    SQSBackend.is_message_valid_based_on_retention_period = retained
-
-    every_item, query = Table.all_items, Table.query
-    partition: contextvars.ContextVar = contextvars.ContextVar("partition", default=None)  # per request thread
-
-    def all_items(self: Table) -> list:
-        only = partition.get()
-        if only is None or only[0] is not self:
-            return every_item(self)
-        if only[1] not in self.items:  # not self.items[...]: a defaultdict would grow an empty partition
-            return []
-        found = self.items[only[1]]
-        return sorted(found.values(), key=lambda x: x.range_key) if self.range_key_attr else [found]
-
-    def keyed_query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
-        # the table or a local index (same partition key: its items are the partition's); a global one reads all
-        by_partition = index_name is None or any(i.name == index_name for i in self.indexes)
-        token = partition.set((self, hash_key) if by_partition and hash_key is not None else None)
-        try:
-            return query(self, hash_key, *args, **kwargs)
-        finally:
-            partition.reset(token)
-
-    Table.all_items, Table.query = all_items, keyed_query
-
-    items_backed_up: contextvars.ContextVar = contextvars.ContextVar("items_backed_up", default=False)
-
-    class TableCopy:
-        """``copy`` as moto's DynamoDB models see it: a table is not copied inside a transaction whose items are
-        backed up (moto's rollback then puts back the same table object, and ``transact`` restores the items)."""
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(copy, name)
-
-        def deepcopy(self, x: Any, memo: dict | None = None) -> Any:
-            return x if isinstance(x, Table) and items_backed_up.get() else copy.deepcopy(x, memo)
-
-    dynamodb_models.copy = TableCopy()  # type: ignore[assignment]
-    transact_write_items = DynamoDBBackend.transact_write_items
-
-    def backup(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> list[tuple]:
-        saved = []
-        for entry in transact_items:
-            _, op = next(iter(entry.items()))
-            table = backend.tables[op["TableName"]]
-            attrs = op.get("Key") or op["Item"]
-            hash_key = DynamoType(attrs[table.hash_key_attr])
-            range_key = DynamoType(attrs[table.range_key_attr]) if table.range_key_attr else None
-            saved.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
-        return saved
-
-    def restore(saved: list[tuple]) -> None:
-        for table, hash_key, range_key, item in reversed(saved):
-            if item is None:
-                table.delete_item(hash_key, range_key)
-            elif range_key is None:
-                table.items[hash_key] = item
-            else:
-                table.items[hash_key][range_key] = item
-
-    one_at_a_time = threading.Lock()  # a backup stays true only while no other transaction writes those items
-
-    def transact(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
-        with one_at_a_time:
-            try:
-                saved = backup(self, transact_items)
-            except Exception:  # a malformed call: moto's own path validates it and answers
-                return transact_write_items(self, transact_items)
-            token = items_backed_up.set(True)
-            try:
-                return transact_write_items(self, transact_items)
-            except TransactionCanceledException as exc:
-                # put back only what moto applied (reason "None"); a failed condition or a ConditionCheck wrote nothing
-                reasons = json.loads(exc.description)["CancellationReasons"]
-                restore(
-                    [
-                        item
-                        for item, reason, entry in zip(saved, reasons, transact_items, strict=True)
-                        if reason.get("Code") == "None" and "ConditionCheck" not in entry
-                    ]
-                )
-                raise
-            except Exception:  # a validation error part-way: moto applied what came before it
-                restore(saved)
-                raise
-            finally:
-                items_backed_up.reset(token)
-
-    DynamoDBBackend.transact_write_items = transact
-    return Dispatcher
-
-
 def serve(port: int = 0, ready: Callable[[str], Any] | None = None) -> None:
     """Serve moto behind the fault injector on 127.0.0.1 until killed."""
-    from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import ThreadedWSGIServer
 
     class Server(ThreadedWSGIServer):
@@ -318,7 +190,8 @@ def serve(port: int = 0, ready: Callable[[str], Any] | None = None) -> None:
         daemon_threads = True
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = FaultInjector(_speed_up_moto()(create_backend_app))
+    moto_patches.apply_all()  # MotoPatchError, before serving anything, on a moto the speed-ups were not written for
+    app = FaultInjector(DomainDispatcherApplication(create_backend_app))
     server = Server("127.0.0.1", port, app, handler=MotoRequestHandler)
     url = f"http://127.0.0.1:{server.server_address[1]}"
     if ready is not None:
@@ -338,8 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exit-with-stdin", action="store_true", help="exit when stdin closes (the parent is gone)")
     args = parser.parse_args(argv)
     if args.exit_with_stdin:
+        # A process of the local stack: the stack stops it (closing stdin), so a Ctrl-C or a SIGTERM sent to the
+        # whole process group leaves it serving the workers' last calls while the stack stops in order.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         threading.Thread(target=_exit_with_parent, daemon=True).start()
-    serve(args.port, ready=lambda url: print(f"READY {url}", flush=True))
+    try:
+        serve(args.port, ready=lambda url: print(f"READY {url}", flush=True))
+    except moto_patches.MotoPatchError as exc:
+        print(f"{FAILED}MotoPatchError: {exc}", flush=True)
+        return 3
     return 0
 
 

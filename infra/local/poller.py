@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from infra.local.context import LambdaContext, sqs_record
-from infra.local.processes import ProcessPool
+from infra.local.processes import ProcessPool, leave_signals_to_parent
 
 WORKER_FUNCTION = "recommender-worker-local"
 WINDOW_POLL_S = 0.05
@@ -39,8 +39,8 @@ class PollerConfig:
 class WorkerSlot:
     """Counters a worker process shares with the stack: batches handled, and whether it holds one now."""
 
-    batches: Any  # mp.Value("q")
-    holding: Any  # mp.Value("i")
+    batches: Any  # RawValue("q"): written by the slot's process only (one at a time), read by the stack
+    holding: Any  # RawValue("i")
 
 
 def receive_batch(sqs: Any, queue_url: str, config: PollerConfig) -> list[dict]:
@@ -83,6 +83,7 @@ def reported_failures(response: Any, messages: list[dict]) -> set[str]:
 
 def run(config: PollerConfig, slot: WorkerSlot, stop: Any) -> None:
     """A worker process's life: configure the services, then poll and invoke until ``stop`` is set."""
+    leave_signals_to_parent()
     import boto3
 
     from lambdas.service import aws
@@ -130,8 +131,7 @@ def run(config: PollerConfig, slot: WorkerSlot, stop: Any) -> None:
             logger.exception("local worker: delete failed; the messages will be delivered again")
         finally:
             slot.holding.value = 0
-            with slot.batches.get_lock():
-                slot.batches.value += 1
+            slot.batches.value += 1
 
 
 class WorkerPool(ProcessPool):
@@ -140,7 +140,7 @@ class WorkerPool(ProcessPool):
     def __init__(self, n: int, config: PollerConfig) -> None:
         super().__init__(n)
         self.config = config
-        self.slots = [WorkerSlot(self._ctx.Value("q", 0), self._ctx.Value("i", 0)) for _ in range(n)]
+        self.slots = [WorkerSlot(self._ctx.RawValue("q", 0), self._ctx.RawValue("i", 0)) for _ in range(n)]
         self._generation = 0
 
     def start(self) -> None:

@@ -38,6 +38,7 @@ from contract import is_artifact
 from infra.local import endpoint, gateway
 from infra.local.api_pool import ApiConfig, ApiPool
 from infra.local.context import LOCAL_REGION
+from infra.local.moto_patches import MotoPatchError
 from infra.local.poller import PollerConfig, WorkerPool
 from infra.local.resources import create_resources, local_settings
 from lambdas.service import aws, model_files, model_store
@@ -167,14 +168,19 @@ class LocalStack:
         def drain() -> None:  # read every line, so that a full pipe never blocks the endpoint
             for line in proc.stdout:
                 lines.put(line)
+            lines.put("")  # end of output: it exited
 
         threading.Thread(target=drain, name="local-endpoint-stdout", daemon=True).start()
         try:
             line = lines.get(timeout=ENDPOINT_START_S)
         except queue.Empty:
             raise RuntimeError(f"the local AWS endpoint did not start within {ENDPOINT_START_S}s") from None
+        refusal = line.removeprefix(endpoint.FAILED + "MotoPatchError: ")
+        if refusal != line:
+            raise MotoPatchError(refusal.strip())
         if not line.startswith("READY "):
-            raise RuntimeError(f"the local AWS endpoint did not start: {line.strip()}")
+            said = line.strip() or "it exited without a word on stdout (its stderr says why)"
+            raise RuntimeError(f"the local AWS endpoint did not start: {said}")
         return line.split()[1]
 
     def stop(self) -> None:
@@ -190,8 +196,7 @@ class LocalStack:
             self.pool.stop(timeout_s=self.poll_wait_s + 30)
             self.pool = None
         for proc in self._endpoints:
-            proc.stdin.close()
-            proc.terminate()
+            proc.stdin.close()  # its end of file: it exits (it ignores SIGTERM and Ctrl-C, see processes.py)
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
