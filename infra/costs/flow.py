@@ -7,6 +7,7 @@ puts them together into the per-request calls and durations (``Flow``) that the 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -92,14 +93,20 @@ def batching_for(a: Assumptions) -> Batching:
 # ---------------------------------------------------------------------------------------------- status reads
 
 
-def _times(delays_ms: Sequence[float]) -> list[float]:
+def _times(delays_ms: Sequence[float]) -> tuple[float, ...]:
     """Read times (s, the first at 0) under a delay schedule whose last delay repeats, up to 5 minutes."""
+    return _schedule(tuple(delays_ms))
+
+
+@functools.cache
+def _schedule(delays_ms: tuple[float, ...]) -> tuple[float, ...]:
+    # a few thousand read times, the same for every request of a model run: computed once per schedule
     t, out, i = 0.0, [], 0
     while t < 300:
         out.append(t)
         t += delays_ms[min(i, len(delays_ms) - 1)] / 1000
         i += 1
-    return out
+    return tuple(out)
 
 
 def client_polls(completion_s: float, delays_ms: Sequence[float] = WEB_POLL_DELAYS_MS) -> tuple[int, float]:
