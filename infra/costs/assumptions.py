@@ -96,7 +96,7 @@ class Assumptions:
     log_bytes_per_worker_invocation: float = 400.0
     tracing: bool = True  # the stack turns on X-Ray for API Gateway and both functions
     # Cold starts: share of invocations that start a new environment, and the INIT each one bills (assumptions;
-    # the worker's includes the 53 MB artifact download and the engine's 0.27 s load from `make bench`).
+    # the worker's includes the 60.5 MB artifact download and the engine's 0.23 s load from `make bench`, 2026-12-02).
     cold_start_fraction: float = 0.002
     api_init_s: float = 0.6
     worker_init_s: float = 2.0

@@ -70,10 +70,10 @@ def cold_start_hops(a: Assumptions = Assumptions()) -> list[Hop]:
             "assumption (unmeasured in AWS)",
         ),
         Hop(
-            "worker INIT + model load (114.5 MiB package; 53 MB artifact from S3; sha256 checks; warm-up)",
+            "worker INIT + model load (114.5 MiB package; 60.5 MB artifact from S3; sha256 checks; warm-up)",
             a.worker_init_s * 1000,
-            "assumption; the engine's cold start alone is 0.27 s (`make bench`); a local worker process's first"
-            " request (imports, the model from moto's S3) takes 0.88 s (`make demo`)",
+            "assumption; the engine's cold start alone is 0.23 s (`make bench`, 2026-12-02); a local worker process's"
+            " first request (imports, the model from moto's S3) takes 0.88 s (`make demo`)",
         ),
         Hop(
             f"status {reads} per request with a cold worker (warm: {warm.gets * warm.reads_per_get:.2f})",

@@ -44,7 +44,7 @@ def read_status(services: Services, request_id: str, item: dict | None = None) -
 # Long-polling: the API function re-reads the item with backoff until it is finished or the wait is over. Each read
 # is one consistent GetItem of a small PENDING item (1 read request unit): reads at 0, 50, 150, 300, 500, 800 and
 # 1,200 ms, then every 500 ms, so a request that takes 100 ms costs 3 reads and at most 50 ms of added latency, and
-# a long wait costs 2 reads a second (infra/costs.py prices this schedule).
+# a long wait costs 2 reads a second (infra/costs/flow.py prices this schedule).
 POLL_SCHEDULE_S = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
 POLL_INTERVAL_S = 0.5
 _DESERIALIZE = TypeDeserializer()
