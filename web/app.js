@@ -67,6 +67,7 @@ async function showUser(userId) {
   v.querySelector("#h-personal").textContent = personal
     ? `Recommended for user ${userId}`
     : `User ${userId} is not in the training data: the most popular movies instead`;
+  v.querySelector("#user-match-note").hidden = !personal; // the popular fallback has no match figure
   const used = result.events_used || 0;
   v.querySelector("#user-events").textContent = used
     ? `Updated with ${used} rating${used === 1 ? "" : "s"} given since the model was trained.`

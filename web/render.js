@@ -25,11 +25,60 @@ export function movieMeta(movie) {
   return parts.join(" · ");
 }
 
-// One movie as a card: title, year and genres, and what we know of its score or rating.
-export function movieCard(movie, { extra = null, rank = null } = {}) {
+// What a personalised card shows for its place: the match, the share of the catalogue that ranks below the movie
+// for this user. The API computes it from the ranking score, so it never increases down a list (the predicted
+// rating does not follow the order, and showed 3.6, 3.4, 3.7 down one). Cut, not rounded, to one decimal, so that
+// 99.96 does not read as 100.0; cutting keeps the order too (the 1e-6: 98.7 * 10 is 986.99999... in floating
+// point).
+const matchText = (match) => `${(Math.floor(match * 10 + 1e-6) / 10).toFixed(1)}% match`;
+
+const starLabel = (v) => (v === 1 ? "1 star" : `${v} stars`);
+// A rating as a person says it: 4.5, 5 (never 5.0).
+const ratingWords = (value) => String(Number(value));
+const people = (n) => (n === 1 ? "1 person" : `${Number(n).toLocaleString("en")} people`);
+
+// "A", "A and B", "A, B and C".
+function listWords(parts) {
+  return parts.length < 2 ? parts.join("") : `${parts.slice(0, -1).join(", ")} and ${parts[parts.length - 1]}`;
+}
+
+// Why a movie is on its list, in words, from the API's ``reasons``; null when it sent none (``explain`` off).
+// ``anchor`` is the movie a similar-movies list is about.
+export function reasonText(movie, anchor = null) {
+  const reasons = movie.reasons || [];
+  // Only the ratings that push the movie up are reasons for it; the API lists at most 3, largest share first.
+  const rated = reasons.filter((r) => r.kind === "rated" && r.share > 0).slice(0, 3);
+  if (rated.length) {
+    const parts = rated.map(
+      (r, i) => `${r.title || `movie ${r.movie_id}`} ${i ? ratingWords(r.rating) : starLabel(Number(r.rating))}`,
+    );
+    return `Because you rated ${listWords(parts)}`;
+  }
+  // Rated reasons, none of them positive: no one rating of the user's lifts it, the model's view of the movie does.
+  if (reasons.some((r) => r.kind === "rated")) {
+    return "From the model's view of this movie more than from any one of your ratings";
+  }
+  const first = reasons[0];
+  if (!first) return null;
+  const about = anchor ? anchor.title || `movie ${anchor.movie_id}` : "the movie asked about";
+  if (first.kind === "popular") {
+    return `Popular: ${Number(first.users).toLocaleString("en")} rating${first.users === 1 ? "" : "s"}`;
+  }
+  // The neighbour table may count every rating, not only 4+: a neighbour that no one liked together counts 0.
+  if (first.kind === "liked_together") {
+    if (!first.users) return `Rated by the same people as ${about}`;
+    return `${people(first.users)} who liked ${about} also liked this`;
+  }
+  if (first.kind === "factors") return `Close to ${about} in the tastes the model learned`;
+  return null;
+}
+
+// One movie as a card: title, year and genres, the figure that goes with its list (match, the user's own rating,
+// number of ratings) and why it is there.
+export function movieCard(movie, { extra = null, rank = null, anchor = null } = {}) {
   const lines = [];
-  if (movie.predicted_rating !== undefined && movie.predicted_rating !== null) {
-    lines.push(el("p", { class: "score" }, `Predicted rating ${fmt(movie.predicted_rating)} / 5`));
+  if (movie.match !== undefined && movie.match !== null) {
+    lines.push(el("p", { class: "score" }, matchText(movie.match)));
   }
   if (movie.rating !== undefined && movie.rating !== null) {
     lines.push(el("p", { class: "score" }, `Rated ${fmt(movie.rating)} / 5`));
@@ -37,6 +86,8 @@ export function movieCard(movie, { extra = null, rank = null } = {}) {
   if (movie.n_ratings !== undefined && movie.n_ratings !== null) {
     lines.push(el("p", { class: "note" }, `${movie.n_ratings} ratings, mean ${fmt(movie.mean_rating)}`));
   }
+  const why = reasonText(movie, anchor);
+  if (why) lines.push(el("p", { class: "why" }, why));
   return el(
     "li",
     { class: "card", "data-movie-id": movie.movie_id },
@@ -48,7 +99,6 @@ export function movieCard(movie, { extra = null, rank = null } = {}) {
 }
 
 const STARS = [0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5];
-const starLabel = (v) => (v === 1 ? "1 star" : `${v} stars`);
 
 // A star rating control: ten radio buttons (half stars), shown as five stars split in halves. ``onRate(value,
 // group)`` runs when one is chosen; ``prefix`` keeps the radio names of different views apart.
@@ -81,7 +131,13 @@ export function paintStars(group, value) {
 }
 
 export function fillList(list, movies, options = {}) {
-  list.replaceChildren(...movies.map((m, i) => movieCard(m, { rank: options.ranked ? i + 1 : null, extra: options.extra ? options.extra(m) : null })));
+  const card = (m, i) =>
+    movieCard(m, {
+      rank: options.ranked ? i + 1 : null,
+      anchor: options.anchor,
+      extra: options.extra ? options.extra(m) : null,
+    });
+  list.replaceChildren(...movies.map(card));
   if (!movies.length) list.replaceChildren(el("li", { class: "empty" }, options.empty || "Nothing to show."));
 }
 

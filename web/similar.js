@@ -123,6 +123,7 @@ export async function showSimilar(movieId) {
   if (input().value === before && document.activeElement !== input()) input().value = result.movie.title;
   fillList(root.querySelector("#similar-list"), result.items, {
     ranked: true,
+    anchor: result.movie, // each card says how it is linked to this movie
     empty: "No similar movies found.",
     extra: (m) =>
       el(

@@ -98,6 +98,7 @@ function updateCount() {
     $("#new-recs-section").hidden = false;
     $("#new-recs-note").textContent = `Rate ${MIN_RATINGS - n} more movie${MIN_RATINGS - n === 1 ? "" : "s"} to see recommendations.`;
     $("#new-recs").replaceChildren();
+    $("#new-match-note").hidden = true;
   }
 }
 
@@ -140,6 +141,7 @@ async function refresh() {
   announce(`${result.items.length} recommendations from your ${n} ratings.`);
   $("#new-recs-section").hidden = false;
   $("#new-recs-note").textContent = `From your ${n} ratings.`;
+  $("#new-match-note").hidden = result.strategy === "popular"; // no known movie rated: popular, no match figure
   fillList($("#new-recs"), result.items, { ranked: true, empty: "No recommendations yet." });
 }
 

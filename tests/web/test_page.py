@@ -17,6 +17,9 @@ from tests.web.conftest import PHONE
 expect = pytest.importorskip("playwright.sync_api").expect
 
 SERIOUS = ("serious", "critical")
+# A personalised card's figure: the match, with one decimal
+MATCH = re.compile(r"^(\d+\.\d)% match$")
+REASON = re.compile(r"^Because you rated ")
 
 
 def model_card(site) -> dict:
@@ -26,6 +29,44 @@ def model_card(site) -> dict:
 def popular(site, **params) -> list[dict]:
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return Client(site.url).request("GET", f"/api/movies?{query}").body["movies"]
+
+
+def rated_by(site, user) -> dict[str, float]:
+    """Every movie the user rated in the training data, title -> rating, from the served artifact itself."""
+    from lambdas.engine import Engine
+
+    return {m["title"]: m["rating"] for m in Engine(site.artifact_dir).history(user, n=1_000_000)}
+
+
+def stars(rating: float) -> str:
+    return "1 star" if rating == 1 else f"{rating:g} stars"
+
+
+def match_figures(cards) -> list[float]:
+    """The match figure of each card, in list order (every card must show one)."""
+    figures = [card.get_by_text(MATCH).inner_text() for card in cards.all()]
+    return [float(MATCH.match(text).group(1)) for text in figures]
+
+
+def names_a_rated_movie(cards, rated: dict[str, float]) -> None:
+    """Each card's reason opens with one of the rated movies and the rating given to it."""
+    for card in cards.all():
+        why = card.get_by_text(REASON).inner_text()
+        assert any(why.startswith(f"Because you rated {t} {stars(r)}") for t, r in rated.items()), why
+
+
+def similar_answer(site, movie_id) -> list[dict]:
+    return Client(f"{site.url}/api").recommend({"similar_to": movie_id, "k": 10})["result"]["items"]
+
+
+def link_words(reason: dict, title: str) -> str:
+    """What a similar card says links it to ``title``."""
+    if reason["kind"] == "liked_together" and reason["users"]:
+        who = "1 person" if reason["users"] == 1 else f"{reason['users']:,} people"
+        return f"{who} who liked {title} also liked this"
+    if reason["kind"] == "liked_together":
+        return f"Rated by the same people as {title}"
+    return f"Close to {title} in the tastes the model learned"
 
 
 def accessibility_problems(page) -> list[str]:
@@ -48,7 +89,9 @@ def test_known_user_sees_personal_and_popular_lists_and_live_genre_filters(page,
     expect(page.locator("#user-popular li.card")).to_have_count(10)
     expect(page.locator("#user-history li.card").first).to_contain_text("Rated")
     expect(page.get_by_role("heading", name=f"Recommended for user {user}")).to_be_visible()
-    expect(personal.first).to_contain_text("Predicted rating")
+    expect(personal.first.get_by_text(MATCH)).to_be_visible()
+    expect(personal.first.get_by_text(REASON)).to_be_visible()
+    expect(page.locator("#view-user")).not_to_contain_text("Predicted rating")
     expect(page.locator("#user-overlap")).to_have_text(re.compile(r"\d+ of 10 also in the personal list"))
 
     # WHEN "only this genre" is ticked, THEN the lists follow at once, without pressing Recommend again
@@ -88,6 +131,120 @@ def test_a_request_shows_its_pending_state_while_it_is_polled(page, site):
     expect(page.get_by_role("status")).to_have_text(f"10 recommendations for user {user}.")
     assert pending["left"] == 0  # the page kept asking through the PENDING answers
     assert pending["waits"] == ["wait=10"] * 4  # each a long-poll
+
+
+def test_a_known_users_cards_say_why_and_their_match_never_increases_down_the_list(page, site):
+    user = model_card(site)["example_users"][0]
+    page.goto(f"{site.url}/#/user/{user}")
+    cards = page.locator("#user-personal li.card")
+    expect(cards).to_have_count(10)
+    expect(page.locator("#user-match-note")).to_contain_text("the share of the catalogue that ranks below")
+    # THEN the figure on each card goes down (or stays) with its place, and each card names a movie they rated
+    figures = match_figures(cards)
+    assert figures == sorted(figures, reverse=True), figures
+    names_a_rated_movie(cards, rated_by(site, user))
+
+
+def test_a_visitors_cold_start_cards_say_which_of_their_ratings_and_follow_the_order(page, site):
+    # GIVEN a visitor who rated three movies of a genre earlier (kept in local storage)
+    genre = model_card(site)["genres"][0]
+    movies = popular(site, genres=genre, limit=3)
+    given = dict(zip((m["title"] for m in movies), (5.0, 4.5, 4.0), strict=True))
+    ratings = {
+        str(m["movie_id"]): {
+            "rating": given[m["title"]],
+            "movie": {k: m.get(k) for k in ("movie_id", "title", "year", "genres")},
+        }
+        for m in movies
+    }
+    state = {"genres": [genre], "ratings": ratings, "order": [m["movie_id"] for m in movies], "skipped": []}
+    page.add_init_script(f"localStorage.setItem('movie-recommender.visitor.v1', {json.dumps(json.dumps(state))})")
+    page.goto(f"{site.url}/#/new")
+    cards = page.locator("#new-recs li.card")
+    expect(cards).to_have_count(10)
+    expect(page.locator("#new-match-note")).to_be_visible()
+    # THEN the cold-start list's figures never increase, and each card says which of the three ratings it follows
+    figures = match_figures(cards)
+    assert figures == sorted(figures, reverse=True), figures
+    names_a_rated_movie(cards, given)
+
+
+def test_the_reason_words_follow_the_api_reasons(page, site):
+    # GIVEN an answer with reasons of every shape a personalised list can have (the status document is replaced)
+    user = model_card(site)["example_users"][0]
+
+    def rated(title, rating, share):
+        return {"kind": "rated", "movie_id": title, "title": title, "rating": rating, "share": share}
+
+    def movie(n, match, reasons):
+        return {
+            "movie_id": 9000 + n,
+            "title": f"Film {n}",
+            "score": 1 - n / 10,
+            "match": match,
+            "predicted_rating": 3 + n / 10,
+            "reasons": reasons,
+        }
+
+    items = [
+        movie(
+            0, 99.96, [rated("Alien (1979)", 5.0, 0.3), rated("Heat (1995)", 4.5, 0.2), rated("Ran (1985)", 2.0, -0.1)]
+        ),
+        movie(1, 98.75, [rated("Up (2009)", 1.0, 0.1)]),
+        movie(2, 98.75, [rated("Jaws (1975)", 4.0, 0.3), rated("Heat (1995)", 3.5, 0.2), rated("Up (2009)", 4.0, 0.1)]),
+        movie(3, 50.0, [rated("Ran (1985)", 2.0, -0.1)]),
+    ]
+    result = {
+        "strategy": "personalized",
+        "user_id": user,
+        "items": items,
+        "model_version": "v",
+        "history": [],
+        "popular": [],
+    }
+
+    def answer(route):
+        if route.request.method != "GET":
+            return route.continue_()
+        doc = {
+            "request_id": route.request.url.split("?")[0].rsplit("/", 1)[-1],
+            "status": "COMPLETED",
+            "kind": "user",
+            "result": result,
+        }
+        return route.fulfill(status=200, content_type="application/json", body=json.dumps(doc))
+
+    page.route(re.compile(r".*/api/recommendations/[0-9a-f-]{36}(\?wait=\d+)?$"), answer)
+    page.goto(f"{site.url}/#/user/{user}")
+    cards = page.locator("#user-personal li.card")
+    expect(cards).to_have_count(4)
+    # THEN only the ratings that lift a movie are named, the first with "stars", a half star as 4.5, one star singular
+    expect(cards.nth(0).get_by_text(REASON)).to_have_text("Because you rated Alien (1979) 5 stars and Heat (1995) 4.5")
+    expect(cards.nth(1).get_by_text(REASON)).to_have_text("Because you rated Up (2009) 1 star")
+    expect(cards.nth(2).get_by_text(REASON)).to_have_text(
+        "Because you rated Jaws (1975) 4 stars, Heat (1995) 3.5 and Up (2009) 4"
+    )
+    expect(cards.nth(3)).to_contain_text("From the model's view of this movie more than from any one of your ratings")
+    # AND the match is cut to one decimal (99.96 is not 100.0), and the predicted rating is not shown
+    assert match_figures(cards) == [99.9, 98.7, 98.7, 50.0]
+    expect(page.locator("#user-personal")).not_to_contain_text("Predicted")
+
+
+def test_an_unknown_user_gets_the_popular_list_and_each_card_says_how_popular(page, site):
+    page.goto(f"{site.url}/#/user/nobody-{model_card(site)['model_version'][:6]}")
+    expect(
+        page.get_by_role("heading", name=re.compile("is not in the training data: the most popular movies"))
+    ).to_be_visible()
+    cards = page.locator("#user-personal li.card")
+    expect(cards).to_have_count(10)
+    expect(page.locator("#user-match-note")).to_be_hidden()  # no match figure on a popular list
+    counts = [
+        int(t.split(": ")[1].split()[0].replace(",", ""))
+        for t in cards.get_by_text(re.compile(r"^Popular: ")).all_inner_texts()
+    ]
+    # THEN the counts are the catalogue's, most-rated first, the order the list has
+    assert len(counts) == 10 and counts == sorted(counts, reverse=True)
+    assert counts[0] == popular(site, limit=1)[0]["n_ratings"]
 
 
 def test_new_visitor_rates_with_the_keyboard_and_the_ratings_survive_a_reload(page, site, screenshots):
@@ -165,6 +322,10 @@ def test_similar_movies_from_a_type_ahead_search_and_each_result_links_on(page, 
     expect(results).to_have_count(10)
     listed = [t.split(". ", 1)[1] for t in results.locator("h3").all_inner_texts()]
     assert len(listed) == 10 and target["title"] not in listed
+    # AND each says what links it to the movie asked about, as the API's reasons have it
+    for movie in similar_answer(site, target["movie_id"]):
+        card = page.locator(f'#similar-list li.card[data-movie-id="{movie["movie_id"]}"]')
+        expect(card).to_contain_text(link_words(movie["reasons"][0], target["title"]))
     page.screenshot(path=screenshots / "similar-desktop.png", full_page=True)
 
     # WHEN a result's own link is followed, THEN its similar movies are shown
@@ -172,6 +333,26 @@ def test_similar_movies_from_a_type_ahead_search_and_each_result_links_on(page, 
     results.first.get_by_role("link", name=re.compile("^More like this")).click()
     expect(heading).to_have_text(f"Movies similar to {second}")
     expect(results).to_have_count(10)
+
+
+def test_similar_cards_say_how_many_people_liked_both_movies(page, site):
+    # GIVEN a popular movie whose similar list comes from the neighbour table (people who liked both)
+    for movie in popular(site, limit=20):
+        answer = similar_answer(site, movie["movie_id"])
+        liked = [m for m in answer if m["reasons"][0]["kind"] == "liked_together" and m["reasons"][0]["users"]]
+        if liked:
+            break
+    else:
+        pytest.skip("no similar list of the 20 most-rated movies comes from the neighbour table")
+    page.goto(f"{site.url}/#/similar/{movie['movie_id']}")
+    cards = page.locator("#similar-list li.card")
+    expect(cards).to_have_count(len(answer))
+    # THEN those cards say how many people who liked it also liked them
+    for m in liked:
+        card = page.locator(f'#similar-list li.card[data-movie-id="{m["movie_id"]}"]')
+        expect(card.get_by_text(re.compile(r"^\d[\d,]* (people|person) who liked "))).to_have_text(
+            link_words(m["reasons"][0], movie["title"])
+        )
 
 
 def test_title_search_finds_the_trailing_article_form(page, site):
