@@ -61,7 +61,7 @@ def evaluate(
             items, ratings = engine.h_items[lo:hi][pick], engine.h_ratings[lo:hi][pick].astype(np.float64)
             pr, p, b = engine.fold_in(items, ratings, **fold_in)
             deep = engine.deep_inputs(pr[None, :], p[None, :])
-            _, top, _ = engine._run(pr[None, :], p[None, :], np.array([b]), deep, exclude, k)
+            _, top, _, _ = engine._run(pr[None, :], p[None, :], np.array([b]), deep, exclude, k)
             lists.append(top[0])
         rels.append(rel)
     out = ranking_from_lists(lists, rels, k)

@@ -78,7 +78,7 @@ def evaluate(base, retrained, events, test) -> dict[str, dict[str, float]]:
         exclude = np.zeros((1, base.n_items), dtype=bool)
         exclude[0, base._seen(u)] = True
         exclude[0, event_items[event_items >= 0]] = True
-        _, top, _ = base._run(*base._user_inputs(np.array([u])), exclude, K)
+        _, top, _, _ = base._run(*base._user_inputs(np.array([u])), exclude, K)
         lists["alone"].append(base.item_ids[top[0]])
         t0 = time.perf_counter()
         folded = base.recommend(uid, k=K, events=records)

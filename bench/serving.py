@@ -8,9 +8,10 @@ their values), both single-threaded:
 
 * Keras: ``model.predict`` over (user, every movie), score = interaction + gamma * rating, seen movies
   excluded, top 10 by ``argpartition``; this is the exact served score;
-* engine: ``Engine.recommend(user, k=10)`` (one onnxruntime call, two-stage score);
-* p50 / p99 latency and their ratio, the engine's top-10 overlap with the exact Keras top-10, the p50 of a
-  request with 50 events folded in and what they add to the same user's plain request (p50 of paired runs), the
+* engine: ``Engine.recommend(user, k=10, explain=False)`` (one onnxruntime call, two-stage score);
+* p50 / p99 latency and their ratio, the engine's top-10 overlap with the exact Keras top-10, the p50 of the same
+  request with its reasons (``explain=True``) and what they add (p50 of paired runs), the p50 of a request with 50
+  events folded in and what they add to the same user's plain request (p50 of paired runs), the
   engine's cold start (import + artifact verification + load + warm-up, fresh interpreter) and its peak
   memory, and the worker's deployment package size (dependencies + code + artifact, unzipped).
 """
@@ -133,14 +134,24 @@ def measure(model_dir: Path, artifact: Path, keras_reps: int, engine_reps: int, 
         if i < keras_reps:
             k_times.append(time.perf_counter() - t0)
         if i < overlap_users:
-            got = engine.recommend(rec.users.ids[u], k=10)["items"]
+            got = engine.recommend(rec.users.ids[u], k=10, explain=False)["items"]
             overlaps.append(len({engine.item_index(m["movie_id"]) for m in got} & set(exact.tolist())) / 10)
     e_times = []
     for i in range(engine_reps):
         u = rec.users.ids[users[i % len(users)]]
         t0 = time.perf_counter()
-        engine.recommend(u, k=10)
+        engine.recommend(u, k=10, explain=False)
         e_times.append(time.perf_counter() - t0)
+    # Reasons (explain=True: reasons, shares and the match figure) against the same request without, alternating.
+    bare_times, explained_times = [], []
+    for i in range(engine_reps):
+        u = rec.users.ids[users[i % len(users)]]
+        t0 = time.perf_counter()
+        engine.recommend(u, k=10, explain=False)
+        t1 = time.perf_counter()
+        engine.recommend(u, k=10, explain=True)
+        explained_times.append(time.perf_counter() - t1)
+        bare_times.append(t1 - t0)
     # 50 new ratings (events) folded in, against the same user's plain request, alternating (paired differences).
     plain_times, event_times = [], []
     for i in range(engine_reps):
@@ -148,9 +159,9 @@ def measure(model_dir: Path, artifact: Path, keras_reps: int, engine_reps: int, 
         picked = rng.choice(engine.n_items, size=min(50, engine.n_items), replace=False)
         events = [{"movie_id": engine.item_ids[j].item(), "rating": float(rng.integers(1, 6))} for j in picked]
         t0 = time.perf_counter()
-        engine.recommend(u, k=10)
+        engine.recommend(u, k=10, explain=False)
         t1 = time.perf_counter()
-        engine.recommend(u, k=10, events=events)
+        engine.recommend(u, k=10, events=events, explain=False)
         event_times.append(time.perf_counter() - t1)
         plain_times.append(t1 - t0)
     cold, rss = [], []
@@ -171,6 +182,8 @@ def measure(model_dir: Path, artifact: Path, keras_reps: int, engine_reps: int, 
         "engine_p99_ms": ep99,
         "speedup_p50": kp50 / ep50,
         "top10_overlap_with_exact": float(np.mean(overlaps)),
+        "reasons_p50_ms": percentiles(explained_times)[0],
+        "reasons_added_p50_ms": float(np.median(np.array(explained_times) - np.array(bare_times)) * 1e3),
         "events50_p50_ms": percentiles(event_times)[0],
         "events50_added_p50_ms": float(np.median(np.array(event_times) - np.array(plain_times)) * 1e3),
         "engine_cold_start_s": float(np.median(cold)),
@@ -222,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         "engine_p99_ms",
         "speedup_p50",
         "top10_overlap_with_exact",
+        "reasons_p50_ms",
+        "reasons_added_p50_ms",
         "events50_p50_ms",
         "events50_added_p50_ms",
         "engine_cold_start_s",

@@ -186,7 +186,9 @@ def cold_start_lists(split: Split, k: int = K) -> list[np.ndarray]:
         pr, p, b = folded[a]
         exclude = np.zeros((1, e.n_items), bool)
         exclude[0, e._seen(u)] = True
-        _, top, _ = e._run(pr[None, :], p[None, :], np.array([b]), e.deep_inputs(pr[None, :], p[None, :]), exclude, k)
+        _, top, _, _ = e._run(
+            pr[None, :], p[None, :], np.array([b]), e.deep_inputs(pr[None, :], p[None, :]), exclude, k
+        )
         out.append(top[0].astype(np.int64))
     return out
 

@@ -9,7 +9,8 @@ The artifact holds:
 * ``weights.npz``: the factors and biases serving needs for cold start, similarity and display;
 * ``catalogue.npz``: id maps, movie metadata (title, year, genres), popularity, user histories, and each movie's
   ``similarity.TABLE_K`` nearest neighbours (``similar_items`` / ``similar_scores``, see
-  :mod:`model_export.similarity`; the method and its parameters are in the manifest's ``similarity``);
+  :mod:`model_export.similarity`; the method and its parameters are in the manifest's ``similarity``) and, per
+  neighbour, how many users liked both (``similar_liked``, the similar-movies list's reason);
 * ``manifest.json``: ``model_version`` (a content hash), creation time, training metadata and metrics,
   ONNX input/output names and shapes, opset, library versions, parity figures and the sha256 of every file.
 
@@ -288,6 +289,9 @@ def export(model_dir: Path, out: Path, log=print) -> dict:
         t_sim = time.perf_counter()
         cat["similar_items"], cat["similar_scores"] = similarity.catalogue_table(
             cat, similarity.SERVED, similarity.TABLE_K, w.item_rank
+        )
+        cat["similar_liked"] = similarity.liked_together(
+            cat["history_indptr"], cat["history_items"], cat["history_ratings"], cat["similar_items"]
         )
         similar = {
             "method": "co-occurrence in the training histories (model_export/similarity.py)",

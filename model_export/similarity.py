@@ -245,6 +245,33 @@ def neighbour_table(
     return sim.table(k, chunk)
 
 
+def liked_together(
+    indptr: np.ndarray,
+    items: np.ndarray,
+    ratings: np.ndarray,
+    table: np.ndarray,
+    min_rating: float = 4.0,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> np.ndarray:
+    """For each movie and each of its ``table`` neighbours, how many users rated both ``min_rating`` or more:
+    int32 [n_items, k], 0 where the table has no neighbour (-1). What a similar-movies list says links the two.
+
+    Cost: one sparse product per chunk of movies, as for the table (unweighted, liked ratings only).
+    """
+    n_items, k = table.shape
+    x = user_item_matrix(indptr, items, ratings, n_items, min_rating, 0.0)
+    xt = x.T.tocsr()
+    chunk = max(1, min(n_items, chunk_bytes // (8 * max(n_items, 1))))
+    out = np.zeros((n_items, k), np.int32)
+    for start in range(0, n_items, chunk):
+        movies = np.arange(start, min(start + chunk, n_items))
+        co = (xt[movies] @ x).toarray()
+        cols = table[movies]
+        counts = np.take_along_axis(co, np.maximum(cols, 0).astype(np.int64), axis=1)
+        out[movies] = np.where(cols >= 0, np.rint(counts), 0).astype(np.int32)
+    return out
+
+
 def catalogue_table(
     catalogue: dict[str, np.ndarray], config: SimilarityConfig, k: int, item_factors: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

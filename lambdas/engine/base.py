@@ -60,6 +60,7 @@ class EngineBase:
     fold_in_defaults: dict[str, Any]
     _similar: np.ndarray
     _table: tuple[np.ndarray, np.ndarray] | None
+    _liked: np.ndarray | None
     similar_k: int
     session: ort.InferenceSession
     load_seconds: float

@@ -19,13 +19,14 @@ import onnxruntime as ort
 import contract
 from lambdas.engine.artifact import Artifact, load_artifact
 from lambdas.engine.base import RequestError
-from lambdas.engine.fold_in import FOLD_IN_L2, FoldIn
+from lambdas.engine.explain import Explain
+from lambdas.engine.fold_in import FOLD_IN_L2
 from lambdas.engine.similar import Similar
 
 __all__ = ["Engine", "RequestError"]
 
 
-class Engine(FoldIn, Similar):
+class Engine(Explain, Similar):
     """Recommendations, cold start, similar movies, histories and user features for one artifact."""
 
     def __init__(self, artifact: Artifact | str | Path, threads: int = 1) -> None:
@@ -73,6 +74,8 @@ class Engine(FoldIn, Similar):
         # the method is in manifest["similarity"]); artifacts without them fall back to the factor cosine.
         self._table = (c["similar_items"], c["similar_scores"]) if "similar_items" in c else None
         self.similar_k = self._table[0].shape[1] if self._table is not None else self.n_items
+        # Per neighbour, how many users liked both (the similar list's reason; older artifacts lack it).
+        self._liked = c.get("similar_liked")
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
@@ -95,13 +98,15 @@ class Engine(FoldIn, Similar):
         genres: Iterable[str] | None = None,
         exclude_genres: Iterable[str] | None = None,
         events: Iterable[Mapping[str, Any]] | None = None,
+        explain: bool = True,
     ) -> dict:
         """Top-k movies for a user; unknown users get the popularity fallback (``strategy: popular``).
 
         ``events``: the user's stored ratings (``movie_id``, ``rating``, optional ``received_at`` in epoch ms),
         oldest first. Those the model was not trained on (:meth:`new_ratings`) update a known user's factors
         (:meth:`update`) and count as seen; an unknown user with events gets the cold start from them. The result's
-        ``events_used`` says how many were folded in (the latest rating of each known movie).
+        ``events_used`` says how many were folded in (the latest rating of each known movie). With ``explain``
+        every movie carries its reasons (:mod:`.explain`) and personalised ones their ``match``.
         """
         k = self._check_k(k)
         mask = self._genre_mask(genres, exclude_genres) if genres or exclude_genres else None
@@ -110,15 +115,18 @@ class Engine(FoldIn, Similar):
         latest = self._new_ratings(events, known_user=u >= 0)
         if u < 0 and latest:
             ratings = {(m if v[0] >= 0 else v[2]): v[1] for m, v in latest.items()}
-            res = self.cold_start(ratings, k, exclude_seen, genres, exclude_genres)
+            res = self.cold_start(ratings, k, exclude_seen, genres, exclude_genres, explain)
             res["user_id"] = self._user_key(user_id)
             res["events_used"] = sum(v[0] >= 0 for v in latest.values())
             return res
         if u < 0:
-            return self._result(user_id, "popular", self.popular(k, genres, exclude_genres))
+            return self._popular_result(user_id, k, genres, exclude_genres, explain)
         pairs = [v for v in latest.values() if v[0] >= 0]
         if not pairs:
-            out = self._result(user_id, "personalized", self.recommend_index(np.array([u]), k, exclude_seen, mask)[0])
+            listed = self.recommend_index(np.array([u]), k, exclude_seen, mask, match=explain)[0]
+            if explain:
+                self.add_reasons(self.rated_user(u), listed)
+            out = self._result(user_id, "personalized", listed)
             if events:
                 out["events_used"] = 0
             return out
@@ -132,7 +140,87 @@ class Engine(FoldIn, Similar):
             exclude[0, self._seen(u)] = True
             exclude[0, items] = True
         deep = self.deep_inputs(None if implicit is None else implicit[None, :], p[None, :])
-        s, i, r = self._run(pr[None, :], p[None, :], np.array([b]), deep, exclude, k)
-        out = self._result(user_id, "personalized", self._items(s[0], i[0], r[0]))
+        s, i, r, m = self._run(pr[None, :], p[None, :], np.array([b]), deep, exclude, k, explain)
+        listed = self._items(s[0], i[0], r[0], None if m is None else m[0])
+        if explain:
+            self.add_reasons(self.events_user(u, pr, items, values), listed)
+        out = self._result(user_id, "personalized", listed)
         out["events_used"] = len(items)
         return out
+
+    def cold_start(
+        self,
+        ratings: Mapping[Any, float],
+        k: int = 10,
+        exclude_seen: bool = True,
+        genres: Iterable[str] | None = None,
+        exclude_genres: Iterable[str] | None = None,
+        explain: bool = True,
+    ) -> dict:
+        """Recommendations for a new user from ``{movie_id: rating}``; unknown movie ids are reported back."""
+        k = self._check_k(k)
+        by_index: dict[int, float] = {}  # "19" and 19 are one movie: the later rating wins
+        unknown = []
+        for mid, r in ratings.items():
+            i = self.item_index(mid)
+            if i >= 0:
+                by_index.pop(i, None)
+                by_index[i] = float(r)
+            else:
+                unknown.append(mid)
+        known = list(by_index.items())
+        for _, r in known:
+            if not (self.scale[0] <= r <= self.scale[1]):
+                raise RequestError("invalid_rating", f"rating {r:g} is outside {self.scale[0]:g}-{self.scale[1]:g}")
+        mask = self._genre_mask(genres, exclude_genres)
+        if not known:
+            res = self._popular_result(None, k, genres, exclude_genres, explain)
+            res["unknown_movies"] = unknown
+            return res
+        items = np.array([i for i, _ in known], dtype=np.int64)
+        values = np.array([r for _, r in known])
+        pr, p, b = self.fold_in(items, values)
+        deep = self.deep_inputs(pr[None, :], p[None, :])
+        exclude = mask[None, :].copy()
+        if exclude_seen:
+            exclude[0, items] = True
+        s, i, r, m = self._run(pr[None, :], p[None, :], np.array([b]), deep, exclude, k, explain)
+        listed = self._items(s[0], i[0], r[0], None if m is None else m[0])
+        if explain:
+            self.add_reasons(self.new_user(pr, items, values), listed)
+        res = self._result(None, "cold_start", listed)
+        res["unknown_movies"] = unknown
+        return res
+
+    def recommend_batch(
+        self,
+        user_ids: list,
+        k: int = 10,
+        exclude_seen: bool = True,
+        genres: Iterable[str] | None = None,
+        exclude_genres: Iterable[str] | None = None,
+        explain: bool = True,
+    ) -> list[dict]:
+        """Many users in one call: known users are scored together, unknown ones get the fallback."""
+        k = self._check_k(k)
+        mask = self._genre_mask(genres, exclude_genres) if genres or exclude_genres else None
+        idx = np.array([self.user_index(u) for u in user_ids], dtype=np.int64)
+        known = np.flatnonzero(idx >= 0)
+        scored = self.recommend_index(idx[known], k, exclude_seen, mask, match=explain) if len(known) else []
+        by_row = dict(zip(known.tolist(), scored, strict=True))
+        fallback: dict | None = None
+        results = []
+        for row, user_id in enumerate(user_ids):
+            if row in by_row:
+                items = self.add_reasons(self.rated_user(int(idx[row])), by_row[row]) if explain else by_row[row]
+                results.append(self._result(user_id, "personalized", items))
+            else:
+                fallback = fallback or self._popular_result(None, k, genres, exclude_genres, explain)
+                results.append({**fallback, "user_id": self._user_key(user_id)})
+        return results
+
+    def _popular_result(
+        self, user_id: Any, k: int, genres: Iterable[str] | None, exclude_genres: Iterable[str] | None, explain: bool
+    ) -> dict:
+        items = self.popular(k, genres, exclude_genres)
+        return self._result(user_id, "popular", self.popular_reasons(items) if explain else items)

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 import contract
-from lambdas.engine.base import RequestError
 from lambdas.engine.ranking import Ranking
 
 # Cold start (fold-in) regularisation, chosen with ``python -m bench.cold_start`` (docs/serving.md, "Cold start
@@ -171,42 +170,3 @@ class FoldIn(Ranking):
             if np.abs(step).max() < 1e-5:
                 break
         return pr.astype(np.float32), p.astype(np.float32), np.float32(b)
-
-    def cold_start(
-        self,
-        ratings: Mapping[Any, float],
-        k: int = 10,
-        exclude_seen: bool = True,
-        genres: Iterable[str] | None = None,
-        exclude_genres: Iterable[str] | None = None,
-    ) -> dict:
-        """Recommendations for a new user from ``{movie_id: rating}``; unknown movie ids are reported back."""
-        k = self._check_k(k)
-        by_index: dict[int, float] = {}  # "19" and 19 are one movie: the later rating wins
-        unknown = []
-        for mid, r in ratings.items():
-            i = self.item_index(mid)
-            if i >= 0:
-                by_index.pop(i, None)
-                by_index[i] = float(r)
-            else:
-                unknown.append(mid)
-        known = list(by_index.items())
-        for _, r in known:
-            if not (self.scale[0] <= r <= self.scale[1]):
-                raise RequestError("invalid_rating", f"rating {r:g} is outside {self.scale[0]:g}-{self.scale[1]:g}")
-        mask = self._genre_mask(genres, exclude_genres)
-        if not known:
-            res = self._result(None, "popular", self.popular(k, genres, exclude_genres))
-            res["unknown_movies"] = unknown
-            return res
-        items = np.array([i for i, _ in known], dtype=np.int64)
-        pr, p, b = self.fold_in(items, np.array([r for _, r in known]))
-        deep = self.deep_inputs(pr[None, :], p[None, :])
-        exclude = mask[None, :].copy()
-        if exclude_seen:
-            exclude[0, items] = True
-        s, i, r = self._run(pr[None, :], p[None, :], np.array([b]), deep, exclude, k)
-        res = self._result(None, "cold_start", self._items(s[0], i[0], r[0]))
-        res["unknown_movies"] = unknown
-        return res

@@ -45,11 +45,26 @@ def catalogue_feeds(
 class Ranking(Records):
     """Known users' top-k lists and the popular lists."""
 
-    def _run(self, user_rank, user_mf, user_bias, user_deep, exclude: np.ndarray, k: int):
-        """One catalogue.onnx call; ``exclude`` boolean [B, N]."""
+    def _run(self, user_rank, user_mf, user_bias, user_deep, exclude: np.ndarray, k: int, match: bool = False):
+        """One catalogue.onnx call; ``exclude`` boolean [B, N]: (scores, items, ratings, match) [B, k], ``match``
+        (:meth:`match`) only when asked for, else None."""
         feeds = catalogue_feeds(user_rank, user_mf, user_bias, user_deep, exclude, k, max(self.candidates, k))
-        top_scores, top_items, top_ratings = self.session.run(["top_scores", "top_items", "top_ratings"], feeds)
-        return top_scores, top_items, top_ratings
+        if not match:
+            top_scores, top_items, top_ratings = self.session.run(["top_scores", "top_items", "top_ratings"], feeds)
+            return top_scores, top_items, top_ratings, None
+        top_scores, top_items, top_ratings, stage1 = self.session.run(
+            ["top_scores", "top_items", "top_ratings", "scores"], feeds
+        )
+        return top_scores, top_items, top_ratings, self.match(stage1, feeds["user_bias"][:, 0], top_scores)
+
+    def match(self, stage1: np.ndarray, user_bias: np.ndarray, top_scores: np.ndarray) -> np.ndarray:
+        """How much of the catalogue each listed movie ranks above, in percent [B, k]: the share of movies whose
+        score is below the listed movie's ranking score, the others scored without the deep branch's term (stage 1
+        plus the user's constant ``gamma (mu + b_u)``). A function of the ranking score alone, so it never
+        increases down a list."""
+        ref = stage1 + (self.gamma * (self.mu + user_bias.astype(np.float32)))[:, None]
+        below = np.stack([(row[None, :] < top[:, None]).sum(axis=1) for row, top in zip(ref, top_scores, strict=True)])
+        return 100.0 * below / ref.shape[1]
 
     def _user_inputs(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         w = self.w
@@ -64,7 +79,12 @@ class Ranking(Records):
         return mf if implicit is None or "user_implicit" not in self.w else np.concatenate([mf, implicit], axis=1)
 
     def recommend_index(
-        self, users: np.ndarray, k: int = 10, exclude_seen: bool = True, genre_mask: np.ndarray | None = None
+        self,
+        users: np.ndarray,
+        k: int = 10,
+        exclude_seen: bool = True,
+        genre_mask: np.ndarray | None = None,
+        match: bool = False,
     ) -> list[list[dict]]:
         """Top-k records for known user indices (vectorised, chunks of 64 users per ONNX call)."""
         out: list[list[dict]] = []
@@ -76,8 +96,8 @@ class Ranking(Records):
             if exclude_seen:
                 for row, u in enumerate(chunk):
                     exclude[row, self._seen(int(u))] = True
-            s, i, r = self._run(*self._user_inputs(chunk), exclude, k)
-            out.extend(self._items(s[row], i[row], r[row]) for row in range(len(chunk)))
+            s, i, r, m = self._run(*self._user_inputs(chunk), exclude, k, match)
+            out.extend(self._items(s[row], i[row], r[row], None if m is None else m[row]) for row in range(len(chunk)))
         return out
 
     def popular(self, k: int = 10, genres=None, exclude_genres=None, exclude: Iterable[int] = ()) -> list[dict]:
@@ -89,27 +109,25 @@ class Ranking(Records):
         return [self.movie(int(i), float(self.counts[i])) for i in order]
 
     def popular_for(
-        self, user_id: Any, k: int = 10, exclude_seen: bool = True, genres=None, exclude_genres=None
+        self,
+        user_id: Any,
+        k: int = 10,
+        exclude_seen: bool = True,
+        genres: Iterable[str] | None = None,
+        exclude_genres: Iterable[str] | None = None,
+        explain: bool = True,
     ) -> list[dict]:
-        """The popularity ranking as ``user_id`` would get it: same filters, their rated movies left out."""
+        """The popularity ranking as ``user_id`` would get it: same filters, their rated movies left out; with
+        ``explain`` each movie says it is popular (its number of ratings)."""
         u = self.user_index(user_id)
         seen = self._seen(u).tolist() if u >= 0 and exclude_seen else []
-        return self.popular(k, genres, exclude_genres, exclude=seen)
+        items = self.popular(k, genres, exclude_genres, exclude=seen)
+        return self.popular_reasons(items) if explain else items
 
-    def recommend_batch(self, user_ids: list, k: int = 10, exclude_seen: bool = True, genres=None, exclude_genres=None):
-        """Many users in one call: known users are scored together, unknown ones get the fallback."""
-        k = self._check_k(k)
-        mask = self._genre_mask(genres, exclude_genres) if genres or exclude_genres else None
-        idx = np.array([self.user_index(u) for u in user_ids], dtype=np.int64)
-        known = np.flatnonzero(idx >= 0)
-        scored = self.recommend_index(idx[known], k, exclude_seen, mask) if len(known) else []
-        by_row = dict(zip(known.tolist(), scored, strict=True))
-        fallback = None
-        results = []
-        for row, user_id in enumerate(user_ids):
-            if row in by_row:
-                results.append(self._result(user_id, "personalized", by_row[row]))
-            else:
-                fallback = fallback if fallback is not None else self.popular(k, genres, exclude_genres)
-                results.append(self._result(user_id, "popular", fallback))
-        return results
+    @staticmethod
+    def popular_reasons(records: list[dict]) -> list[dict]:
+        """A popular list says it is one: each movie's reason is its number of ratings in the training data (its
+        ``score``); returns ``records``."""
+        for rec in records:
+            rec["reasons"] = [{"kind": "popular", "users": int(rec["score"])}]
+        return records

@@ -27,9 +27,19 @@ class Records(EngineBase):
             rec["predicted_rating"] = round(float(np.clip(rating, *self.scale)), 4)
         return rec
 
-    def _items(self, scores: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> list[dict]:
+    def _items(
+        self, scores: np.ndarray, items: np.ndarray, ratings: np.ndarray, match: np.ndarray | None = None
+    ) -> list[dict]:
         keep = np.isfinite(scores)
-        return [self.movie(int(i), s, r) for s, i, r in zip(scores[keep], items[keep], ratings[keep], strict=True)]
+        out = [self.movie(int(i), s, r) for s, i, r in zip(scores[keep], items[keep], ratings[keep], strict=True)]
+        if match is not None:
+            for rec, m in zip(out, match[keep], strict=True):
+                rec["match"] = round(float(m), 2)
+        return out
+
+    def movie_key(self, i: int) -> int | str:
+        """Movie index ``i``'s id as the API returns it."""
+        return int(self.item_ids[i]) if self.numeric_ids else str(self.item_ids[i])
 
     def _result(self, user_id: Any, strategy: str, items: list[dict]) -> dict:
         out = {"strategy": strategy, "items": items, "model_version": self.model_version}
@@ -79,7 +89,7 @@ class Records(EngineBase):
         has = self.genres[items]  # [n, G]
         counts = has.sum(axis=0)
         sums = ratings @ has
-        liked = (ratings >= 4.0) @ has
+        liked = (ratings >= 4.0).astype(np.int64) @ has  # a count (bool @ bool would be a logical OR)
         n = len(items)
         order = [int(j) for j in np.argsort(-counts, kind="stable") if counts[j] > 0]
         return {

@@ -20,6 +20,7 @@ class Similar(Records):
         k: int = 10,
         genres: Iterable[str] | None = None,
         exclude_genres: Iterable[str] | None = None,
+        explain: bool = True,
     ) -> dict:
         """The movie's k nearest neighbours, the movie itself excluded, best first.
 
@@ -29,6 +30,9 @@ class Similar(Records):
         factor-cosine order with score 0 (the table holds no score for them), so any k gets min(k, catalogue - 1)
         movies. Genre filters (the same rule as every other request's) apply within the ``similar_k`` nearest
         neighbours, then the list is cut to k, so a narrow filter can return fewer than k movies.
+
+        With ``explain`` each movie says what links it to this one: for the table's neighbours, how many people
+        liked both (``liked_together``, when the artifact has the counts); past them, the factor cosine.
         """
         k = self._check_k(k)
         i = self.item_index(movie_id)
@@ -41,12 +45,22 @@ class Similar(Records):
             top, scores = top[keep][:k], scores[keep][:k]
         else:
             top, scores = self._neighbours(i, k)
-        return {
-            "strategy": "similar",
-            "movie": self.movie(i),
-            "items": [self.movie(int(j), float(s)) for j, s in zip(top, scores, strict=True)],
-            "model_version": self.model_version,
-        }
+        items = [self.movie(int(j), float(s)) for j, s in zip(top, scores, strict=True)]
+        if explain:
+            self._similar_reasons(i, top, items)
+        return {"strategy": "similar", "movie": self.movie(i), "items": items, "model_version": self.model_version}
+
+    def _similar_reasons(self, i: int, top: np.ndarray, items: list[dict]) -> None:
+        liked: dict[int, int] = {}
+        if self._table is not None and self._liked is not None:
+            row = self._table[0][i]
+            liked = {int(j): int(n) for j, n in zip(row[row >= 0], self._liked[i][row >= 0], strict=True)}
+        for j, rec in zip(top.tolist(), items, strict=True):
+            if j in liked:
+                rec["reasons"] = [{"kind": "liked_together", "users": liked[j]}]
+            else:
+                cosine = float(self._similar[j] @ self._similar[i])
+                rec["reasons"] = [{"kind": "factors", "share": round(cosine, 6)}]
 
     def _neighbours(self, i: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Movie ``i``'s k nearest neighbours (indices, scores), the table's first."""

@@ -147,7 +147,7 @@ def run_request(engine: Any, request: RecommendationRequest, user_events: list[d
     """The result document of one request (see ``lambdas.api.models`` for its shape); ``user_events``: the
     ``user_id``'s stored events (``lambdas.service.events.for_user``), folded in by the engine."""
     filters = {"genres": request.genres, "exclude_genres": request.exclude_genres}
-    opts = {"k": request.k, "exclude_seen": request.exclude_seen, **filters}
+    opts = {"k": request.k, "exclude_seen": request.exclude_seen, **filters, "explain": request.explain}
     if request.user_id is not None:
         result = engine.recommend(request.user_id, **opts, events=user_events)
         if request.include_history:
@@ -157,7 +157,7 @@ def run_request(engine: Any, request: RecommendationRequest, user_events: list[d
     elif request.ratings is not None:
         result = engine.cold_start(request.ratings, **opts)
     elif request.similar_to is not None:
-        result = engine.similar_movies(request.similar_to, k=request.k, **filters)
+        result = engine.similar_movies(request.similar_to, k=request.k, **filters, explain=request.explain)
     elif request.profile_of is not None:
         result = engine.profile(request.profile_of, PROFILE_HISTORY_SIZE)
     else:

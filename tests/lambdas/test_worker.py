@@ -74,7 +74,9 @@ def test_each_request_kind_completes_with_a_documented_result(flow, lambda_conte
     if body.get("include_metadata", True):
         assert all({"title", "year", "genres"} <= set(m) for items in lists for m in items)
     else:
-        assert all(set(m) <= {"movie_id", "score", "predicted_rating"} for items in lists for m in items)
+        metadata = {"title", "year", "genres"}
+        assert all(not metadata & set(m) and "score" in m for items in lists for m in items)
+        assert all(not metadata & set(r) for items in lists for m in items for r in m["reasons"])
     if "include_history" in body:
         assert result["history"] and all("rating" in m for m in result["history"])
     if "ratings" in body:
