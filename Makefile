@@ -5,7 +5,7 @@ SYSTEM_PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv test lint demo local openapi train export bench bench-search bench-similar bench-events bench-quality ablation tune lr-find package clean loadtest fuzz scan bench-train
+.PHONY: venv test lint demo local openapi train export bench bench-search bench-similar bench-explain bench-events bench-quality ablation tune lr-find package clean loadtest fuzz scan bench-train
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -93,6 +93,12 @@ bench-events: venv
 
 bench-similar: export artifacts/u1-artifact/manifest.json
 	$(PY) -m bench.similar
+
+# Are the reasons the model's own? Take away the rating a listed movie's first reason names, fold the user in again,
+# see how far the movie falls, against a random rating and the most similar one (artifacts/explain_eval/, and
+# docs/explain_faithfulness.png).
+bench-explain: export artifacts/u1-artifact/manifest.json
+	$(PY) -m bench.explain
 
 # Our variants vs baselines, Surprise SVD/SVD++, implicit ALS/BPR and EASE (writes artifacts/bench_quality.md).
 bench-quality: $(VENV)/.bench-installed

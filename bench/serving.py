@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the worker runs the engine (lambdas/worker/handler.py)
 
 import numpy as np
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -142,18 +143,40 @@ class Client:
 # ---------------------------------------------------------------------------------------------- display
 
 
+def reason_text(m: dict) -> str | None:
+    """A movie's reasons in words (``None`` when it has none): the rated movies with a positive share, how many
+    people liked both movies, or that the movie is popular."""
+    reasons = m.get("reasons") or []
+    rated = [r for r in reasons if r["kind"] == "rated" and r["share"] > 0]
+    if rated:
+        named = [f"{r.get('title') or 'movie ' + str(r['movie_id'])} {r['rating']:g}" for r in rated]
+        return "because you rated " + ", ".join(named)
+    for r in reasons:
+        if r["kind"] == "liked_together":
+            return f"{r['users']:,} people liked both"
+        if r["kind"] == "factors":
+            return f"close in the model's tastes (factor cosine {r['share']:.2f})"
+        if r["kind"] == "popular":
+            return f"popular: {r['users']:,} ratings"
+    return "from the model's view of the movie more than any one rating" if reasons or "share_baseline" in m else None
+
+
 def _movie_line(rank: int, m: dict) -> str:
     title = m.get("title") or f"movie {m['movie_id']}"
     year = f" ({m['year']})" if m.get("year") and f"({m['year']})" not in title else ""
     genres = f"  [{', '.join(m['genres'][:3])}]" if m.get("genres") else ""
     scores = []
+    if "match" in m:
+        scores.append(f"match {math.floor(m['match'] * 10) / 10:.1f}%")  # cut, as the page does: 99.96 is not 100
     if "predicted_rating" in m:
         scores.append(f"predicted {m['predicted_rating']:.2f}")
     if "rating" in m:
         scores.append(f"rated {m['rating']:g}")
-    if "score" in m and "predicted_rating" not in m:
+    if "score" in m and "predicted_rating" not in m and "match" not in m:
         scores.append(f"score {m['score']:.3g}")
-    return f"  {rank:>3}. {title}{year}{genres}" + (f"  ({', '.join(scores)})" if scores else "")
+    line = f"  {rank:>3}. {title}{year}{genres}" + (f"  ({', '.join(scores)})" if scores else "")
+    why = reason_text(m)
+    return f"{line}\n         {why}" if why else line
 
 
 def _user_lines(res: dict) -> list[str]:

@@ -70,9 +70,9 @@ def cold_start_hops(a: Assumptions = Assumptions()) -> list[Hop]:
             "assumption (unmeasured in AWS)",
         ),
         Hop(
-            "worker INIT + model load (114.5 MiB package; 60.5 MB artifact from S3; sha256 checks; warm-up)",
+            "worker INIT + model load (114.5 MiB package; 64.0 MB artifact from S3; sha256 checks; warm-up)",
             a.worker_init_s * 1000,
-            "assumption; the engine's cold start alone is 0.23 s (`make bench`, 2026-12-02); a local worker process's"
+            "assumption; the engine's cold start alone is 0.36 s (`make bench`, 2026-12-04); a local worker process's"
             " first request (imports, the model from moto's S3) takes 0.88 s (`make demo`)",
         ),
         Hop(

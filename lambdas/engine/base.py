@@ -63,6 +63,9 @@ class EngineBase:
     _liked: np.ndarray | None
     similar_k: int
     session: ort.InferenceSession
+    gamma_item_bias: np.ndarray
+    title_list: list[str]
+    rank_sum: np.ndarray
     load_seconds: float
 
     @staticmethod

@@ -51,6 +51,7 @@ class Engine(Explain, Similar):
         self._item_keys = self.item_ids.tolist()  # each movie's id as a Python value (int or str)
         self._item_index = {m: i for i, m in enumerate(self._item_keys)}
         self.titles, self.years = c["titles"], c["years"]
+        self.title_list = [str(t) for t in self.titles]  # Python strings, for the reasons' records
         self.genre_names = [str(g) for g in c["genre_names"]]
         self._genre_col = {g.lower(): j for j, g in enumerate(self.genre_names)}
         indptr, gids = c["genre_indptr"], c["genre_ids"]
@@ -68,6 +69,8 @@ class Engine(Explain, Similar):
             "liked_threshold": float(train_cfg.get("liked_threshold", 4.0)),
         }
         rank = w["item_rank"]
+        self.rank_sum = rank.sum(axis=0)  # the explanations' softmax mean takes the tail's from it
+        self.gamma_item_bias = (self.gamma * w["item_bias"]).astype(np.float32)  # stage 1's rating-head bias term
         norms = np.linalg.norm(rank, axis=1, keepdims=True)
         self._similar = rank / np.where(norms > 0, norms, 1.0)
         # Each movie's neighbours, computed at export from the training histories (model_export/similarity.py;
@@ -123,9 +126,11 @@ class Engine(Explain, Similar):
             return self._popular_result(user_id, k, genres, exclude_genres, explain)
         pairs = [v for v in latest.values() if v[0] >= 0]
         if not pairs:
-            listed = self.recommend_index(np.array([u]), k, exclude_seen, mask, match=explain)[0]
             if explain:
-                self.add_reasons(self.rated_user(u), listed)
+                listed, stage1 = self.ranked_rows(np.array([u]), k, exclude_seen, mask)[0]
+                self.add_reasons(self.rated_user(u), listed, stage1)
+            else:
+                listed = self.recommend_index(np.array([u]), k, exclude_seen, mask)[0]
             out = self._result(user_id, "personalized", listed)
             if events:
                 out["events_used"] = 0
@@ -141,9 +146,9 @@ class Engine(Explain, Similar):
             exclude[0, items] = True
         deep = self.deep_inputs(None if implicit is None else implicit[None, :], p[None, :])
         s, i, r, m = self._run(pr[None, :], p[None, :], np.array([b]), deep, exclude, k, explain)
-        listed = self._items(s[0], i[0], r[0], None if m is None else m[0])
-        if explain:
-            self.add_reasons(self.events_user(u, pr, items, values), listed)
+        listed = self._items(s[0], i[0], r[0], None if m is None else m.match[0])
+        if m is not None:
+            self.add_reasons(self.events_user(u, pr, p, items, values), listed, m.stage1[0])
         out = self._result(user_id, "personalized", listed)
         out["events_used"] = len(items)
         return out
@@ -185,9 +190,9 @@ class Engine(Explain, Similar):
         if exclude_seen:
             exclude[0, items] = True
         s, i, r, m = self._run(pr[None, :], p[None, :], np.array([b]), deep, exclude, k, explain)
-        listed = self._items(s[0], i[0], r[0], None if m is None else m[0])
-        if explain:
-            self.add_reasons(self.new_user(pr, items, values), listed)
+        listed = self._items(s[0], i[0], r[0], None if m is None else m.match[0])
+        if m is not None:
+            self.add_reasons(self.new_user(pr, p, items, values), listed, m.stage1[0])
         res = self._result(None, "cold_start", listed)
         res["unknown_movies"] = unknown
         return res
@@ -206,13 +211,20 @@ class Engine(Explain, Similar):
         mask = self._genre_mask(genres, exclude_genres) if genres or exclude_genres else None
         idx = np.array([self.user_index(u) for u in user_ids], dtype=np.int64)
         known = np.flatnonzero(idx >= 0)
-        scored = self.recommend_index(idx[known], k, exclude_seen, mask, match=explain) if len(known) else []
+        if not len(known):
+            scored: list[tuple[list[dict], np.ndarray | None]] = []
+        elif explain:
+            scored = self.ranked_rows(idx[known], k, exclude_seen, mask)
+        else:
+            scored = [(items, None) for items in self.recommend_index(idx[known], k, exclude_seen, mask)]
         by_row = dict(zip(known.tolist(), scored, strict=True))
         fallback: dict | None = None
         results = []
         for row, user_id in enumerate(user_ids):
             if row in by_row:
-                items = self.add_reasons(self.rated_user(int(idx[row])), by_row[row]) if explain else by_row[row]
+                items, stage1 = by_row[row]
+                if explain:
+                    self.add_reasons(self.rated_user(int(idx[row])), items, stage1)
                 results.append(self._result(user_id, "personalized", items))
             else:
                 fallback = fallback or self._popular_result(None, k, genres, exclude_genres, explain)

@@ -5,6 +5,7 @@ and the popularity fallback."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,15 @@ import contract
 from lambdas.engine.records import Records
 
 BATCH_CHUNK = 64
+
+
+@dataclass
+class Extras:
+    """What a ranking call returns beside the list when reasons are wanted: the match figures [B, k] and the stage-1
+    scores over the catalogue [B, N] (the reasons recover the user's softmax from them)."""
+
+    match: np.ndarray
+    stage1: np.ndarray
 
 
 def catalogue_feeds(
@@ -46,8 +56,8 @@ class Ranking(Records):
     """Known users' top-k lists and the popular lists."""
 
     def _run(self, user_rank, user_mf, user_bias, user_deep, exclude: np.ndarray, k: int, match: bool = False):
-        """One catalogue.onnx call; ``exclude`` boolean [B, N]: (scores, items, ratings, match) [B, k], ``match``
-        (:meth:`match`) only when asked for, else None."""
+        """One catalogue.onnx call; ``exclude`` boolean [B, N]: (scores, items, ratings) [B, k] and, with ``match``,
+        :class:`Extras` (the :meth:`match` figures and the stage-1 scores), else None."""
         feeds = catalogue_feeds(user_rank, user_mf, user_bias, user_deep, exclude, k, max(self.candidates, k))
         if not match:
             top_scores, top_items, top_ratings = self.session.run(["top_scores", "top_items", "top_ratings"], feeds)
@@ -55,7 +65,12 @@ class Ranking(Records):
         top_scores, top_items, top_ratings, stage1 = self.session.run(
             ["top_scores", "top_items", "top_ratings", "scores"], feeds
         )
-        return top_scores, top_items, top_ratings, self.match(stage1, feeds["user_bias"][:, 0], top_scores)
+        return (
+            top_scores,
+            top_items,
+            top_ratings,
+            Extras(self.match(stage1, feeds["user_bias"][:, 0], top_scores), stage1),
+        )
 
     def match(self, stage1: np.ndarray, user_bias: np.ndarray, top_scores: np.ndarray) -> np.ndarray:
         """How much of the catalogue each listed movie ranks above, in percent [B, k]: the share of movies whose
@@ -63,7 +78,9 @@ class Ranking(Records):
         plus the user's constant ``gamma (mu + b_u)``). A function of the ranking score alone, so it never
         increases down a list."""
         ref = stage1 + (self.gamma * (self.mu + user_bias.astype(np.float32)))[:, None]
-        below = np.stack([(row[None, :] < top[:, None]).sum(axis=1) for row, top in zip(ref, top_scores, strict=True)])
+        below = np.stack(
+            [np.count_nonzero(row[None, :] < top[:, None], axis=1) for row, top in zip(ref, top_scores, strict=True)]
+        )
         return 100.0 * below / ref.shape[1]
 
     def _user_inputs(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -79,15 +96,21 @@ class Ranking(Records):
         return mf if implicit is None or "user_implicit" not in self.w else np.concatenate([mf, implicit], axis=1)
 
     def recommend_index(
-        self,
-        users: np.ndarray,
-        k: int = 10,
-        exclude_seen: bool = True,
-        genre_mask: np.ndarray | None = None,
-        match: bool = False,
+        self, users: np.ndarray, k: int = 10, exclude_seen: bool = True, genre_mask: np.ndarray | None = None
     ) -> list[list[dict]]:
         """Top-k records for known user indices (vectorised, chunks of 64 users per ONNX call)."""
-        out: list[list[dict]] = []
+        return [items for items, _ in self._rows(users, k, exclude_seen, genre_mask, match=False)]
+
+    def ranked_rows(
+        self, users: np.ndarray, k: int, exclude_seen: bool, genre_mask: np.ndarray | None
+    ) -> list[tuple[list[dict], np.ndarray | None]]:
+        """:meth:`recommend_index` with the match figures, each list with its user's stage-1 scores [N]."""
+        return self._rows(users, k, exclude_seen, genre_mask, match=True)
+
+    def _rows(
+        self, users: np.ndarray, k: int, exclude_seen: bool, genre_mask: np.ndarray | None, match: bool
+    ) -> list[tuple[list[dict], np.ndarray | None]]:
+        out: list[tuple[list[dict], np.ndarray | None]] = []
         for start in range(0, len(users), BATCH_CHUNK):
             chunk = np.asarray(users[start : start + BATCH_CHUNK])
             exclude = np.zeros((len(chunk), self.n_items), dtype=bool)
@@ -97,7 +120,11 @@ class Ranking(Records):
                 for row, u in enumerate(chunk):
                     exclude[row, self._seen(int(u))] = True
             s, i, r, m = self._run(*self._user_inputs(chunk), exclude, k, match)
-            out.extend(self._items(s[row], i[row], r[row], None if m is None else m[row]) for row in range(len(chunk)))
+            for row in range(len(chunk)):
+                if m is None:
+                    out.append((self._items(s[row], i[row], r[row]), None))
+                else:
+                    out.append((self._items(s[row], i[row], r[row], m.match[row]), m.stage1[row]))
         return out
 
     def popular(self, k: int = 10, genres=None, exclude_genres=None, exclude: Iterable[int] = ()) -> list[dict]:

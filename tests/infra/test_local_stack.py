@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -91,7 +92,11 @@ def test_every_request_kind_end_to_end(stack, client, body, strategy):
         assert result["unknown_movies"] == ["no-such-movie"]
     if strategy == "batch":
         assert all({"Drama", "Comedy"} & set(m["genres"]) for items in lists for m in items)
-    assert "Movie " in format_status(doc)
+    text = format_status(doc)
+    assert "Movie " in text
+    # AND the printed result says why each movie is there (what make demo shows)
+    if strategy in ("personalized", "cold_start", "batch"):
+        assert "because you rated Movie " in text and "(match " in text
     # AND the item carries its TTL, and the table's TTL is on
     assert int(item(stack, accepted["request_id"])["ttl"]) > time.time() + 6 * 86400
     ttl = stack.services.table.meta.client.describe_time_to_live(TableName=stack.settings.table_name)
@@ -262,7 +267,9 @@ def test_the_cli_prints_its_url_serves_the_client_and_stops_on_sigterm(small_art
         assert {k: saved[k] for k in ("url", "api_key")} == {"url": url, "api_key": key}
         assert saved["events_table"].startswith("recommender-events-") and saved["dynamodb_endpoint"].startswith("http")
         done = _run_client(env, "recommend", "--user", "19", "--k", "3")
-        assert "COMPLETED" in done.stdout and done.stdout.count("Movie ") == 3, done.stdout
+        listed = [line for line in done.stdout.splitlines() if re.match(r"\s+\d+\. Movie ", line)]
+        assert "COMPLETED" in done.stdout and len(listed) == 3, done.stdout
+        assert done.stdout.count("because you rated Movie ") == 3, done.stdout
 
         # WHEN it gets SIGTERM (as Ctrl-C) THEN it stops cleanly
         proc.send_signal(signal.SIGTERM)

@@ -82,8 +82,8 @@ def test_a_rated_movies_share_predicts_what_removing_it_does_to_the_score(engine
     i = engine.item_index(item["movie_id"])
     user_items = np.array([engine.item_index(m) for m in rated], np.int64)
     values = np.array(list(rated.values()), np.float64)
-    pr, _, _ = engine.fold_in(user_items, values)
-    shares = engine.shares(engine.new_user(pr, user_items, values), np.array([i]))[:, 0]
+    pr, p, _ = engine.fold_in(user_items, values)
+    shares = engine.shares(engine.new_user(pr, p, user_items, values), np.array([i]))[:, 0]
 
     def stage1(items: np.ndarray, ratings: np.ndarray) -> float:
         """The user-dependent part of the item's score the shares explain: q'.p' + gamma w_mf q.p."""
@@ -107,3 +107,12 @@ def test_similar_movies_say_how_many_people_liked_both(engine):
         j = engine.item_index(rec["movie_id"])
         both = {int(u) for u in users[liked & (engine.h_items == j)]} & fans
         assert reason == {"kind": "liked_together", "users": len(both)}
+
+
+def test_the_logits_recovered_from_stage_1_are_the_factors_own(engine):
+    """The reasons read the user's softmax from the ranking call's stage-1 scores; the same from the factors."""
+    u = 5
+    listed, stage1 = engine.ranked_rows(np.array([u]), 5, True, None)[0]
+    user = engine.rated_user(u)
+    idx = np.array([engine.item_index(r["movie_id"]) for r in listed])
+    assert engine.shares(user, idx, stage1) == pytest.approx(engine.shares(user, idx), abs=1e-4)
