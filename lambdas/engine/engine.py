@@ -2,8 +2,8 @@
 
 One :class:`Engine` per process holds one ``InferenceSession`` over ``catalogue.onnx`` (explicit thread
 settings, warmed up at load). Every ranking request is one ``session.run`` (:mod:`.ranking`); a user's new ratings
-are folded in first (:mod:`.fold_in`); similar movies (:mod:`.similar`) and the records a response holds
-(:mod:`.records`) are parts of their own.
+are folded in first (:mod:`.fold_in`); why each movie is listed (:mod:`.explain`), similar movies
+(:mod:`.similar`) and the records a response holds (:mod:`.records`) are parts of their own.
 """
 
 from __future__ import annotations
@@ -126,11 +126,9 @@ class Engine(Explain, Similar):
             return self._popular_result(user_id, k, genres, exclude_genres, explain)
         pairs = [v for v in latest.values() if v[0] >= 0]
         if not pairs:
+            listed, stage1 = self.ranked_rows(np.array([u]), k, exclude_seen, mask, match=explain)[0]
             if explain:
-                listed, stage1 = self.ranked_rows(np.array([u]), k, exclude_seen, mask)[0]
                 self.add_reasons(self.rated_user(u), listed, stage1)
-            else:
-                listed = self.recommend_index(np.array([u]), k, exclude_seen, mask)[0]
             out = self._result(user_id, "personalized", listed)
             if events:
                 out["events_used"] = 0
@@ -211,12 +209,7 @@ class Engine(Explain, Similar):
         mask = self._genre_mask(genres, exclude_genres) if genres or exclude_genres else None
         idx = np.array([self.user_index(u) for u in user_ids], dtype=np.int64)
         known = np.flatnonzero(idx >= 0)
-        if not len(known):
-            scored: list[tuple[list[dict], np.ndarray | None]] = []
-        elif explain:
-            scored = self.ranked_rows(idx[known], k, exclude_seen, mask)
-        else:
-            scored = [(items, None) for items in self.recommend_index(idx[known], k, exclude_seen, mask)]
+        scored = self.ranked_rows(idx[known], k, exclude_seen, mask, match=explain) if len(known) else []
         by_row = dict(zip(known.tolist(), scored, strict=True))
         fallback: dict | None = None
         results = []

@@ -99,17 +99,13 @@ class Ranking(Records):
         self, users: np.ndarray, k: int = 10, exclude_seen: bool = True, genre_mask: np.ndarray | None = None
     ) -> list[list[dict]]:
         """Top-k records for known user indices (vectorised, chunks of 64 users per ONNX call)."""
-        return [items for items, _ in self._rows(users, k, exclude_seen, genre_mask, match=False)]
+        return [items for items, _ in self.ranked_rows(users, k, exclude_seen, genre_mask, match=False)]
 
     def ranked_rows(
-        self, users: np.ndarray, k: int, exclude_seen: bool, genre_mask: np.ndarray | None
+        self, users: np.ndarray, k: int, exclude_seen: bool, genre_mask: np.ndarray | None, match: bool = True
     ) -> list[tuple[list[dict], np.ndarray | None]]:
-        """:meth:`recommend_index` with the match figures, each list with its user's stage-1 scores [N]."""
-        return self._rows(users, k, exclude_seen, genre_mask, match=True)
-
-    def _rows(
-        self, users: np.ndarray, k: int, exclude_seen: bool, genre_mask: np.ndarray | None, match: bool
-    ) -> list[tuple[list[dict], np.ndarray | None]]:
+        """:meth:`recommend_index`'s lists, each with its user's stage-1 scores [N]; with ``match`` the records carry
+        their match figures, without it the scores are None."""
         out: list[tuple[list[dict], np.ndarray | None]] = []
         for start in range(0, len(users), BATCH_CHUNK):
             chunk = np.asarray(users[start : start + BATCH_CHUNK])
