@@ -6,11 +6,15 @@ artifacts/u1-artifact --u1-model artifacts/u1] [--users 150] [--top 10] [--seed 
 Protocol, per data set (ml-latest-small's served model and ml-100k u1's): a seeded sample of ``--users`` users of
 the model's test split with at least 5 training ratings. Each is folded in from their training ratings
 (``Engine.fold_in``, as a visitor who entered them would be) and ranked; their top ``--top`` movies each get their
-reasons (``Engine.shares``, :mod:`lambdas.engine.explain`). Then, for each of those movies, one rating is taken away,
+reasons as the engine chooses them (``Engine.tables`` over the first ``COMPETITORS`` ranked movies and
+``Engine.reason_rows``, :mod:`lambdas.engine.explain`). Then, for each of those movies, one rating is taken away,
 the user is folded in again and ranked again, and the movie's new rank is recorded (past the 300 candidates the
 graph ranks fully it counts as 301). The rating taken away is, in turn:
 
-* **reason**: the rated movie the first reason names (the largest share of that movie's score);
+* **reason**: the rated movie the first reason names (the rating whose removal moves the movie furthest down to
+  first order, ties broken by the share of its score);
+* **share**: the rated movie with the largest first-order share of the movie's score (the first reason before it
+  weighed the movies around it);
 * **random**: one of the user's other ratings (not the reason's), drawn with a seeded generator;
 * **cosine**: the rated movie most similar to the listed one by the cosine of their interaction-head factors (the
   explanation people would write by hand).
@@ -34,9 +38,10 @@ import numpy as np
 
 from contract import CANDIDATES
 from lambdas.engine import Engine
+from lambdas.engine.ranking import COMPETITORS
 
 ROOT = Path(__file__).resolve().parents[1]
-CHOICES = ("reason", "random", "cosine")
+CHOICES = ("reason", "share", "random", "cosine")
 CENSORED = CANDIDATES + 1
 
 
@@ -49,15 +54,24 @@ def test_users(engine: Engine, test_csv: Path, n: int, seed: int) -> list[int]:
     return sorted(rng.choice(users, size=min(n, len(users)), replace=False).tolist())
 
 
-def ranking(engine: Engine, items: np.ndarray, ratings: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    """A visitor with these ratings: their fold-in factors (p', p) and the movie indices of their top
-    ``CANDIDATES``."""
+def ranking(
+    engine: Engine, items: np.ndarray, ratings: np.ndarray
+) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
+    """A visitor with these ratings: their fold-in factors (p', p), the movie indices of their top ``CANDIDATES``
+    and those movies' ranking scores."""
     pr, p, b = engine.fold_in(items, ratings)
     exclude = np.zeros((1, engine.n_items), dtype=bool)
     exclude[0, items] = True
     deep = engine.deep_inputs(pr[None, :], p[None, :])
-    _, top, _, _ = engine._run(pr[None, :], p[None, :], np.array([b]), deep, exclude, CANDIDATES)
-    return (pr, p), top[0].astype(np.int64)
+    scores, top, _, _ = engine._run(pr[None, :], p[None, :], np.array([b]), deep, exclude, CANDIDATES)
+    return (pr, p), top[0].astype(np.int64), scores[0]
+
+
+def reasons(engine: Engine, user, order: np.ndarray, scores: np.ndarray, top_n: int) -> tuple[np.ndarray, np.ndarray]:
+    """As the engine explains a list: the shares [n_rated, top_n] of the listed movies and each one's first reason
+    (a row of the shares) [top_n]."""
+    shares, removal = engine.tables(user, order[:COMPETITORS])
+    return shares[:, :top_n], engine.reason_rows(removal, scores[:COMPETITORS], top_n, shares)[0]
 
 
 def rank_of(order: np.ndarray, item: int) -> int:
@@ -73,9 +87,9 @@ def evaluate(engine: Engine, users: list[int], top_n: int, seed: int) -> dict[st
     for n_done, u in enumerate(users, 1):
         lo, hi = engine.h_indptr[u], engine.h_indptr[u + 1]
         items, ratings = engine.h_items[lo:hi].astype(np.int64), engine.h_ratings[lo:hi].astype(np.float64)
-        (pr, p), order = ranking(engine, items, ratings)
+        (pr, p), order, scores = ranking(engine, items, ratings)
         listed = order[:top_n]
-        shares = engine.shares(engine.new_user(pr, p, items, ratings), listed)  # [n_rated, top_n]
+        shares, named = reasons(engine, engine.new_user(pr, p, items, ratings), order, scores, top_n)
         refits: dict[int, np.ndarray] = {}
 
         def without(j: int, items=items, ratings=ratings, refits=refits) -> np.ndarray:
@@ -86,7 +100,8 @@ def evaluate(engine: Engine, users: list[int], top_n: int, seed: int) -> dict[st
 
         for col, item in enumerate(listed.tolist()):
             picks = {
-                "reason": int(np.argmax(shares[:, col])),
+                "reason": int(named[col]),
+                "share": int(np.argmax(shares[:, col])),
                 "random": 0,
                 "cosine": int(np.argmax(unit[items] @ unit[item])),
             }
@@ -102,38 +117,40 @@ def evaluate(engine: Engine, users: list[int], top_n: int, seed: int) -> dict[st
 
 
 def ceiling(engine: Engine, users: list[int], top_n: int, seed: int) -> dict[str, float]:
-    """What no explanation by score shares can beat, on ``users``: refit without every rating in turn, then how often
-    taking away the rating whose removal lowers the movie's score the most (the exact leave-one-out share, not the
-    first-order one) beats a random other rating, and how often the rating that moves the movie furthest (the best
-    any choice can do) does."""
+    """What each way of choosing can reach, on ``users``: refit without every rating in turn, then how often taking
+    away the served first reason, the rating with the largest first-order share of the movie's score, the rating whose
+    removal lowers the movie's score the most (the exact leave-one-out share), and the rating that moves the movie
+    furthest (the best any choice can do) beats a random other rating."""
     rng = np.random.default_rng(seed)
     w = engine.w
-    first, exact, best = [], [], []
+    first, share, exact, best = [], [], [], []
     for u in users:
         lo, hi = engine.h_indptr[u], engine.h_indptr[u + 1]
         items, ratings = engine.h_items[lo:hi].astype(np.int64), engine.h_ratings[lo:hi].astype(np.float64)
-        (pr, p), order = ranking(engine, items, ratings)
+        (pr, p), order, scores = ranking(engine, items, ratings)
         listed = order[:top_n]
-        shares = engine.shares(engine.new_user(pr, p, items, ratings), listed)
+        shares, named_rows = reasons(engine, engine.new_user(pr, p, items, ratings), order, scores, top_n)
         base = w["item_rank"][listed] @ pr + engine.gamma * engine.mf_weight * (w["item_mf"][listed] @ p)
         drops, ranks = [], []
         for j in range(len(items)):
             keep = np.arange(len(items)) != j
-            (pr_j, p_j), order_j = ranking(engine, items[keep], ratings[keep])
+            (pr_j, p_j), order_j, _ = ranking(engine, items[keep], ratings[keep])
             score = w["item_rank"][listed] @ pr_j + engine.gamma * engine.mf_weight * (w["item_mf"][listed] @ p_j)
             drops.append(base - score)
             ranks.append([rank_of(order_j, item) for item in listed.tolist()])
         drop_table, rank_table = np.array(drops), np.array(ranks)  # [n_rated, top_n]
         for col in range(len(listed)):
-            named = int(np.argmax(shares[:, col]))
+            named = int(named_rows[col])
             random = int(rng.choice(np.flatnonzero(np.arange(len(items)) != named)))
             against = rank_table[random, col]
             first.append(rank_table[named, col] > against)
+            share.append(rank_table[int(np.argmax(shares[:, col])), col] > against)
             exact.append(rank_table[int(np.argmax(drop_table[:, col])), col] > against)
             best.append(rank_table[:, col].max() > against)
     return {
         "users": float(len(users)),
         "first_order_beats_random": float(np.mean(first)),
+        "first_order_share_beats_random": float(np.mean(share)),
         "exact_share_beats_random": float(np.mean(exact)),
         "best_choice_beats_random": float(np.mean(best)),
     }
@@ -143,6 +160,7 @@ def summary(ranks: dict[str, np.ndarray], top_n: int) -> dict[str, float]:
     drops = {c: ranks[c] - ranks["before"] for c in CHOICES}
     out: dict[str, float] = {"cases": float(len(ranks["before"]))}
     out["reason_beats_random"] = float(np.mean(drops["reason"] > drops["random"]))
+    out["share_beats_random"] = float(np.mean(drops["share"] > drops["random"]))
     out["reason_beats_cosine"] = float(np.mean(drops["reason"] > drops["cosine"]))
     for c in CHOICES:
         out[f"{c}_mean_drop"] = float(drops[c].mean())
@@ -159,7 +177,7 @@ def plot(all_ranks: dict[str, dict[str, np.ndarray]], path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(all_ranks), figsize=(5.5 * len(all_ranks), 3.8), squeeze=False)
     for ax, (name, ranks) in zip(axes[0], all_ranks.items(), strict=True):
-        for c, style in zip(CHOICES, ("-", "--", ":"), strict=True):
+        for c, style in zip(CHOICES, ("-", "-.", "--", ":"), strict=True):
             drops = np.sort(ranks[c] - ranks["before"])
             ax.plot(np.maximum(drops, 0.5), 1 - np.arange(len(drops)) / len(drops), style, label=c)
         ax.set_xscale("log")
@@ -170,6 +188,52 @@ def plot(all_ranks: dict[str, dict[str, np.ndarray]], path: Path) -> None:
         ax.legend(title="rating taken away")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def report(results: dict[str, dict], users: int, top: int, seed: int, with_ceiling: bool) -> tuple[str, bool]:
+    """The markdown report of ``results`` (as ``explain_eval.json`` holds them) and whether the bars are met."""
+    rows = [
+        f"# Are the reasons the model's own? ({time.strftime('%Y-%m-%d')}, `python -m bench.explain`, "
+        f"{users} test users x top {top}, seed {seed})",
+        "",
+        "| data set | cases | reason > random | largest share > random | reason > cosine | "
+        f"mean drop: {' / '.join(CHOICES)} | median drop: {' / '.join(CHOICES)} | "
+        f"leaves the top {top}: {' / '.join(CHOICES)} |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        rows.append(
+            f"| {name} | {int(r['cases']):,} | {r['reason_beats_random']:.0%} | {r['share_beats_random']:.0%} | "
+            f"{r['reason_beats_cosine']:.0%} | "
+            + " / ".join(f"{r[f'{c}_mean_drop']:.1f}" for c in CHOICES)
+            + " | "
+            + " / ".join(f"{r[f'{c}_median_drop']:.0f}" for c in CHOICES)
+            + " | "
+            + " / ".join(f"{r[f'{c}_leaves_top']:.0%}" for c in CHOICES)
+            + " |"
+        )
+    if with_ceiling:
+        rows += [
+            "",
+            "What each way of choosing reaches (`--ceiling`: the first users of the same sample, every rating taken "
+            "away in turn; each against a random other rating):",
+            "",
+            "| data set | users | served reason (first-order place) | largest first-order share | "
+            "largest exact leave-one-out share | best possible choice |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, r in results.items():
+            c = r["ceiling"]
+            rows.append(
+                f"| {name} | {int(c['users'])} | {c['first_order_beats_random']:.0%} | "
+                f"{c['first_order_share_beats_random']:.0%} | {c['exact_share_beats_random']:.0%} | "
+                f"{c['best_choice_beats_random']:.0%} |"
+            )
+    bars = all(
+        r["reason_beats_random"] >= 0.8 and r["reason_mean_drop"] > r["cosine_mean_drop"] for r in results.values()
+    )
+    rows += ["", f"Bars (reason > random in >= 80% of cases; mean drop above cosine's): {'met' if bars else 'NOT met'}"]
+    return "\n".join(rows), bars
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,42 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.ceiling:
             print(f"{name}: the ceiling on {min(a.ceiling, len(users))} users (a refit per rating) ...", flush=True)
             results[name]["ceiling"] = ceiling(engine, users[: a.ceiling], a.top, a.seed + 1)
-    rows = [
-        f"# Are the reasons the model's own? ({time.strftime('%Y-%m-%d')}, `python -m bench.explain`, "
-        f"{a.users} test users x top {a.top}, seed {a.seed})",
-        "",
-        "| data set | cases | reason > random | reason > cosine | mean drop: reason / cosine / random | "
-        "median drop: reason / cosine / random | leaves the top 10: reason / cosine / random |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, r in results.items():
-        rows.append(
-            f"| {name} | {int(r['cases']):,} | {r['reason_beats_random']:.0%} | {r['reason_beats_cosine']:.0%} | "
-            f"{r['reason_mean_drop']:.1f} / {r['cosine_mean_drop']:.1f} / {r['random_mean_drop']:.1f} | "
-            f"{r['reason_median_drop']:.0f} / {r['cosine_median_drop']:.0f} / {r['random_median_drop']:.0f} | "
-            f"{r['reason_leaves_top']:.0%} / {r['cosine_leaves_top']:.0%} / {r['random_leaves_top']:.0%} |"
-        )
-    if a.ceiling:
-        rows += [
-            "",
-            "What choosing by score shares can reach (`--ceiling`: the first users of the same sample, every rating "
-            "taken away in turn):",
-            "",
-            "| data set | users | first-order share (served) > random | exact leave-one-out share > random | "
-            "best possible choice > random |",
-            "|---|---|---|---|---|",
-        ]
-        for name, r in results.items():
-            c = r["ceiling"]
-            rows.append(
-                f"| {name} | {int(c['users'])} | {c['first_order_beats_random']:.0%} | "
-                f"{c['exact_share_beats_random']:.0%} | {c['best_choice_beats_random']:.0%} |"
-            )
-    bars = all(
-        r["reason_beats_random"] >= 0.8 and r["reason_mean_drop"] > r["cosine_mean_drop"] for r in results.values()
-    )
-    rows += ["", f"Bars (reason > random in >= 80% of cases; mean drop above cosine's): {'met' if bars else 'NOT met'}"]
-    table = "\n".join(rows)
+    table, bars = report(results, a.users, a.top, a.seed, bool(a.ceiling))
     print(table)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "explain_eval.md").write_text(table + "\n")

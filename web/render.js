@@ -46,7 +46,8 @@ function listWords(parts) {
 // ``anchor`` is the movie a similar-movies list is about.
 export function reasonText(movie, anchor = null) {
   const reasons = movie.reasons || [];
-  // Only the ratings that push the movie up are reasons for it; the API lists at most 3, largest share first.
+  // Only the ratings that push the movie up are reasons for it; the API lists at most 3, the one that holds the
+  // movie in its place most first.
   const rated = reasons.filter((r) => r.kind === "rated" && r.share > 0).slice(0, 3);
   if (rated.length) {
     const parts = rated.map(

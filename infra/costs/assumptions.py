@@ -28,7 +28,7 @@ WEB_POLL_DELAYS_MS = (100, 150, 250, 400, 600, 800, 1000)
 # Each is a consistent GetItem of the whole item; the read that finds it finished is the answer.
 LONG_POLL_DELAYS_MS = tuple(round(d * 1000) for d in (*status.POLL_SCHEDULE_S, status.POLL_INTERVAL_S))
 # The `make bench` run that the engine's per-request time (``Assumptions.worker_engine_ms``) comes from.
-ENGINE_MEASURED_ON = "2026-12-04"
+ENGINE_MEASURED_ON = "2026-12-07"
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,10 @@ class Assumptions:
     api_post_ms: float = 25.0
     api_get_ms: float = 20.0
     # Worker, per message: the engine's p50 from `make bench` with the reasons every request gets by default
-    # (docs/serving.md, 2026-12-04: 1.66 ms on ml-latest-small, 0.74 ms without them; 8.72 ms with 100,000 movies),
+    # (docs/serving.md, 2026-12-07: 4.94 ms on ml-latest-small, 1.77 ms without them; 14.03 ms with 100,000 movies;
+    # a slower day of this machine than 2026-12-04's 1.66 / 0.74 ms, and the reasons by place cost 1.5x those by share),
     # plus the three DynamoDB calls it waits for (GetItem, the user's events Query, UpdateItem; assumption: 5 ms each).
-    worker_engine_ms: float = 1.66
+    worker_engine_ms: float = 4.94
     worker_io_ms: float = 15.0
     # Worker, per invocation (per batch): handler entry, BatchProcessor, the cached model lookup (assumption).
     worker_invocation_ms: float = 5.0
@@ -96,7 +97,7 @@ class Assumptions:
     log_bytes_per_worker_invocation: float = 400.0
     tracing: bool = True  # the stack turns on X-Ray for API Gateway and both functions
     # Cold starts: share of invocations that start a new environment, and the INIT each one bills (assumptions;
-    # the worker's includes the 64.0 MB artifact download and the engine's 0.36 s load from `make bench`, 2026-12-04).
+    # the worker's includes the 64.0 MB artifact download and the engine's 0.41 s load from `make bench`, 2026-12-07).
     cold_start_fraction: float = 0.002
     api_init_s: float = 0.6
     worker_init_s: float = 2.0

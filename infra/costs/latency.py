@@ -72,7 +72,7 @@ def cold_start_hops(a: Assumptions = Assumptions()) -> list[Hop]:
         Hop(
             "worker INIT + model load (114.5 MiB package; 64.0 MB artifact from S3; sha256 checks; warm-up)",
             a.worker_init_s * 1000,
-            "assumption; the engine's cold start alone is 0.36 s (`make bench`, 2026-12-04); a local worker process's"
+            "assumption; the engine's cold start alone is 0.41 s (`make bench`, 2026-12-07); a local worker process's"
             " first request (imports, the model from moto's S3) takes 0.88 s (`make demo`)",
         ),
         Hop(

@@ -245,7 +245,13 @@ class Movie(ResponseModel):
         ),
     )
     rating: float | None = Field(None, description="The user's own rating (history)")
-    reasons: list[Reason] | None = Field(None, description="Up to 3 reasons, largest share first (`explain`)")
+    reasons: list[Reason] | None = Field(
+        None,
+        description=(
+            "Up to 3 reasons (`explain`), first the rated movie whose removal would move this one furthest down "
+            "the list"
+        ),
+    )
     share_other_ratings: float | None = Field(
         None, description="`rated` reasons: the share of the user's other rated movies"
     )

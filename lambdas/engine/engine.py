@@ -126,9 +126,9 @@ class Engine(Explain, Similar):
             return self._popular_result(user_id, k, genres, exclude_genres, explain)
         pairs = [v for v in latest.values() if v[0] >= 0]
         if not pairs:
-            listed, stage1 = self.ranked_rows(np.array([u]), k, exclude_seen, mask, match=explain)[0]
-            if explain:
-                self.add_reasons(self.rated_user(u), listed, stage1)
+            listed, m, _ = self.ranked_rows(np.array([u]), k, exclude_seen, mask, match=explain)[0]
+            if m is not None:
+                self.add_reasons(self.rated_user(u), listed, m.stage1[0], m.ranked(0))
             out = self._result(user_id, "personalized", listed)
             if events:
                 out["events_used"] = 0
@@ -146,7 +146,7 @@ class Engine(Explain, Similar):
         s, i, r, m = self._run(pr[None, :], p[None, :], np.array([b]), deep, exclude, k, explain)
         listed = self._items(s[0], i[0], r[0], None if m is None else m.match[0])
         if m is not None:
-            self.add_reasons(self.events_user(u, pr, p, items, values), listed, m.stage1[0])
+            self.add_reasons(self.events_user(u, pr, p, items, values), listed, m.stage1[0], m.ranked(0))
         out = self._result(user_id, "personalized", listed)
         out["events_used"] = len(items)
         return out
@@ -190,7 +190,7 @@ class Engine(Explain, Similar):
         s, i, r, m = self._run(pr[None, :], p[None, :], np.array([b]), deep, exclude, k, explain)
         listed = self._items(s[0], i[0], r[0], None if m is None else m.match[0])
         if m is not None:
-            self.add_reasons(self.new_user(pr, p, items, values), listed, m.stage1[0])
+            self.add_reasons(self.new_user(pr, p, items, values), listed, m.stage1[0], m.ranked(0))
         res = self._result(None, "cold_start", listed)
         res["unknown_movies"] = unknown
         return res
@@ -215,9 +215,9 @@ class Engine(Explain, Similar):
         results = []
         for row, user_id in enumerate(user_ids):
             if row in by_row:
-                items, stage1 = by_row[row]
-                if explain:
-                    self.add_reasons(self.rated_user(int(idx[row])), items, stage1)
+                items, m, at = by_row[row]
+                if m is not None:
+                    self.add_reasons(self.rated_user(int(idx[row])), items, m.stage1[at], m.ranked(at))
                 results.append(self._result(user_id, "personalized", items))
             else:
                 fallback = fallback or self._popular_result(None, k, genres, exclude_genres, explain)

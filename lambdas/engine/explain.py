@@ -25,14 +25,22 @@ enters through the two user vectors:
 
 What the ratings do not explain (the movie's biases, the user's bias, the global mean, the deep branch, and the
 difference between the first-order shares and the exact score) is ``baseline = s_i - sum_j share_j``, so that the
-shares and the baseline add up to the score exactly. Each item carries its :data:`REASONS` largest shares as
-``reasons`` (the rated movie, the user's rating, the signed share), the rest of the rated movies' shares as
-``share_other_ratings`` and the baseline as ``share_baseline``.
+shares and the baseline add up to the score exactly. Each item carries :data:`REASONS` ``reasons`` (the rated
+movie, the user's rating, the signed share), the rest of the rated movies' shares as ``share_other_ratings`` and the
+baseline as ``share_baseline``.
+
+Which ratings are the reasons: a movie's place in the list is its score against the movies around it, and a rating
+that lifts a movie often lifts its neighbours as much (a largest share then names a rating whose removal moves the
+movie nowhere). Taking rating ``j`` away lowers every ranked movie's score by its removal effect (:meth:`tables`:
+first order for the interaction head, exact for the rating head), so the effects over the first
+:data:`~lambdas.engine.ranking.COMPETITORS` ranked movies say where the movie would land:
+the reasons are the ratings that would move it furthest down the list, and among those that move it equally (often:
+not at all) the largest shares of its score (:meth:`Explain.reason_rows`).
 
 Cost per request, beyond ranking: the user's logits are recovered from the ranking call's stage-1 scores (one
 N x D product, D the rating factors' size, instead of the N x R one), then one exponential and one selection over
-the catalogue, the covariance over ``HESSIAN_TOP`` movies, two small solves and an [n_rated, k] product
-(``make bench`` measures what it adds).
+the catalogue, the covariance over ``HESSIAN_TOP`` movies, an R x R and a D x D solve, an [n_rated, COMPETITORS]
+product and a [REASON_POOL, k, COMPETITORS] comparison (``make bench`` measures what it adds).
 """
 
 from __future__ import annotations
@@ -45,11 +53,15 @@ import numpy as np
 from lambdas.engine.fold_in import FOLD_IN_RANK_L2_MIN, FOLD_IN_RANK_L2_PER_RATING, FoldIn
 
 REASONS = 3
-# The Hessian's movies: the user's 64 most probable. On bench.explain's protocol (60 test users) 64, 128, 256 and 500
-# give the same faithfulness within a point (81-82% of cases beating a random rating on ml-latest-small, 77-78% on
-# u1; 40 users: the whole catalogue no better than 500), and with fewer movies than factors (64 < R) Woodbury's
-# identity solves a 64 x 64 system instead of R x R.
-HESSIAN_TOP = 64
+# The Hessian's movies: the user's 256 most probable. The reasons weigh a movie's score change against its
+# neighbours', so the relative changes must be right, and they are not with fewer: on 39 seeded u1 test users (not
+# the benchmark's), the first reason beat a random rating in 78.7% of cases with 64 movies, 81.1% with 128, 82.1%
+# with 256, 82.6% with 512 and 82.7% with 1,000. Past R movies Woodbury's identity no longer saves anything: 256
+# costs an [R, 256] x [256, R] product and an R x R solve where 64 solved a 64 x 64 system (docs/serving.md).
+HESSIAN_TOP = 256
+# The ratings weighed for each listed movie's reasons (:meth:`Explain.reason_rows`): the 16 whose removal lowers its
+# score most. On the same users, 8, 16, 32 and all of them give the same faithfulness within a point.
+REASON_POOL = 16
 
 
 @dataclass
@@ -102,10 +114,24 @@ class Explain(FoldIn):
         ``scores``), from which the interaction head's logits are recovered with one [N, D] product instead of the
         [N, R] one; computed from the factors when not given.
         """
+        return self.tables(user, items, stage1)[0]
+
+    def tables(
+        self, user: RatedUser, items: np.ndarray, stage1: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`shares` and, beside them, how much taking each rating away would lower each movie's score
+        (float64 [n_rated, len(items)] each).
+
+        The two differ in the rating head only: a rating's share of the ridge solution is ``M^-1 a_j y_j``, while
+        taking it away moves the solution by ``M^-1 a_j r_j / (1 - h_j)`` (Sherman-Morrison; ``r_j`` its residual at
+        the solution, ``h_j = a_j^T M^-1 a_j`` its leverage), exact for the ridge: a rating the rest already
+        predicts well changes little when it goes. The interaction head's first-order share is already the
+        removal's effect.
+        """
         w, d = self.w, self.fold_in_defaults
         rated, ratings = user.items, np.asarray(user.ratings, np.float64)
         if len(rated) == 0 or len(items) == 0:
-            return np.zeros((len(rated), len(items)))
+            return np.zeros((len(rated), len(items))), np.zeros((len(rated), len(items)))
         weights = np.where(ratings >= d["liked_threshold"], d["liked_weight"], 1.0)
         weights = weights / weights.mean()  # mean weight 1, as the fold-in and the events update take them
         # Interaction head: the softmax at p' and its Hessian over the most probable movies (float32 throughout: the
@@ -128,14 +154,19 @@ class Explain(FoldIn):
         if rest:
             mean += (1.0 - p_top.sum()) * (self.rank_sum - q_top.sum(axis=0)) / rest
         qt = (q_top - mean) * np.sqrt(p_top)[:, None]
-        # H^-1 B by Woodbury: H = W Qt^T Qt + rank_l2 I with Qt [HESSIAN_TOP, R], so only a HESSIAN_TOP-sized system
-        # is solved: H^-1 B = (B - Qt^T (rank_l2 / W I + Qt Qt^T)^-1 Qt B) / rank_l2.
-        small = qt @ qt.T
-        small.flat[:: n_top + 1] += np.float32(user.rank_l2 / weights.sum())
         targets_rank = qr[items].T  # [R, k]
         grads = (qr[rated] - mean) * weights.astype(np.float32)[:, None]  # g_j [n, R]
-        h_inv_q = (targets_rank - qt.T @ np.linalg.solve(small, qt @ targets_rank)) / np.float32(user.rank_l2)
-        out = (grads @ h_inv_q).astype(np.float64)
+        if n_top < qr.shape[1]:
+            # H^-1 B by Woodbury: H = W Qt^T Qt + rank_l2 I with Qt [n_top, R], so only an n_top-sized system is
+            # solved: H^-1 B = (B - Qt^T (rank_l2 / W I + Qt Qt^T)^-1 Qt B) / rank_l2.
+            small = qt @ qt.T
+            small.flat[:: n_top + 1] += np.float32(user.rank_l2 / weights.sum())
+            h_inv_q = (targets_rank - qt.T @ np.linalg.solve(small, qt @ targets_rank)) / np.float32(user.rank_l2)
+        else:
+            hess = np.float32(weights.sum()) * (qt.T @ qt)
+            hess.flat[:: qr.shape[1] + 1] += np.float32(user.rank_l2)
+            h_inv_q = np.linalg.solve(hess, targets_rank)
+        interaction = (grads @ h_inv_q).astype(np.float64)
         # Rating head: the ridge solution's rows.
         a = np.empty((len(rated), w["item_mf"].shape[1] + 1), np.float32)
         a[:, :-1] = w["item_mf"][rated] * np.float32(self.mf_weight)
@@ -144,20 +175,36 @@ class Explain(FoldIn):
         m = a.T @ a + np.float32(d["l2"]) * np.eye(a.shape[1], dtype=np.float32)
         # Only the factors' part: the user's bias moves every movie alike, so it explains no movie (it is baseline).
         targets = np.hstack([w["item_mf"][items] * np.float32(self.mf_weight), np.zeros((len(items), 1), np.float32)])
-        out += self.gamma * ((a * y[:, None]) @ np.linalg.solve(m, targets.T))
-        return out
+        solved = np.linalg.solve(m, np.hstack([targets.T, a.T]))  # one factorisation for both right-hand sides
+        m_inv_t, m_inv_a = solved[:, : len(items)], solved[:, len(items) :]  # [D + 1, k], [D + 1, n]
+        shares = interaction + self.gamma * ((a * y[:, None]) @ m_inv_t)
+        residual = y - a @ (m_inv_a @ y)
+        leverage = np.einsum("ij,ji->i", a, m_inv_a)
+        removal = interaction + self.gamma * ((a * (residual / (1.0 - leverage))[:, None]) @ m_inv_t)
+        return shares, removal
 
-    def add_reasons(self, user: RatedUser, records: list[dict], stage1: np.ndarray | None = None) -> list[dict]:
+    def add_reasons(
+        self,
+        user: RatedUser,
+        records: list[dict],
+        stage1: np.ndarray | None = None,
+        ranked: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> list[dict]:
         """``records`` (a ranked list, each with its ``score``) with ``reasons``, ``share_other_ratings`` and
-        ``share_baseline`` added (``stage1``: as for :meth:`shares`); returns ``records``."""
+        ``share_baseline`` added; returns ``records``.
+
+        ``stage1``: as for :meth:`shares`. ``ranked``: the ranked movies the list was cut from (indices and ranking
+        scores, the list first, :class:`~lambdas.engine.ranking.Extras`), that the reasons weigh each listed
+        movie's place against; the list alone when not given."""
         if not records:
             return records
-        idx = np.fromiter((self.item_index(r["movie_id"]) for r in records), dtype=np.int64, count=len(records))
-        table = self.shares(user, idx, stage1)  # [n_rated, k]
-        n = min(REASONS, len(table))
-        best = np.argpartition(-table, n - 1, axis=0)[:n] if n else np.empty((0, len(records)), np.int64)
-        best = np.take_along_axis(best, np.argsort(-np.take_along_axis(table, best, axis=0), axis=0), axis=0)
-        totals = table.sum(axis=0)
+        k = len(records)
+        idx = np.fromiter((self.item_index(r["movie_id"]) for r in records), dtype=np.int64, count=k)
+        if ranked is None or len(ranked[0]) < k or not np.array_equal(ranked[0][:k], idx):
+            ranked = (idx, np.array([float(r["score"]) for r in records]))
+        table, removal = self.tables(user, ranked[0], stage1)  # [n_rated, M] each
+        best = self.reason_rows(removal, ranked[1], k, table)
+        totals = table[:, :k].sum(axis=0)
         items, ratings = user.items.tolist(), np.asarray(user.ratings, np.float64).tolist()
         for col, rec in enumerate(records):
             rows = best[:, col].tolist()
@@ -166,6 +213,34 @@ class Explain(FoldIn):
             rec["share_other_ratings"] = round(float(totals[col]) - sum(shares), 6)
             rec["share_baseline"] = round(float(rec["score"]) - float(totals[col]), 6)
         return records
+
+    @staticmethod
+    def reason_rows(
+        removal: np.ndarray, scores: np.ndarray, k: int, shares: np.ndarray | None = None, n: int = REASONS
+    ) -> np.ndarray:
+        """The reasons of the first ``k`` ranked movies: [min(n, n_rated), k] row indices (rated movies), best first.
+
+        ``removal`` [n_rated, M]: how much taking each rating away lowers each ranked movie's score (:meth:`tables`);
+        ``scores`` [M]: their ranking scores, the list's k first; ``shares``: the shares of their scores (``removal``
+        when not given). The movies that would rank above listed movie ``c`` without rating ``j`` are those with
+        ``score - removal[j]`` above ``c``'s: the reasons are the ratings that would move it furthest down the
+        list, and among those that move it equally (most often: not at all) the largest shares of its score. Only
+        the :data:`REASON_POOL` ratings whose removal lowers ``c``'s score most are weighed (a rating that barely
+        lowers a movie rarely moves it)."""
+        n_rated = len(removal)
+        if n_rated == 0:
+            return np.empty((0, k), np.int64)
+        shares = removal if shares is None else shares
+        t = min(REASON_POOL, n_rated)
+        if t < n_rated:
+            pool = np.argpartition(-removal[:, :k], t - 1, axis=0)[:t]  # [t, k]
+        else:
+            pool = np.repeat(np.arange(n_rated)[:, None], k, axis=1)
+        after = scores[None, None, :] - removal[pool]  # [t, k, M]: every ranked movie's score without the rating
+        own = np.take_along_axis(after, np.arange(k)[None, :, None], axis=2)  # the listed movie's own
+        place = np.count_nonzero(after > own, axis=2)  # [t, k]: movies that would be above it
+        order = np.lexsort((-np.take_along_axis(shares[:, :k], pool, axis=0), -place), axis=0)[: min(n, n_rated)]
+        return np.take_along_axis(pool, order, axis=0)
 
     def reason_rated(self, j: int, rating: float, share: float) -> dict[str, Any]:
         return {

@@ -44,8 +44,7 @@ def test_every_personalised_kind_carries_reasons_that_add_up_to_the_score(engine
         for rec in result["items"]:
             assert 1 <= len(rec["reasons"]) <= 3
             assert all(r["kind"] == "rated" and rated[r["movie_id"]] == r["rating"] for r in rec["reasons"])
-            shares = [r["share"] for r in rec["reasons"]]
-            assert shares == sorted(shares, reverse=True)
+            assert len({r["movie_id"] for r in rec["reasons"]}) == len(rec["reasons"])
             assert total(rec) == pytest.approx(rec["score"], abs=1e-4)
     assert events["events_used"] == 1
     assert batch[1]["strategy"] == "popular" and batch[1]["items"][0]["reasons"][0]["kind"] == "popular"
@@ -112,7 +111,48 @@ def test_similar_movies_say_how_many_people_liked_both(engine):
 def test_the_logits_recovered_from_stage_1_are_the_factors_own(engine):
     """The reasons read the user's softmax from the ranking call's stage-1 scores; the same from the factors."""
     u = 5
-    listed, stage1 = engine.ranked_rows(np.array([u]), 5, True, None)[0]
+    listed, extras, row = engine.ranked_rows(np.array([u]), 5, True, None)[0]
+    stage1 = extras.stage1[row]
     user = engine.rated_user(u)
     idx = np.array([engine.item_index(r["movie_id"]) for r in listed])
     assert engine.shares(user, idx, stage1) == pytest.approx(engine.shares(user, idx), abs=1e-4)
+
+
+def test_the_first_reason_is_the_rating_that_would_move_the_movie_furthest_down():
+    """Hand-made shares over a ranked list of four movies (scores 10, 9.5, 9, 5): rating 0 has the largest share of
+    movie 0's score but lifts movie 1 even more, so taking it away drops movie 0 below movie 2 only; rating 1's
+    smaller share is movie 0's alone, and taking it away drops movie 0 below movies 1 and 2. Rating 2 lifts every
+    movie alike and moves none."""
+    from lambdas.engine.explain import Explain
+
+    scores = np.array([10.0, 9.5, 9.0, 5.0])
+    shares = np.array(
+        [
+            [3.0, 3.5, 0.0, 0.0],  # rating 0
+            [1.2, 0.0, 0.0, 0.0],  # rating 1
+            [0.1, 0.1, 0.1, 0.1],  # rating 2
+        ]
+    )
+    rows = Explain.reason_rows(shares, scores, k=2)
+    assert rows[:, 0].tolist() == [1, 0, 2]
+    # movie 1: taking rating 0 away drops it below movie 2 (9.5 - 3.5 < 9); rating 1 lifts it over movie 0
+    assert rows[0, 1] == 0
+    assert Explain.reason_rows(shares[:0], scores, k=2).shape == (0, 2)
+
+
+def test_the_reasons_are_chosen_among_the_ratings_that_lower_the_movie_most():
+    """With more ratings than the pool, each listed movie's first reason is the one among the REASON_POOL ratings that
+    lower its score most that would move it furthest down (counted here by brute force)."""
+    from lambdas.engine.explain import REASON_POOL, Explain
+
+    rng = np.random.default_rng(3)
+    removal = rng.normal(0, 0.3, (REASON_POOL * 3, 20))
+    scores = np.sort(rng.normal(3, 0.2, 20))[::-1]
+    rows = Explain.reason_rows(removal, scores, k=10)
+    assert rows.shape == (3, 10)
+    for c in range(10):
+        after = scores[None, :] - removal
+        place = (after > after[:, [c]]).sum(axis=1)
+        pool = np.argsort(-removal[:, c])[:REASON_POOL]
+        assert rows[0, c] in pool and place[rows[0, c]] == place[pool].max()
+        assert place[rows[1, c]] <= place[rows[0, c]]
