@@ -5,7 +5,7 @@ SYSTEM_PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv test lint demo local openapi train export bench bench-search bench-similar bench-explain bench-events bench-quality ablation tune lr-find package clean loadtest fuzz scan bench-train
+.PHONY: venv test lint demo local openapi train export bench bench-search bench-similar bench-explain bench-events bench-quality bench-synthetic ablation tune lr-find package clean loadtest fuzz scan bench-train
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -103,6 +103,10 @@ bench-explain: export artifacts/u1-artifact/manifest.json
 # Our variants vs baselines, Surprise SVD/SVD++, implicit ALS/BPR and EASE (writes artifacts/bench_quality.md).
 bench-quality: $(VENV)/.bench-installed
 	$(PY) -m bench.quality
+
+# Real vs synthetic data: served model, EASE, ALS, popularity, the true model's ceiling (artifacts/synthetic_check.md).
+bench-synthetic: $(VENV)/.bench-installed
+	$(PY) -m bench.synthetic_check $(SYNTHETIC_ARGS)
 
 # Each model improvement added one at a time on u1 and ml-latest-small (writes artifacts/ablation.md).
 ablation: venv

@@ -18,14 +18,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ notices (oneDNN, tf.data) are noise here
 
-import pandas as pd
-
 from training.config import ModelConfig, TrainConfig
 from training.data import load_100k_split, load_dataset
-from training.evaluate import compare, evaluate, format_table
+from training.evaluate import HeldOut, compare, evaluate, format_table
 from training.fit import fit
-from training.interactions import IdMap, to_interactions
-from training.metrics import RankingTask
 from training.recommender import Recommender
 from training.splits import random_holdout
 
@@ -54,12 +50,18 @@ def split(name: str, data_dir: str | None):
     return ds, ds.ratings[mask].reset_index(drop=True), ds.ratings[~mask].reset_index(drop=True)
 
 
-def ours(variant: str, train, test, scale, movies=None, seed: int | None = None) -> tuple[dict, Recommender]:
+def ours(
+    variant: str, train, test, scale, movies=None, seed: int | None = None, epochs: int | None = None, progress=None
+) -> tuple[dict, Recommender]:
+    """Train ``variant`` on ``train`` and score it on ``test``; ``epochs`` caps training (a quick run), ``progress``
+    (e.g. ``print``) shows training's progress bar and per-epoch lines."""
     model_kw, train_kw = VARIANTS[variant]
     cfg = TrainConfig(model=ModelConfig(**model_kw), **train_kw)
     if seed is not None:
         cfg.seed = seed  # initialisation, batch order and validation part; the train/test split stays
-    rec, summary = fit(train, cfg, progress=None, movies=movies)
+    if epochs is not None:
+        cfg.epochs = epochs
+    rec, summary = fit(train, cfg, progress=progress, movies=movies)
     row = evaluate(rec, test, scale, baselines=False)["model"]
     return {
         **row,
@@ -74,9 +76,7 @@ def peers(train, test, scale, ease_lambdas: tuple[float, ...] = (400.0,)) -> dic
     from bench.peers import EASE, ImplicitPeer, SurprisePeer
     from training.baselines import BiasBaseline, GlobalMean, Popularity
 
-    users, items = IdMap(pd.unique(train["user_id"])), IdMap(pd.unique(train["movie_id"]))  # as training.fit's
-    tr, te = to_interactions(train, users, items), to_interactions(test, users, items)
-    task = RankingTask.build(tr.users, tr.items, te.users, te.items, te.ratings, tr.n_users, tr.n_items)
+    split = HeldOut.of(train, test)
     models = [
         SurprisePeer("svd", random_state=0, rating_scale=scale),
         SurprisePeer("svdpp", random_state=0, rating_scale=scale),
@@ -87,7 +87,7 @@ def peers(train, test, scale, ease_lambdas: tuple[float, ...] = (400.0,)) -> dic
         BiasBaseline(),
         Popularity(),
     ]
-    return compare(models, tr, te, task, scale)
+    return compare(models, split.train, split.test, split.task, scale)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +23,32 @@ import pandas as pd
 
 from training.baselines import BiasBaseline, GlobalMean, Popularity
 from training.data import DataError, read_ratings_file
-from training.interactions import Interactions, to_interactions
+from training.interactions import IdMap, Interactions, to_interactions
 from training.interface import RecommenderModel
 from training.metrics import RankingTask, evaluate_ranking, mae, rmse
 from training.recommender import Recommender
 from training.residual import ResidualModel
 
 METRIC_COLUMNS = ("rmse", "mae", "ndcg@10", "recall@10", "precision@10", "map@10", "coverage", "fit_s")
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A train/test split in the index space :func:`training.fit.fit` gives the training part (ids numbered in order
+    of first appearance), and the ranking task on it: what every model in a comparison is fitted and scored on."""
+
+    users: IdMap
+    items: IdMap
+    train: Interactions
+    test: Interactions
+    task: RankingTask
+
+    @classmethod
+    def of(cls, train: pd.DataFrame, test: pd.DataFrame) -> HeldOut:
+        users, items = IdMap(pd.unique(train["user_id"])), IdMap(pd.unique(train["movie_id"]))
+        tr, te = to_interactions(train, users, items), to_interactions(test, users, items)
+        task = RankingTask.build(tr.users, tr.items, te.users, te.items, te.ratings, tr.n_users, tr.n_items)
+        return cls(users, items, tr, te, task)
 
 
 def rating_metrics(y_true: np.ndarray, y_pred: np.ndarray, scale: tuple[float, float]) -> dict[str, float]:
