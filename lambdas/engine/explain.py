@@ -184,24 +184,17 @@ class Explain(FoldIn):
         return shares, removal
 
     def add_reasons(
-        self,
-        user: RatedUser,
-        records: list[dict],
-        stage1: np.ndarray | None = None,
-        ranked: tuple[np.ndarray, np.ndarray] | None = None,
+        self, user: RatedUser, records: list[dict], stage1: np.ndarray, ranked: tuple[np.ndarray, np.ndarray]
     ) -> list[dict]:
         """``records`` (a ranked list, each with its ``score``) with ``reasons``, ``share_other_ratings`` and
         ``share_baseline`` added; returns ``records``.
 
-        ``stage1``: as for :meth:`shares`. ``ranked``: the ranked movies the list was cut from (indices and ranking
-        scores, the list first, :class:`~lambdas.engine.ranking.Extras`), that the reasons weigh each listed
-        movie's place against; the list alone when not given."""
+        ``stage1``: as for :meth:`shares`. ``ranked``: the ranked movies the list was cut from, indices and ranking
+        scores, the list's movies first (:meth:`~lambdas.engine.ranking.Extras.ranked`); the reasons weigh each
+        listed movie's place against them."""
         if not records:
             return records
         k = len(records)
-        idx = np.fromiter((self.item_index(r["movie_id"]) for r in records), dtype=np.int64, count=k)
-        if ranked is None or len(ranked[0]) < k or not np.array_equal(ranked[0][:k], idx):
-            ranked = (idx, np.array([float(r["score"]) for r in records]))
         table, removal = self.tables(user, ranked[0], stage1)  # [n_rated, M] each
         best = self.reason_rows(removal, ranked[1], k, table)
         totals = table[:, :k].sum(axis=0)
