@@ -45,10 +45,10 @@ class Assumptions:
     api_post_ms: float = 25.0
     api_get_ms: float = 20.0
     # Worker, per message: the engine's p50 from `make bench` with the reasons every request gets by default
-    # (docs/serving.md, 2026-12-07: 4.94 ms on ml-latest-small, 1.77 ms without them; 14.03 ms with 100,000 movies;
-    # a slower day of this machine than 2026-12-04's 1.66 / 0.74 ms, and the reasons by place cost 1.5x those by share),
-    # plus the three DynamoDB calls it waits for (GetItem, the user's events Query, UpdateItem; assumption: 5 ms each).
-    worker_engine_ms: float = 4.94
+    # (docs/serving.md, 2026-12-07: 3.05 ms on ml-latest-small, 1.58 ms without them; 9.74 ms with 100,000 movies;
+    # a slower day of this machine than 2026-12-04's 1.66 / 0.74 ms), plus the three DynamoDB calls it waits for
+    # (GetItem, the user's events Query, UpdateItem; assumption: 5 ms each).
+    worker_engine_ms: float = 3.05
     worker_io_ms: float = 15.0
     # Worker, per invocation (per batch): handler entry, BatchProcessor, the cached model lookup (assumption).
     worker_invocation_ms: float = 5.0

@@ -19,7 +19,7 @@ import onnxruntime as ort
 import contract
 from lambdas.engine.artifact import Artifact, load_artifact
 from lambdas.engine.base import RequestError
-from lambdas.engine.explain import Explain
+from lambdas.engine.explain import HESSIAN_DIMS, Explain, principal_directions
 from lambdas.engine.fold_in import FOLD_IN_L2
 from lambdas.engine.similar import Similar
 
@@ -70,6 +70,8 @@ class Engine(Explain, Similar):
         }
         rank = w["item_rank"]
         self.rank_sum = rank.sum(axis=0)  # the explanations' softmax mean takes the tail's from it
+        self.rank_basis = principal_directions(rank, HESSIAN_DIMS)  # the explanations' Hessian is taken in them
+        self.rank_proj = rank @ self.rank_basis  # [N, r]: the movies' factors in those directions
         self.gamma_item_bias = (self.gamma * w["item_bias"]).astype(np.float32)  # stage 1's rating-head bias term
         norms = np.linalg.norm(rank, axis=1, keepdims=True)
         self._similar = rank / np.where(norms > 0, norms, 1.0)

@@ -10,7 +10,8 @@ enters through the two user vectors:
 * **interaction head** (first order): ``p'`` maximises the penalised softmax likelihood
   ``sum_j w_j log softmax_j(p') - rank_l2 / 2 |p'|^2`` (the fold-in's problem; a trained user's factors are its
   centre in the events update). Its Hessian at the solution is ``H = (sum_j w_j) Cov(p') + rank_l2 I`` (``Cov`` the
-  item factors' covariance under the user's softmax, over its :data:`HESSIAN_TOP` most probable movies), and rating
+  item factors' covariance under the user's softmax, over its :data:`HESSIAN_TOP` most probable movies, taken in the
+  factors' :data:`HESSIAN_DIMS` principal directions and as ``rank_l2 I`` outside them), and rating
   ``j``'s gradient term is ``g_j = w_j (q'_j - E[q'])`` (``E[q']`` exact over those movies, the rest of the
   probability mass taken at the other movies' plain mean). Removing ``j`` moves ``p'``
   by ``-H^-1 g_j`` to first order (an influence function), so ``j``'s share of ``q'_i . p'`` is
@@ -39,8 +40,9 @@ not at all) the largest shares of its score (:meth:`Explain.reason_rows`).
 
 Cost per request, beyond ranking: the user's logits are recovered from the ranking call's stage-1 scores (one
 N x D product, D the rating factors' size, instead of the N x R one), then one exponential and one selection over
-the catalogue, the covariance over ``HESSIAN_TOP`` movies, an R x R and a D x D solve, an [n_rated, COMPETITORS]
-product and a [REASON_POOL, k, COMPETITORS] comparison (``make bench`` measures what it adds).
+the catalogue, the covariance over ``HESSIAN_TOP`` movies in ``HESSIAN_DIMS`` directions, an r x r solve and a
+(D + 1) x (D + 1) inverse, an [n_rated, COMPETITORS] product and a [REASON_POOL, k, COMPETITORS] comparison
+(``make bench`` measures what it adds).
 """
 
 from __future__ import annotations
@@ -56,12 +58,25 @@ REASONS = 3
 # The Hessian's movies: the user's 256 most probable. The reasons weigh a movie's score change against its
 # neighbours', so the relative changes must be right, and they are not with fewer: on 39 seeded u1 test users (not
 # the benchmark's), the first reason beat a random rating in 78.7% of cases with 64 movies, 81.1% with 128, 82.1%
-# with 256, 82.6% with 512 and 82.7% with 1,000. Past R movies Woodbury's identity no longer saves anything: 256
-# costs an [R, 256] x [256, R] product and an R x R solve where 64 solved a 64 x 64 system (docs/serving.md).
+# with 256, 82.6% with 512 and 82.7% with 1,000 (docs/serving.md).
 HESSIAN_TOP = 256
 # The ratings weighed for each listed movie's reasons (:meth:`Explain.reason_rows`): the 16 whose removal lowers its
 # score most. On the same users, 8, 16, 32 and all of them give the same faithfulness within a point.
 REASON_POOL = 16
+# The dimensions the Hessian is taken in: the item factors' 64 principal directions (outside them it is the prior's
+# rank_l2 I), a 64 x 64 system instead of the 128 x 128 one. On ml-latest-small's served model they hold 98.6% of
+# the factors' variance, and the score-change differences that order the reasons were as close to the 2,000-movie
+# Hessian's as with all 128 (docs/serving.md, "Why a movie is listed").
+HESSIAN_DIMS = 64
+
+
+def principal_directions(factors: np.ndarray, r: int) -> np.ndarray:
+    """The ``r`` principal directions of ``factors`` [N, R] (orthonormal columns, float32 [R, min(r, R)]): the
+    eigenvectors of their covariance with the largest eigenvalues."""
+    mean = factors.mean(axis=0, dtype=np.float64)
+    cov = (factors.T @ factors).astype(np.float64) - len(factors) * np.outer(mean, mean)
+    _, vectors = np.linalg.eigh(cov)  # ascending
+    return np.ascontiguousarray(vectors[:, ::-1][:, : min(r, factors.shape[1])], dtype=np.float32)
 
 
 @dataclass
@@ -130,57 +145,59 @@ class Explain(FoldIn):
         """
         w, d = self.w, self.fold_in_defaults
         rated, ratings = user.items, np.asarray(user.ratings, np.float64)
-        if len(rated) == 0 or len(items) == 0:
-            return np.zeros((len(rated), len(items))), np.zeros((len(rated), len(items)))
+        n, k = len(rated), len(items)
+        if n == 0 or k == 0:
+            return np.zeros((n, k)), np.zeros((n, k))
         weights = np.where(ratings >= d["liked_threshold"], d["liked_weight"], 1.0)
-        weights = weights / weights.mean()  # mean weight 1, as the fold-in and the events update take them
-        # Interaction head: the softmax at p' and its Hessian over the most probable movies (float32 throughout: the
-        # Hessian holds the prior's rank_l2 on its diagonal, so the solves are well conditioned).
+        weights /= weights.mean()  # mean weight 1, as the fold-in and the events update take them
+        # Interaction head: the softmax at p' and its Hessian over the most probable movies.
         qr = w["item_rank"]
         if stage1 is not None:  # stage 1 = logits + gamma (w_mf p.q + b_i)
-            s = stage1 - np.float32(self.gamma * self.mf_weight) * (w["item_mf"] @ user.user_mf) - self.gamma_item_bias
+            s = stage1 - w["item_mf"] @ (user.user_mf * np.float32(self.gamma * self.mf_weight))
+            s -= self.gamma_item_bias
         else:
             s = qr @ user.user_rank + w["item_rank_bias"]
-        prob = np.exp(s - s.max())
-        prob /= prob.sum()
-        n_top = min(HESSIAN_TOP, len(prob))
+        n_top = min(HESSIAN_TOP, len(s))
         top = np.argpartition(s, len(s) - n_top)[len(s) - n_top :]
+        e = np.exp(s - s[top].max())
+        p_top = e[top] / e.sum()
+        rows = qr[np.concatenate([top, items, rated])]  # one gather for the three sets of movies
+        q_top, targets_rank, q_rated = rows[:n_top], rows[n_top : n_top + k], rows[n_top + k :]
         # E[q'] under the softmax: exact over the most probable movies, the rest's mass at their plain mean (the
         # tail's probabilities are small and near equal; one pass over the catalogue's factors saved, 4.8 ms at
         # 100,000 movies).
-        q_top, p_top = qr[top], prob[top]
-        rest = len(prob) - n_top
         mean = p_top @ q_top
+        rest = len(s) - n_top
         if rest:
             mean += (1.0 - p_top.sum()) * (self.rank_sum - q_top.sum(axis=0)) / rest
-        qt = (q_top - mean) * np.sqrt(p_top)[:, None]
-        targets_rank = qr[items].T  # [R, k]
-        grads = (qr[rated] - mean) * weights.astype(np.float32)[:, None]  # g_j [n, R]
-        if n_top < qr.shape[1]:
-            # H^-1 B by Woodbury: H = W Qt^T Qt + rank_l2 I with Qt [n_top, R], so only an n_top-sized system is
-            # solved: H^-1 B = (B - Qt^T (rank_l2 / W I + Qt Qt^T)^-1 Qt B) / rank_l2.
-            small = qt @ qt.T
-            small.flat[:: n_top + 1] += np.float32(user.rank_l2 / weights.sum())
-            h_inv_q = (targets_rank - qt.T @ np.linalg.solve(small, qt @ targets_rank)) / np.float32(user.rank_l2)
-        else:
-            hess = np.float32(weights.sum()) * (qt.T @ qt)
-            hess.flat[:: qr.shape[1] + 1] += np.float32(user.rank_l2)
-            h_inv_q = np.linalg.solve(hess, targets_rank)
-        interaction = (grads @ h_inv_q).astype(np.float64)
-        # Rating head: the ridge solution's rows.
-        a = np.empty((len(rated), w["item_mf"].shape[1] + 1), np.float32)
-        a[:, :-1] = w["item_mf"][rated] * np.float32(self.mf_weight)
-        a[:, -1] = 1.0
-        y = (ratings - self.mu - w["item_bias"][rated]).astype(np.float32)
-        m = a.T @ a + np.float32(d["l2"]) * np.eye(a.shape[1], dtype=np.float32)
+        grads = (q_rated - mean) * weights.astype(np.float32)[:, None]  # g_j [n, R]
+        # H = Qt^T Qt + rank_l2 I with Qt = sqrt(W p) (q' - E[q']) over the top movies, taken in the item factors'
+        # HESSIAN_DIMS principal directions B (and as the prior alone outside them):
+        # H^-1 = B (B^T H B)^-1 B^T + (I - B B^T) / rank_l2, an r x r system instead of R x R. The movies' factors
+        # in B are kept at load (rank_proj = Q' B).
+        basis = self.rank_basis  # [R, r], orthonormal columns
+        qb = (self.rank_proj[top] - mean @ basis) * np.sqrt(p_top * weights.sum())[:, None]  # Qt B [n_top, r]
+        hess = (qb.T @ qb).astype(np.float64)
+        hess.flat[:: basis.shape[1] + 1] += user.rank_l2
+        gb, tb = (grads @ basis).astype(np.float64), (basis.T @ targets_rank.T).astype(np.float64)  # [n, r], [r, k]
+        outside = (grads @ targets_rank.T - gb @ tb) / user.rank_l2
+        interaction = outside + gb @ np.linalg.solve(hess, tb)
+        # Rating head: the ridge solution's rows a_j = [w_mf q_j, 1] (float64: a D + 1 system).
+        dim = w["item_mf"].shape[1]
+        a = np.empty((n, dim + 1))
+        a[:, :dim] = w["item_mf"][rated]
+        a[:, :dim] *= self.mf_weight
+        a[:, dim] = 1.0
+        y = ratings - self.mu - w["item_bias"][rated]
+        m = a.T @ a
+        m.flat[:: dim + 2] += d["l2"]
+        am = a @ np.linalg.inv(m)  # rows a_j^T M^-1
         # Only the factors' part: the user's bias moves every movie alike, so it explains no movie (it is baseline).
-        targets = np.hstack([w["item_mf"][items] * np.float32(self.mf_weight), np.zeros((len(items), 1), np.float32)])
-        solved = np.linalg.solve(m, np.hstack([targets.T, a.T]))  # one factorisation for both right-hand sides
-        m_inv_t, m_inv_a = solved[:, : len(items)], solved[:, len(items) :]  # [D + 1, k], [D + 1, n]
-        shares = interaction + self.gamma * ((a * y[:, None]) @ m_inv_t)
-        residual = y - a @ (m_inv_a @ y)
-        leverage = np.einsum("ij,ji->i", a, m_inv_a)
-        removal = interaction + self.gamma * ((a * (residual / (1.0 - leverage))[:, None]) @ m_inv_t)
+        z = (am[:, :dim] @ w["item_mf"][items].T) * (self.gamma * self.mf_weight)  # gamma a_j^T M^-1 [w_mf q_i, 0]
+        residual = y - am @ (a.T @ y)
+        leverage = np.einsum("ij,ij->i", am, a)
+        shares = interaction + y[:, None] * z
+        removal = interaction + (residual / (1.0 - leverage))[:, None] * z
         return shares, removal
 
     def add_reasons(
@@ -198,13 +215,14 @@ class Explain(FoldIn):
         table, removal = self.tables(user, ranked[0], stage1)  # [n_rated, M] each
         best = self.reason_rows(removal, ranked[1], k, table)
         totals = table[:, :k].sum(axis=0)
-        items, ratings = user.items.tolist(), np.asarray(user.ratings, np.float64).tolist()
-        for col, rec in enumerate(records):
-            rows = best[:, col].tolist()
-            shares = table[rows, col].tolist()
-            rec["reasons"] = [self.reason_rated(items[j], ratings[j], v) for j, v in zip(rows, shares, strict=True)]
-            rec["share_other_ratings"] = round(float(totals[col]) - sum(shares), 6)
-            rec["share_baseline"] = round(float(rec["score"]) - float(totals[col]), 6)
+        named = user.items[best]  # [n, k] the reasons' movie indices
+        rated = np.asarray(user.ratings, np.float64)[best].T.tolist()
+        shares = table[best, np.arange(k)].T.tolist()
+        columns = zip(records, named.T.tolist(), rated, shares, totals.tolist(), strict=True)
+        for rec, movies, given, parts, total in columns:
+            rec["reasons"] = [self.reason_rated(*reason) for reason in zip(movies, given, parts, strict=True)]
+            rec["share_other_ratings"] = round(total - sum(parts), 6)
+            rec["share_baseline"] = round(float(rec["score"]) - total, 6)
         return records
 
     @staticmethod
@@ -228,12 +246,13 @@ class Explain(FoldIn):
         if t < n_rated:
             pool = np.argpartition(-removal[:, :k], t - 1, axis=0)[:t]  # [t, k]
         else:
-            pool = np.repeat(np.arange(n_rated)[:, None], k, axis=1)
-        after = scores[None, None, :] - removal[pool]  # [t, k, M]: every ranked movie's score without the rating
-        own = np.take_along_axis(after, np.arange(k)[None, :, None], axis=2)  # the listed movie's own
-        place = np.count_nonzero(after > own, axis=2)  # [t, k]: movies that would be above it
-        order = np.lexsort((-np.take_along_axis(shares[:, :k], pool, axis=0), -place), axis=0)[: min(n, n_rated)]
-        return np.take_along_axis(pool, order, axis=0)
+            pool = np.broadcast_to(np.arange(n_rated)[:, None], (n_rated, k))
+        cols = np.arange(k)
+        own = scores[:k] - removal[pool, cols]  # [t, k]: the listed movie's score without the rating
+        after = scores - removal[pool]  # [t, k, M]: every ranked movie's
+        place = np.count_nonzero(after > own[:, :, None], axis=2)  # [t, k]: movies that would be above it
+        order = np.lexsort((-shares[pool, cols], -place), axis=0)[: min(n, n_rated)]
+        return pool[order, cols]
 
     def reason_rated(self, j: int, rating: float, share: float) -> dict[str, Any]:
         return {

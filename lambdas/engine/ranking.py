@@ -90,9 +90,12 @@ class Ranking(Records):
         plus the user's constant ``gamma (mu + b_u)``). A function of the ranking score alone, so it never
         increases down a list."""
         ref = stage1 + (self.gamma * (self.mu + user_bias.astype(np.float32)))[:, None]
-        below = np.stack(
-            [np.count_nonzero(row[None, :] < top[:, None], axis=1) for row, top in zip(ref, top_scores, strict=True)]
-        )
+        below = np.empty(top_scores.shape)
+        for row, (scores, top) in enumerate(zip(ref, top_scores, strict=True)):
+            # One pass over the catalogue: only the movies at or above the list's lowest score are compared with each
+            # listed one (the rest are below them all).
+            near = scores[scores >= top.min()]
+            below[row] = len(scores) - np.count_nonzero(near[None, :] >= top[:, None], axis=1)
         return 100.0 * below / ref.shape[1]
 
     def _user_inputs(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -60,6 +60,18 @@ def test_the_match_figure_never_increases_down_a_list_and_follows_the_score(engi
         assert scores == sorted(scores, reverse=True)
 
 
+def test_the_match_figure_is_the_share_of_the_catalogue_scored_below(engine):
+    """Counted by brute force over every movie, ties included (a tie is not below)."""
+    rng = np.random.default_rng(5)
+    stage1 = rng.normal(0, 1, (3, 500)).astype(np.float32)
+    stage1[:, :50] = stage1[:, [0]]  # a block of equal scores
+    bias = rng.normal(0, 0.1, 3).astype(np.float32)
+    ref = stage1 + (engine.gamma * (engine.mu + bias))[:, None]
+    top = np.sort(ref[:, 40:60], axis=1)[:, ::-1][:, :10]  # listed scores, some equal to the block's
+    expected = 100.0 * (ref[:, None, :] < top[:, :, None]).sum(axis=2) / 500
+    assert engine.match(stage1, bias, top) == pytest.approx(expected)
+
+
 def test_explain_false_leaves_reasons_and_match_out(engine):
     user_id = engine.user_ids[3].item()
     for result in (
@@ -156,3 +168,58 @@ def test_the_reasons_are_chosen_among_the_ratings_that_lower_the_movie_most():
         pool = np.argsort(-removal[:, c])[:REASON_POOL]
         assert rows[0, c] in pool and place[rows[0, c]] == place[pool].max()
         assert place[rows[1, c]] <= place[rows[0, c]]
+
+
+def test_principal_directions_span_the_factors_largest_variance():
+    from lambdas.engine.explain import principal_directions
+
+    rng = np.random.default_rng(4)
+    scales = np.array([5.0, 4.0, 3.0, 2.0, 0.3, 0.2, 0.1, 0.1, 0.05, 0.05])
+    mixing = np.linalg.qr(rng.normal(size=(10, 10)))[0]
+    factors = (rng.normal(size=(2000, 10)) * scales) @ mixing.T + 7.0  # an offset the covariance leaves out
+    basis = principal_directions(factors.astype(np.float32), 4)
+    assert basis.shape == (10, 4) and basis.dtype == np.float32
+    assert basis.T @ basis == pytest.approx(np.eye(4), abs=1e-5)
+    top = mixing[:, :4]  # the four directions with the largest spread
+    assert basis @ basis.T == pytest.approx(top @ top.T, abs=0.02)
+    assert principal_directions(factors.astype(np.float32), 64).shape == (10, 10)  # never more than R
+
+
+def test_the_interaction_shares_go_through_the_inverse_hessian_in_the_principal_directions(engine):
+    """The interaction head's removal effects are g_j^T H^-1 q'_i with H = W Cov + rank_l2 I under the user's
+    softmax (here over the whole 80-movie catalogue): exact when the principal directions span the factors (R = 8
+    here), and with r < R directions H^-1 is B (B^T H B)^-1 B^T + (I - B B^T) / rank_l2, computed independently."""
+    import copy
+
+    from lambdas.engine.explain import principal_directions
+
+    u = 7
+    user = engine.rated_user(u)
+    items = np.arange(10, 30)
+    w, d = engine.w, engine.fold_in_defaults
+    q = w["item_rank"].astype(np.float64)
+    logits = q @ user.user_rank + w["item_rank_bias"]
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    weights = np.where(user.ratings >= d["liked_threshold"], d["liked_weight"], 1.0)
+    weights = weights / weights.mean()
+    mean = p @ q
+    cov = (q - mean).T @ ((q - mean) * p[:, None])
+    hess = weights.sum() * cov + user.rank_l2 * np.eye(q.shape[1])
+    grads = (q[user.items] - mean) * weights[:, None]
+    exact = grads @ np.linalg.solve(hess, q[items].T)
+
+    basis = principal_directions(w["item_rank"], 3).astype(np.float64)
+    approx_inv = basis @ np.linalg.inv(basis.T @ hess @ basis) @ basis.T + (np.eye(q.shape[1]) - basis @ basis.T) / (
+        user.rank_l2
+    )
+    reduced = copy.copy(engine)
+    reduced.rank_basis = basis.astype(np.float32)
+    reduced.rank_proj = w["item_rank"] @ reduced.rank_basis
+    full_shares, full_removal = engine.tables(user, items)
+    shares, removal = reduced.tables(user, items)
+    # The rating head's part is the same in both, so the difference is the interaction heads' difference.
+    expected = exact - grads @ approx_inv @ q[items].T
+    assert full_shares - shares == pytest.approx(expected, rel=1e-3, abs=1e-8)
+    assert full_removal - removal == pytest.approx(expected, rel=1e-3, abs=1e-8)
+    assert np.abs(expected).max() > 0.002 * np.abs(exact).max()  # three directions of eight do change the shares
