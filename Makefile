@@ -5,7 +5,7 @@ SYSTEM_PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv test lint demo local openapi train export bench bench-search bench-similar bench-explain bench-events bench-quality bench-synthetic ablation tune lr-find package clean loadtest fuzz scan bench-train
+.PHONY: venv test lint demo local openapi train export bench bench-search bench-similar bench-explain bench-events bench-quality bench-synthetic ablation tune lr-find package clean loadtest fuzz scan bench-train bench-learn
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -79,6 +79,14 @@ bench-search: venv
 BENCH_TRAIN_ARGS ?=
 bench-train: venv
 	$(PY) -m bench.train_scale $(BENCH_TRAIN_ARGS)
+
+# Time to learn (issue 30): the served configuration to its validation plateau at the 1M, 10M and 25M shapes of
+# training.synthetic.movielens_like, where each epoch's seconds go, implicit ALS and BPR beside it and the known
+# ceiling (writes artifacts/time_to_learn.md and docs/time_to_learn.png). LEARN_ARGS="--sizes 1M" for the smallest
+# only; at 25M this is hours on 2 cores.
+LEARN_ARGS ?=
+bench-learn: $(VENV)/.bench-installed
+	$(PY) -m bench.time_to_learn $(LEARN_ARGS)
 
 # "Similar movies" methods on u1 and ml-latest-small, held-out NDCG@10 and a sanity list (artifacts/similar_eval.md).
 artifacts/u1/metadata.json: | venv
