@@ -66,6 +66,8 @@ class EngineBase:
     gamma_item_bias: np.ndarray
     title_list: list[str]
     rank_sum: np.ndarray
+    rank_basis: np.ndarray
+    rank_proj: np.ndarray
     load_seconds: float
 
     @staticmethod
