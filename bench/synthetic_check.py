@@ -37,7 +37,7 @@ import pandas as pd
 from bench.quality import ours
 from bench.quality import split as real_split
 from training.baselines import BiasBaseline, Popularity
-from training.ceiling import ceiling
+from training.ceiling import CEILING, ceiling
 from training.evaluate import HeldOut, compare
 from training.interface import RecommenderModel
 from training.splits import random_holdout
@@ -45,7 +45,6 @@ from training.synthetic import SHAPES, movielens_like, ratings_summary
 
 SERVED = "residual (served)"
 EASE_LAMBDA = 400.0  # bench.quality's, the best on u1
-CEILING = "true model (P relevant)"
 # --methods name -> the row name in the tables
 METHODS = {
     "served": SERVED,

@@ -27,6 +27,7 @@ from training.interface import RecommenderModel
 from training.synthetic import GroundTruth, gumbel_threshold
 
 RANKINGS = ("choice", "relevant")
+CEILING = "true model (P relevant)"  # the row the ceiling is: the ranking by P(held out and rated >= 4)
 
 
 class TrueModel(RecommenderModel):
@@ -43,7 +44,7 @@ class TrueModel(RecommenderModel):
         if ranking not in RANKINGS:
             raise ValueError(f"ranking must be one of {', '.join(RANKINGS)}, got {ranking!r}")
         self.truth, self.ranking, self.threshold = truth, ranking, float(threshold)
-        self.name = "true model (P relevant)" if ranking == "relevant" else "true model (choice logit)"
+        self.name = CEILING if ranking == "relevant" else "true model (choice logit)"
         # The frame's ids are the truth's rows.
         self._user_rows = np.asarray(users.ids, np.int64)
         self._movie_rows = np.asarray(items.ids, np.int64)
