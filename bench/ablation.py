@@ -59,7 +59,7 @@ STEPS: list[tuple[str, dict, dict]] = [
     ("+ regularisation", {"dense_l2": 1e-5, "l1": 1e-7, "dropout": 0.4}, {}),
     ("+ cosine schedule", {}, {"lr_schedule": "cosine"}),
 ]
-MODEL_KEYS = set(ModelConfig.model_fields) - {"extra", "global_mean", "time_now"}
+MODEL_KEYS = set(ModelConfig.model_fields) - {"extra", "global_mean", "time_now", "reg_scale"}
 COLUMNS = ("rmse", "mae", "ndcg@10", "recall@10", "rare_rmse", "rare_pctile", "fit_s")
 
 

@@ -25,7 +25,7 @@ from training.batches import make_batches
 from training.cli import add_data_args, add_train_args, config_from_args, load_data, parse_with_config
 from training.config import TrainConfig
 from training.data import DataError
-from training.fit import _keras, compiled_models, item_feature_matrix
+from training.fit import _keras, compiled_models, item_feature_matrix, reg_scale
 from training.interactions import IdMap, to_interactions
 
 SMOOTHING = 0.95  # exponential smoothing of the per-batch loss
@@ -47,6 +47,7 @@ def range_test(
     users, items = IdMap(pd.unique(train_ratings["user_id"])), IdMap(pd.unique(train_ratings["movie_id"]))
     data = to_interactions(train_ratings, users, items)
     cfg.model.global_mean = float(data.ratings.mean())
+    cfg.model.reg_scale = reg_scale(len(data.users), cfg)  # the objective fit would train at this size
     _, trainer = compiled_models(len(users), len(items), cfg, item_feature_matrix(cfg, movies, items)[0])
     batches = make_batches(data, cfg, cfg.model.rank_dim > 0)
     factor = (max_lr / min_lr) ** (1.0 / (steps - 1))

@@ -1,6 +1,6 @@
 """``make bench-learn``: how long the served configuration takes to learn at 1M, 10M and 25M ratings, and what.
 
-``python -m bench.time_to_learn [--sizes 1M 10M 25M] [--epochs 40] [--timeout S] [--out artifacts]``
+``python -m bench.time_to_learn [--sizes 1M 10M 25M] [--epochs 40 [SIZE=N ...]] [--timeout S] [--out artifacts]``
 
 Each size is :func:`training.synthetic.movielens_like` data of a MovieLens release's shape (``1M``: ml-1m's users,
 movies and whole stars; ``10M``: ml-10m's, half stars; ``25M``: ml-25m's), so the best achievable NDCG@10 and RMSE
@@ -15,7 +15,8 @@ memory is its own):
   the same configuration without the interaction head (the rating head and the deep branch, with their tables'
   optimiser updates), the rest of a full epoch (the interaction head's catalogue softmax and its tables' updates),
   the dense Adam update of every embedding table, one step's worth times the steps of an epoch (Keras 3 updates
-  each table whole every step: keras-team/keras#19992), and the validation after each epoch;
+  each table whole every step: keras-team/keras#19992), with the fused Adam training uses and with Keras's own, and
+  the validation after each epoch;
 * **beside it**, ``implicit``'s ALS (15 iterations) and BPR (100 epochs), 64 factors, on the same training part,
   with their fit time and test figures; and the true model's (the ceiling).
 
@@ -91,17 +92,19 @@ def time_to_plateau(history: list[dict], share: float = PLATEAU) -> dict:
     }
 
 
-def table_update_seconds(n_users: int, n_items: int, cfg, steps: int, sample: int = 30) -> float:
+def table_update_seconds(n_users: int, n_items: int, cfg, steps: int, sample: int = 30, fused: bool = True) -> float:
     """Seconds of ``steps`` dense Adam updates of the model's per-user and per-movie tables (zero gradients, in a
-    compiled function, as a training step applies them): ``sample`` timed and scaled to ``steps``."""
+    compiled function, as a training step applies them): ``sample`` timed and scaled to ``steps``. ``fused``: the
+    optimiser training uses (:class:`training.optim.FusedAdam`); else Keras's own Adam, for comparison."""
     import keras
     import tensorflow as tf
 
     from training.models import build_model
+    from training.optim import FusedAdam
 
     model = build_model(n_users, n_items, cfg.model, None)
     tables = [v for v in model.trainable_weights if v.shape[0] in (n_users, n_items) and len(v.shape) == 2]
-    optimizer = keras.optimizers.Adam(cfg.lr)
+    optimizer = FusedAdam(cfg.lr) if fused else keras.optimizers.Adam(cfg.lr)
     optimizer.build(tables)
     zeros = [tf.zeros(v.shape, v.dtype) for v in tables]
 
@@ -158,6 +161,7 @@ def one(size: str, epochs: int, seed: int) -> dict:
     _, off = fit(train, head_off, progress=None)
     rating_epoch_s = float(off["history"][-1]["train_s"])
     updates_s = table_update_seconds(n_users, n_items, used, steps)
+    keras_updates_s = table_update_seconds(n_users, n_items, used, steps, fused=False)
 
     print(f"[{size}] implicit ALS and BPR, and the true model", flush=True)
     split = HeldOut.of(train, test)
@@ -180,12 +184,14 @@ def one(size: str, epochs: int, seed: int) -> dict:
             **{k: served.get(k) for k in ("ndcg@10", "recall@10", "rmse")},
             "fit_s": fit_s,
             "epochs_run": summary["epochs_run"],
+            "max_epochs": epochs,
             "time_to_learn_s": learned["seconds"],
             "epochs_to_learn": learned["epoch"],
             "best_val_ndcg@10": learned["best"],
             "best_epoch": learned.get("best_epoch"),
             "curve": learned["curve"],
             "batch_size": summary["batch_size"],
+            "reg_scale": summary["reg_scale"],
             "peak_gb": served_peak,
         },
         "epoch": {
@@ -194,6 +200,7 @@ def one(size: str, epochs: int, seed: int) -> dict:
             "rating_head_and_deep_epoch_s": rating_epoch_s,
             "interaction_head_s": epoch_s - rating_epoch_s,
             "dense_table_updates_s": updates_s,
+            "dense_table_updates_keras_adam_s": keras_updates_s,
             "validation_s": val_s,
         },
         "peers": {name: {k: row.get(k) for k in ("ndcg@10", "recall@10", "fit_s")} for name, row in peers.items()},
@@ -237,6 +244,19 @@ def _fmt(v, spec: str = ".3f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _cap(served: dict) -> str:
+    """Said when the run ended at its most epochs, not by early stopping, with its best epoch the last."""
+    if served.get("max_epochs") != served["epochs_run"]:
+        return ""
+    rising = served.get("best_epoch") == served["epochs_run"]
+    return ", the cap" + (": still improving" if rising else "")
+
+
+def _keras_adam(epoch: dict) -> str:
+    keras_s = epoch.get("dense_table_updates_keras_adam_s")  # absent from runs before the fused Adam
+    return "" if keras_s is None else f" ({keras_s:,.1f} s)"
+
+
 def report(rows: list[dict]) -> str:
     """The markdown tables of ``rows`` (as ``time_to_learn.json`` holds them)."""
     done = [r for r in rows if "error" not in r]
@@ -250,7 +270,7 @@ def report(rows: list[dict]) -> str:
         als, bpr = p.get("implicit ALS", {}), p.get("implicit BPR", {})
         lines.append(
             f"| {r['size']} | {r['training_ratings']:,} | {_fmt(s['time_to_learn_s'], ',.0f')} s "
-            f"({s['epochs_to_learn']}) | {s['fit_s']:,.0f} s ({s['epochs_run']}) | {_fmt(s['ndcg@10'])} / "
+            f"({s['epochs_to_learn']}) | {s['fit_s']:,.0f} s ({s['epochs_run']}{_cap(s)}) | {_fmt(s['ndcg@10'])} / "
             f"{_fmt(als.get('ndcg@10'))} / {_fmt(bpr.get('ndcg@10'))} / {_fmt(c['ndcg@10'])} | "
             f"{_fmt(s['rmse'])} / {_fmt(c['rmse'])} | "
             f"{_fmt(als.get('fit_s'), '.1f')} / {_fmt(bpr.get('fit_s'), '.1f')} s | {r['peak_gb']:.1f} GB |"
@@ -261,7 +281,8 @@ def report(rows: list[dict]) -> str:
     lines += [
         "",
         "| size | one epoch | the batches (input pipeline) | an epoch without the interaction head | "
-        "interaction head (rest of the epoch) | dense Adam updates of the tables | validation after an epoch |",
+        "interaction head (rest of the epoch) | dense Adam updates of the tables (fused; Keras's Adam) | "
+        "validation after an epoch |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in done:
@@ -269,7 +290,8 @@ def report(rows: list[dict]) -> str:
         lines.append(
             f"| {r['size']} | {e['epoch_s']:,.1f} s | {e['batches_s']:,.1f} s | "
             f"{e['rating_head_and_deep_epoch_s']:,.1f} s | {e['interaction_head_s']:,.1f} s | "
-            f"{e['dense_table_updates_s']:,.1f} s | {e['validation_s']:,.1f} s |"
+            f"{e['dense_table_updates_s']:,.1f} s{_keras_adam(e)} | "
+            f"{e['validation_s']:,.1f} s |"
         )
     for size, bar in TIME_BAR_S.items():
         got = [r for r in done if r["size"] == size]
@@ -291,7 +313,7 @@ def plot(rows: list[dict], path: Path) -> None:
     done = [r for r in rows if "error" not in r]
     if not done:
         return
-    fig, axes = plt.subplots(1, len(done), figsize=(6.0 * len(done), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(done), figsize=(6.0 * len(done), 6.2), squeeze=False)
     for ax, r in zip(axes[0], done, strict=True):
         s = r["served"]
         curve = np.array(s["curve"])
@@ -317,7 +339,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_ylabel("NDCG@10")
         ax.set_title(f"{r['size']}: {r['training_ratings']:,} training ratings ({r['device']})")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)  # below: clear of the points
     fig.suptitle("make bench-learn: time to learn, synthetic MovieLens shapes", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -325,10 +347,31 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def epochs_per_size(spec: list[str], sizes: list[str]) -> dict[str, int]:
+    """``--epochs``' values (``N`` for every size, ``SIZE=N`` for one) as each size's most epochs."""
+    default, own = 40, {}
+    for item in spec:
+        size, _, n = item.rpartition("=")
+        if size and size not in SIZES:
+            raise SystemExit(f"--epochs {item}: no size {size!r} (one of {', '.join(SIZES)})")
+        if not n.isdigit() or int(n) < 1:
+            raise SystemExit(f"--epochs {item}: the number of epochs must be a positive integer")
+        if size:
+            own[size] = int(n)
+        else:
+            default = int(n)
+    return {size: own.get(size, default) for size in sizes}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.time_to_learn", description=__doc__.split("\n")[0])
     p.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
-    p.add_argument("--epochs", type=int, default=40, help="most epochs of the served configuration (its default)")
+    p.add_argument(
+        "--epochs",
+        nargs="+",
+        default=["40"],
+        help="most epochs of the served configuration (its default: 40), and SIZE=N for one size (10M=3)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     p.add_argument("--timeout", type=float, default=6 * 3600.0, help="seconds allowed to one size")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="gpu: let TensorFlow use a GPU")
@@ -346,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         run = json.loads(path.read_text())
     else:
         command = "python -m bench.time_to_learn " + " ".join(argv if argv is not None else sys.argv[1:])
-        rows = [run_child(size, a.epochs, a.seed, a.timeout, a.device) for size in a.sizes]
+        epochs = epochs_per_size(a.epochs, a.sizes)
+        rows = [run_child(size, epochs[size], a.seed, a.timeout, a.device) for size in a.sizes]
         run = {"command": command.strip(), "date": time.strftime("%Y-%m-%d"), "rows": rows}
         a.out.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(run, indent=2) + "\n")

@@ -61,21 +61,27 @@ class ModelConfig(_Config):
     )
     l2: float = option(
         3e-3,
-        "L2 on the user/movie embedding tables (applied to the whole table every step)",
+        "L2 on the user/movie embedding tables, applied to the whole table every step (scaled down past "
+        "--reg-reference)",
         ge=0,
         tune={"kind": "log", "low": 1e-4, "high": 3e-2, "grid": (1e-3, 3e-3)},
     )
-    bias_l2: float = option(1e-5, "L2 on the user/movie bias tables", ge=0)
+    bias_l2: float = option(1e-5, "L2 on the user/movie bias tables (scaled down past --reg-reference)", ge=0)
     dense_l2: float = option(
-        0.0, "L2 on the deep branch's kernels", ge=0, tune={"kind": "log", "low": 1e-7, "high": 1e-3, "grid": (1e-7,)}
+        0.0,
+        "L2 on the deep branch's kernels (scaled down past --reg-reference)",
+        ge=0,
+        tune={"kind": "log", "low": 1e-7, "high": 1e-3, "grid": (1e-7,)},
     )
     l1: float = option(
         0.0,
-        "L1 on the user/movie embedding tables (sparser factors), besides l2",
+        "L1 on the user/movie embedding tables (sparser factors), besides l2 (scaled down past --reg-reference)",
         ge=0,
         tune={"kind": "log", "low": 1e-8, "high": 1e-4, "grid": (1e-8,)},
     )
-    dense_l1: float = option(0.0, "L1 on the deep branch's kernels, besides dense_l2", ge=0)
+    dense_l1: float = option(
+        0.0, "L1 on the deep branch's kernels, besides dense_l2 (scaled down past --reg-reference)", ge=0
+    )
     batchnorm: bool = option(
         True,
         "batch normalisation in the deep branch",
@@ -93,7 +99,7 @@ class ModelConfig(_Config):
     # "Ablation").
     rank_l2: float = option(
         7e-5,
-        "L2 on the interaction head's tables",
+        "L2 on the interaction head's tables (scaled down past --reg-reference)",
         ge=0,
         tune={"kind": "log", "low": 3e-6, "high": 3e-4, "grid": (7e-5,)},
     )
@@ -109,6 +115,9 @@ class ModelConfig(_Config):
         tune={"kind": "choice", "choices": (True, False), "grid": (False,)},
     )
     time_now: float | None = option(None, "the last training rating's scaled time, set by training", cli=False)
+    # Every regulariser above is multiplied by this when the model is built: min(1, reg_reference / training
+    # ratings), set by training (TrainConfig.reg_reference). Saved with the model beside the strengths as given.
+    reg_scale: float = option(1.0, "factor on every regularisation strength, set by training", cli=False, gt=0)
     global_mean: float = option(3.5, "the training ratings' mean, set by training", cli=False)
     extra: dict = option({}, "free-form notes recorded with the model", cli=False)
 
@@ -165,6 +174,18 @@ class TrainConfig(_Config):
         None,
         "per-user softmax: users' interaction-factor learning rate relative to the rest (default: from the data)",
         gt=0,
+    )
+    # The penalties are added to the mean loss of a step, so against the whole data's mean loss; each user's and
+    # movie's ratings are a share of that mean that shrinks as 1/n as the data grows, while their penalty does not.
+    # The strengths were tuned on u1 and ml-latest-small (76,000 to 96,000 training ratings); past reg_reference
+    # they are scaled by reg_reference / n, which keeps each row's prior at the same weight against its own ratings
+    # (maximum a posteriori with a fixed prior). Held at 1 on 900,000 ratings, validation NDCG@10 had not levelled
+    # off after 40 epochs and stayed below ALS's (docs/results.md, "Time to learn").
+    reg_reference: int = option(
+        100_000,
+        "training ratings up to which the regularisation strengths apply as given; past it they are scaled by "
+        "reg_reference / ratings (0: never scaled)",
+        ge=0,
     )
     val_fraction: float = option(0.05, "seeded part of the training ratings held out for early stopping", ge=0, lt=0.5)
     patience: int = option(6, "epochs without improvement of either head before stopping", ge=0)

@@ -33,6 +33,14 @@ def effective_batch_size(n_ratings: int, cfg: TrainConfig) -> int:
     return int(np.ceil(n_ratings / cfg.max_steps))
 
 
+def reg_scale(n_ratings: int, cfg: TrainConfig) -> float:
+    """The factor on every regularisation strength for ``n_ratings`` training ratings: 1 up to
+    ``cfg.reg_reference``, ``reg_reference / n_ratings`` past it (see :class:`training.config.TrainConfig`)."""
+    if not cfg.reg_reference or n_ratings <= cfg.reg_reference:
+        return 1.0
+    return cfg.reg_reference / n_ratings
+
+
 def _keras():
     import keras
 
@@ -79,20 +87,22 @@ def item_feature_matrix(cfg: TrainConfig, movies: pd.DataFrame | None, items: Id
 def compiled_models(
     n_users: int, n_items: int, cfg: TrainConfig, item_features: np.ndarray | None = None, user_lr_scale: float = 1.0
 ):
-    """The pairwise model and the model that trains it (same layers), compiled with Adam at ``cfg.lr``.
+    """The pairwise model and the model that trains it (same layers), compiled with Adam at ``cfg.lr`` (one fused
+    kernel per variable: :class:`training.optim.FusedAdam`).
 
     Per-rating softmax: a catalogue-wide twin trained by Keras's own losses. Per-user (the default): a
     :class:`training.user_softmax.UserSoftmaxTrainer` with the same losses and weights.
     """
     keras = _keras()
     from training.models import build_model, training_model
+    from training.optim import FusedAdam
 
     model = build_model(n_users, n_items, cfg.model, item_features)
     if cfg.model.rank_dim > 0 and cfg.softmax == "per-user":
         from training.user_softmax import UserSoftmaxTrainer
 
         trainer = UserSoftmaxTrainer(model, cfg.rank_weight, cfg.batch_size, user_lr_scale)
-        trainer.compile(optimizer=keras.optimizers.Adam(cfg.lr))
+        trainer.compile(optimizer=FusedAdam(cfg.lr))
         return model, trainer
     losses = {"rating": "mse"}
     weights = {"rating": 1.0}
@@ -100,7 +110,7 @@ def compiled_models(
         losses["interaction"] = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         weights["interaction"] = cfg.rank_weight
     trainer = training_model(model)
-    trainer.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=losses, loss_weights=weights)
+    trainer.compile(optimizer=FusedAdam(cfg.lr), loss=losses, loss_weights=weights)
     return model, trainer
 
 
@@ -143,6 +153,7 @@ def fit(
     cfg.batch_size = effective_batch_size(len(fit_part.users), cfg)
     model_cfg = cfg.model
     model_cfg.global_mean = float(fit_part.ratings.mean())
+    model_cfg.reg_scale = reg_scale(len(fit_part.users), cfg)
     if model_cfg.time_feature:
         if not (fit_part.timestamps > 0).any():
             raise ValueError("--time-feature needs rating timestamps, and this data has none")
@@ -172,6 +183,7 @@ def fit(
         progress(
             f"training {model_cfg.kind} on {len(fit_part.users):,} ratings ({len(users):,} users, "
             f"{len(items):,} movies), validating on {len(val.users):,}"
+            + (f"; regularisation x {model_cfg.reg_scale:.3g} for its size" if model_cfg.reg_scale != 1 else "")
         )
     batches = make_batches(fit_part, cfg, with_head, chunk)
     t0 = time.perf_counter()
@@ -193,6 +205,7 @@ def fit(
         "history": stopper.history,
         "rank_blend_search": blend_search,
         "item_features": feature_names,
+        "reg_scale": model_cfg.reg_scale,
         "batch_size": {"asked": asked_batch, "used": cfg.batch_size, "steps_per_epoch": len(batches)},
         "softmax": {"kind": cfg.softmax, "chunk": chunk, "rank_user_lr_scale": user_lr_scale} if with_head else None,
         "n_train": len(fit_part.users),

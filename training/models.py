@@ -116,7 +116,7 @@ def _embedding(n: int, dim: int, l2: float, name: str, init: str = "he_normal", 
 
 def _deep_branch(x, cfg: ModelConfig):
     """f([p; q]): Dense(h0)-ReLU-Dropout, then Dense(h_i)-[BatchNorm]-ReLU, then Dense(1)."""
-    reg = _regularizer(cfg.dense_l1, cfg.dense_l2)
+    reg = _regularizer(cfg.dense_l1 * cfg.reg_scale, cfg.dense_l2 * cfg.reg_scale)
     for depth, width in enumerate(cfg.hidden):
         x = layers.Dense(width, kernel_initializer="he_normal", kernel_regularizer=reg, name=f"deep_dense_{depth}")(x)
         if depth == 0:
@@ -143,10 +143,11 @@ def build_model(n_users: int, n_items: int, cfg: ModelConfig, item_features=None
     item = keras.Input(shape=(), dtype="int32", name="item")
     inputs = {"user": user, "item": item}
 
-    p = _embedding(n_users, cfg.dim, cfg.l2, "user_embedding", l1=cfg.l1)(user)
-    q = _embedding(n_items, cfg.dim, cfg.l2, "item_embedding", l1=cfg.l1)(item)
-    b_u = _embedding(n_users, 1, cfg.bias_l2, "user_bias", init="zeros")(user)
-    b_i = _embedding(n_items, 1, cfg.bias_l2, "item_bias", init="zeros")(item)
+    s = cfg.reg_scale  # every regulariser's strength times this (training.fit sets it from the data's size)
+    p = _embedding(n_users, cfg.dim, cfg.l2 * s, "user_embedding", l1=cfg.l1 * s)(user)
+    q = _embedding(n_items, cfg.dim, cfg.l2 * s, "item_embedding", l1=cfg.l1 * s)(item)
+    b_u = _embedding(n_users, 1, cfg.bias_l2 * s, "user_bias", init="zeros")(user)
+    b_i = _embedding(n_items, 1, cfg.bias_l2 * s, "item_bias", init="zeros")(item)
 
     terms = [b_u, b_i]
     mf = Dot(name="mf")(p, q)
@@ -181,8 +182,8 @@ def build_model(n_users: int, n_items: int, cfg: ModelConfig, item_features=None
 
     outputs = {"rating": rating}
     if cfg.rank_dim > 0:
-        pr = _embedding(n_users, cfg.rank_dim, cfg.rank_l2, "rank_user_embedding", init="random_normal")(user)
-        outputs["interaction"] = ItemTower(n_items, cfg.rank_dim, cfg.rank_l2, name="rank_items")(pr, item)
+        pr = _embedding(n_users, cfg.rank_dim, cfg.rank_l2 * s, "rank_user_embedding", init="random_normal")(user)
+        outputs["interaction"] = ItemTower(n_items, cfg.rank_dim, cfg.rank_l2 * s, name="rank_items")(pr, item)
     return keras.Model(inputs=inputs, outputs=outputs, name=f"recsys_{cfg.kind}")
 
 

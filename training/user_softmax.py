@@ -46,7 +46,9 @@ class UserSoftmaxTrainer(keras.Model):
         self.user_table = self.rank_user.embeddings
         self.user_optimizer = None
         if self.user_lr_scale != 1.0:
-            self.user_optimizer = keras.optimizers.Adam(1e-3)
+            from training.optim import FusedAdam
+
+            self.user_optimizer = FusedAdam(1e-3)
             self.user_optimizer.build([self.user_table])
 
     @property

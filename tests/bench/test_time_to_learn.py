@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.time_to_learn import SIZES, plot, report, run_child, time_to_plateau
+from bench.time_to_learn import SIZES, epochs_per_size, plot, report, run_child, time_to_plateau
 
 
 def history(ndcgs: list[float], train_s: float = 10.0, val_s: float = 2.0) -> list[dict]:
@@ -41,6 +41,7 @@ def row(size: str, learn_s: float, peak_gb: float) -> dict:
             "rating_head_and_deep_epoch_s": 4.0,
             "interaction_head_s": 6.0,
             "dense_table_updates_s": 3.0,
+            "dense_table_updates_keras_adam_s": 7.5,
             "validation_s": 2.0,
         },
         "peers": {"implicit ALS": {"ndcg@10": 0.2, "fit_s": 1.0}, "implicit BPR": {"ndcg@10": 0.15, "fit_s": 2.0}},
@@ -51,6 +52,10 @@ def row(size: str, learn_s: float, peak_gb: float) -> dict:
 def test_the_report_gives_the_25m_verdict_on_time_and_memory(tmp_path):
     fast = report([row("1M", 100.0, 2.0), row("25M", 1700.0, 12.0)])
     assert "| 25M | 900 | 1,700 s (3) |" in fast and "0.300 / 0.200 / 0.150 / 0.500" in fast
+    assert "| 3.0 s (7.5 s) |" in fast  # the fused update beside Keras's Adam
+    capped = row("10M", 500.0, 4.0)
+    capped["served"].update(max_epochs=9, best_epoch=9)
+    assert "| 1,000 s (9, the cap: still improving) |" in report([capped])
     assert fast.endswith("met") and "NOT met" not in fast
     assert report([row("25M", 1900.0, 12.0)]).endswith("NOT met")
     assert report([row("25M", 1700.0, 17.0)]).endswith("NOT met")  # over 16 GB
@@ -76,3 +81,11 @@ def test_a_child_that_runs_too_long_is_stopped(monkeypatch, tmp_path):
     assert run_child("1M", 1, 0, timeout_s=1, device="cpu") == {"size": "1M", "error": "stopped after 1 s"}
     slow.write_text("#!/bin/sh\nexit 3\n")
     assert run_child("1M", 1, 0, timeout_s=5, device="cpu") == {"size": "1M", "error": "exit 3"}
+
+
+def test_epochs_are_given_for_every_size_or_for_one():
+    assert epochs_per_size(["12", "10M=3"], ["1M", "10M"]) == {"1M": 12, "10M": 3}
+    assert epochs_per_size(["25M=2"], ["1M", "25M"]) == {"1M": 40, "25M": 2}
+    for bad in (["2M=3"], ["10M=0"], ["x"]):
+        with pytest.raises(SystemExit, match="--epochs"):
+            epochs_per_size(bad, ["1M"])

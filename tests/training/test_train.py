@@ -14,7 +14,7 @@ from training import train as train_cli
 from training.baselines import BiasBaseline
 from training.config import ModelConfig, TrainConfig
 from training.evaluate import evaluate
-from training.fit import fit
+from training.fit import fit, reg_scale
 from training.interactions import to_interactions
 from training.recommender import load
 from training.synthetic import low_rank_ratings
@@ -211,3 +211,23 @@ def test_events_join_the_training_part_and_replace_what_they_re_rate():
     assert left[["user_id", "movie_id"]].values.tolist() == [["u1", 12]]  # user 2's re-rated movie 11 left
     same = add_events(train, test, None)
     assert same[0] is train and same[1] is test
+
+
+def test_regularisation_weakens_as_one_over_the_ratings_past_the_reference():
+    cfg = TrainConfig(reg_reference=100_000)
+    assert reg_scale(50_000, cfg) == reg_scale(100_000, cfg) == 1.0
+    assert reg_scale(1_000_000, cfg) == pytest.approx(0.1)
+    assert reg_scale(1_000_000, TrainConfig(reg_reference=0)) == 1.0
+
+
+def test_fit_builds_the_model_with_the_strengths_scaled_for_its_data(synthetic):
+    train, _ = synthetic
+    rec, summary = fit(train, small_cfg(epochs=1, reg_reference=1_000), progress=None)
+    scale = 1_000 / summary["n_train"]
+    assert summary["reg_scale"] == pytest.approx(scale) and rec.config.model.reg_scale == pytest.approx(scale)
+    assert rec.config.model.l2 == 1e-4  # the strength as given is what the model's config records
+    user = rec.model.get_layer("user_embedding").embeddings_regularizer
+    assert float(user.l2) == pytest.approx(1e-4 * scale)
+    assert rec.model.get_layer("rank_items").l2 == pytest.approx(rec.config.model.rank_l2 * scale)
+    _, unscaled = fit(train, small_cfg(epochs=1), progress=None)  # about 5,800 ratings: below the default reference
+    assert unscaled["reg_scale"] == 1.0
