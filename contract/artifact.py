@@ -29,7 +29,8 @@ REQUIRED_FILES = (CATALOGUE_ONNX, PAIRWISE_ONNX, WEIGHTS, CATALOGUE_ARRAYS)
 # Stage 1 keeps this many movies per user for the full model's rating (training.scoring, the catalogue graph).
 CANDIDATES = 300
 CATALOGUE_INPUTS = ("user_rank", "user_mf", "user_bias", "user_deep", "exclude", "candidates", "k")
-CATALOGUE_OUTPUTS = ("scores", "top_scores", "top_items", "top_ratings")
+CATALOGUE_OUTPUTS = ("scores", "top_scores", "top_items", "top_ratings", "logits")
+# Artifacts exported before 2026-12-07 lack the last, "logits"; the engine reads them too (lambdas.engine.ranking).
 # weights.npz "scalars", in this order (the manifest's scoring.scalars names them; artifacts older than that field
 # were written in this order too).
 SCALARS = ("gamma", "mu", "mf_weight", "deep_weight")

@@ -6,6 +6,8 @@ It computes :mod:`training.scoring`'s two-stage score exactly:
   ``user_bias`` [B, 1], ``user_deep`` [B, U] (the deep branch's user-side inputs; U may be 0),
   ``exclude`` [B, N] (additive: 0 for candidates, -inf to skip), ``candidates`` and ``k`` (int64 [1]);
 * ``scores`` [B, N]: stage 1 for every movie, logit + gamma * (b_i + w_mf * p.q);
+* ``logits`` [B, N]: the interaction head's logits p'.q' + c alone (the reasons' softmax; artifacts exported
+  before 2026-12-07 lack this output, and the engine recovers the logits from ``scores``);
 * TopK(candidates) of the masked stage 1, then the full rating of those candidates
   (mu + b_u + b_i + w_mf * p.q + w_deep * f, the deep branch's first layer split into a per-request
   user part and a precomputed item part [N, H0], BatchNorm folded, Dropout dropped);
@@ -47,14 +49,15 @@ def build(w: ServingWeights) -> onnx.ModelProto:
     f = np.float32
     const("axis_last", np.array([-1], np.int64))
     const("axis_1", np.array([1], np.int64))
-    # Stage 1 over the whole catalogue: [p', gamma*w_mf*p] @ [q', q]^T + (c + gamma*b_i), one MatMul.
+    # Stage 1 over the whole catalogue: the interaction head's logits p'.q' + c (an output of their own: the reasons
+    # take the user's softmax from them) plus the rating head's gamma * (w_mf * p.q + b_i); two MatMuls reading
+    # the same [R + D, N] weights as one would.
+    node("MatMul", ["user_rank", const("item_rank_t", w.item_rank.T.astype(f))], "logits_raw")
+    node("Add", ["logits_raw", const("item_rank_bias", w.item_rank_bias.astype(f))], "logits")
     node("Mul", ["user_mf", const("gamma_mf", f(w.gamma * w.mf_weight))], "user_mf_scaled")
-    node("Concat", ["user_rank", "user_mf_scaled"], "user_stage1", axis=1)
-    item_stage1 = np.concatenate([w.item_rank, w.item_mf], axis=1).T.astype(f)
-    node("MatMul", ["user_stage1", const("item_stage1_t", item_stage1)], "stage1_raw")
-    node(
-        "Add", ["stage1_raw", const("item_stage1_bias", (w.item_rank_bias + w.gamma * w.item_bias).astype(f))], "scores"
-    )
+    node("MatMul", ["user_mf_scaled", const("item_mf_t", w.item_mf.T.astype(f))], "mf_raw")
+    node("Add", ["mf_raw", const("gamma_item_bias", (w.gamma * w.item_bias).astype(f))], "mf_part")
+    node("Add", ["logits", "mf_part"], "scores")
     node("Add", ["scores", "exclude"], "masked")
     node("TopK", ["masked", "candidates"], ["cand_scores", "cand_items"], axis=-1, largest=1, sorted=0)
 
@@ -107,6 +110,7 @@ def build(w: ServingWeights) -> onnx.ModelProto:
         helper.make_tensor_value_info("top_scores", f32, ["batch", "k"]),
         helper.make_tensor_value_info("top_items", TensorProto.INT64, ["batch", "k"]),
         helper.make_tensor_value_info("top_ratings", f32, ["batch", "k"]),
+        helper.make_tensor_value_info("logits", f32, ["batch", n]),
     ]
     if tuple(v.name for v in inputs) != CATALOGUE_INPUTS or tuple(v.name for v in outputs) != CATALOGUE_OUTPUTS:
         raise ValueError("the catalogue graph's inputs or outputs differ from contract's")

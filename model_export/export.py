@@ -202,13 +202,14 @@ def parity(rec, w, pairwise_path: Path, catalogue_path: Path, n_users: int = 16,
     report["pairwise_rating"] = float(np.abs(onnx_out["rating"] - keras_out["rating"]).max())
     # Catalogue graph: its stage-1 scores are Keras's interaction output + gamma * (rating - mu - b_u - deep).
     feeds = catalogue_feeds(w, users, np.zeros((len(users), n), bool), k=10)
-    scores, top_items, top_ratings = cat.run(["scores", "top_items", "top_ratings"], feeds)
+    scores, top_items, top_ratings, logits = cat.run(["scores", "top_items", "top_ratings", "logits"], feeds)
     keras_rating = keras_out["rating"][:, 0].reshape(len(users), n)
     if "interaction" in keras_out:
         report["pairwise_interaction"] = float(np.abs(onnx_out["interaction"] - keras_out["interaction"]).max())
         logit = keras_out["interaction"][:, 0].reshape(len(users), n)
         mf_part = w.item_bias + w.mf_weight * (w.user_mf[users] @ w.item_mf.T)
         report["catalogue_scores"] = float(np.abs(scores - (logit + w.gamma * mf_part)).max())
+        report["catalogue_logits"] = float(np.abs(logits - logit).max())
     report["catalogue_top_ratings"] = float(np.abs(top_ratings - np.take_along_axis(keras_rating, top_items, 1)).max())
     worst = max(v for k, v in report.items() if k not in ("users", "movies"))
     report["max_abs_diff"] = worst

@@ -67,7 +67,9 @@ class EngineBase:
     title_list: list[str]
     rank_sum: np.ndarray
     rank_basis: np.ndarray
-    rank_proj: np.ndarray
+    explain_rows: np.ndarray
+    proj_sum: np.ndarray
+    graph_logits: bool
     load_seconds: float
 
     @staticmethod

@@ -70,8 +70,7 @@ class Engine(Explain, Similar):
         }
         rank = w["item_rank"]
         self.rank_sum = rank.sum(axis=0)  # the explanations' softmax mean takes the tail's from it
-        self.rank_basis = principal_directions(rank, HESSIAN_DIMS)  # the explanations' Hessian is taken in them
-        self.rank_proj = rank @ self.rank_basis  # [N, r]: the movies' factors in those directions
+        self.use_basis(principal_directions(rank, HESSIAN_DIMS))  # the explanations' Hessian is taken in them
         self.gamma_item_bias = (self.gamma * w["item_bias"]).astype(np.float32)  # stage 1's rating-head bias term
         norms = np.linalg.norm(rank, axis=1, keepdims=True)
         self._similar = rank / np.where(norms > 0, norms, 1.0)
@@ -92,6 +91,8 @@ class Engine(Explain, Similar):
         self.session = ort.InferenceSession(
             str(a.directory / contract.CATALOGUE_ONNX), opts, providers=["CPUExecutionProvider"]
         )
+        # Artifacts exported before 2026-12-07 have no "logits" output: the reasons recover them from stage 1.
+        self.graph_logits = "logits" in {o.name for o in self.session.get_outputs()}
         self.recommend_index(np.array([0]), k=10)  # warm-up
         self.load_seconds = time.perf_counter() - t0
 
@@ -130,7 +131,7 @@ class Engine(Explain, Similar):
         if not pairs:
             listed, m, _ = self.ranked_rows(np.array([u]), k, exclude_seen, mask, match=explain)[0]
             if m is not None:
-                self.add_reasons(self.rated_user(u), listed, m.stage1[0], m.ranked(0))
+                self.add_reasons(self.rated_user(u), listed, m.logits[0], m.ranked(0))
             out = self._result(user_id, "personalized", listed)
             if events:
                 out["events_used"] = 0
@@ -148,7 +149,7 @@ class Engine(Explain, Similar):
         s, i, r, m = self._run(pr[None, :], p[None, :], np.array([b]), deep, exclude, k, explain)
         listed = self._items(s[0], i[0], r[0], None if m is None else m.match[0])
         if m is not None:
-            self.add_reasons(self.events_user(u, pr, p, items, values), listed, m.stage1[0], m.ranked(0))
+            self.add_reasons(self.events_user(u, pr, p, items, values), listed, m.logits[0], m.ranked(0))
         out = self._result(user_id, "personalized", listed)
         out["events_used"] = len(items)
         return out
@@ -192,7 +193,7 @@ class Engine(Explain, Similar):
         s, i, r, m = self._run(pr[None, :], p[None, :], np.array([b]), deep, exclude, k, explain)
         listed = self._items(s[0], i[0], r[0], None if m is None else m.match[0])
         if m is not None:
-            self.add_reasons(self.new_user(pr, p, items, values), listed, m.stage1[0], m.ranked(0))
+            self.add_reasons(self.new_user(pr, p, items, values), listed, m.logits[0], m.ranked(0))
         res = self._result(None, "cold_start", listed)
         res["unknown_movies"] = unknown
         return res
@@ -219,7 +220,7 @@ class Engine(Explain, Similar):
             if row in by_row:
                 items, m, at = by_row[row]
                 if m is not None:
-                    self.add_reasons(self.rated_user(int(idx[row])), items, m.stage1[at], m.ranked(at))
+                    self.add_reasons(self.rated_user(int(idx[row])), items, m.logits[at], m.ranked(at))
                 results.append(self._result(user_id, "personalized", items))
             else:
                 fallback = fallback or self._popular_result(None, k, genres, exclude_genres, explain)

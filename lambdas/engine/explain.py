@@ -38,11 +38,11 @@ first order for the interaction head, exact for the rating head), so the effects
 the reasons are the ratings that would move it furthest down the list, and among those that move it equally (often:
 not at all) the largest shares of its score (:meth:`Explain.reason_rows`).
 
-Cost per request, beyond ranking: the user's logits are recovered from the ranking call's stage-1 scores (one
-N x D product, D the rating factors' size, instead of the N x R one), then one exponential and one selection over
-the catalogue, the covariance over ``HESSIAN_TOP`` movies in ``HESSIAN_DIMS`` directions, an r x r solve and a
-(D + 1) x (D + 1) inverse, an [n_rated, COMPETITORS] product and a [REASON_POOL, k, COMPETITORS] comparison
-(``make bench`` measures what it adds).
+Cost per request, beyond ranking: the catalogue graph returns the user's logits beside the stage-1 scores (the
+same work), then one exponential and one selection over the catalogue, one gather of the movies' factors and one of
+:attr:`Explain.explain_rows` for the most probable, listed and rated movies, the covariance over ``HESSIAN_TOP``
+movies in ``HESSIAN_DIMS`` directions, an r x r solve and a (D + 1) x (D + 1) inverse, two [n_rated, COMPETITORS]
+products and a [REASON_POOL, k, COMPETITORS] comparison (``make bench`` measures what it adds).
 """
 
 from __future__ import annotations
@@ -122,17 +122,29 @@ class Explain(FoldIn):
             rank_l2 = max(FOLD_IN_RANK_L2_MIN, FOLD_IN_RANK_L2_PER_RATING * len(items))
         return RatedUser(pr, p, np.asarray(items, np.int64), np.asarray(ratings, np.float64), float(rank_l2))
 
-    def shares(self, user: RatedUser, items: np.ndarray, stage1: np.ndarray | None = None) -> np.ndarray:
+    def use_basis(self, basis: np.ndarray) -> None:
+        """Takes the Hessian in ``basis`` (float32 [R, r], orthonormal columns) and keeps, per movie, what the reasons
+        gather: :attr:`explain_rows` float32 [N, r + D + 2] = [q' B, w_mf q, 1, b_i] (the interaction factors in the
+        basis, then the rating head's ridge row and the movie's bias), one gather per request instead of four."""
+        w = self.w
+        r, dim = basis.shape[1], w["item_mf"].shape[1]
+        rows = np.empty((len(w["item_rank"]), r + dim + 2), np.float32)
+        rows[:, :r] = w["item_rank"] @ basis
+        rows[:, r : r + dim] = w["item_mf"] * np.float32(self.mf_weight)
+        rows[:, r + dim] = 1.0
+        rows[:, r + dim + 1] = w["item_bias"]
+        self.rank_basis, self.explain_rows, self.proj_sum = basis, rows, rows[:, :r].sum(axis=0)
+
+    def shares(self, user: RatedUser, items: np.ndarray, logits: np.ndarray | None = None) -> np.ndarray:
         """Each rated movie's share of each listed movie's ranking score: float64 [n_rated, len(items)].
 
-        ``stage1``: the user's stage-1 scores over the catalogue from the ranking call (the catalogue graph's
-        ``scores``), from which the interaction head's logits are recovered with one [N, D] product instead of the
-        [N, R] one; computed from the factors when not given.
+        ``logits``: the user's interaction logits over the catalogue from the ranking call (the catalogue graph's
+        ``logits``); computed from the factors (one [N, R] product) when not given.
         """
-        return self.tables(user, items, stage1)[0]
+        return self.tables(user, items, logits)[0]
 
     def tables(
-        self, user: RatedUser, items: np.ndarray, stage1: np.ndarray | None = None
+        self, user: RatedUser, items: np.ndarray, logits: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`shares` and, beside them, how much taking each rating away would lower each movie's score
         (float64 [n_rated, len(items)] each).
@@ -148,71 +160,71 @@ class Explain(FoldIn):
         n, k = len(rated), len(items)
         if n == 0 or k == 0:
             return np.zeros((n, k)), np.zeros((n, k))
-        weights = np.where(ratings >= d["liked_threshold"], d["liked_weight"], 1.0)
-        weights /= weights.mean()  # mean weight 1, as the fold-in and the events update take them
+        weights = np.where(ratings >= d["liked_threshold"], np.float32(d["liked_weight"]), np.float32(1.0))
+        weights *= np.float32(n / weights.sum())  # mean weight 1, as the fold-in and the events update take them
         # Interaction head: the softmax at p' and its Hessian over the most probable movies.
-        qr = w["item_rank"]
-        if stage1 is not None:  # stage 1 = logits + gamma (w_mf p.q + b_i)
-            s = stage1 - w["item_mf"] @ (user.user_mf * np.float32(self.gamma * self.mf_weight))
-            s -= self.gamma_item_bias
-        else:
-            s = qr @ user.user_rank + w["item_rank_bias"]
-        n_top = min(HESSIAN_TOP, len(s))
-        top = np.argpartition(s, len(s) - n_top)[len(s) - n_top :]
+        s = logits if logits is not None else w["item_rank"] @ user.user_rank + w["item_rank_bias"]
+        n_all = len(s)
+        n_top = min(HESSIAN_TOP, n_all)
+        top = np.sort(np.argpartition(s, n_all - n_top)[n_all - n_top :])  # in memory order, for the gathers
         e = np.exp(s - s[top].max())
         p_top = e[top] / e.sum()
-        rows = qr[np.concatenate([top, items, rated])]  # one gather for the three sets of movies
-        q_top, targets_rank, q_rated = rows[:n_top], rows[n_top : n_top + k], rows[n_top + k :]
+        # One gather of each table for the three sets of movies: the most probable, the listed and the rated.
+        idx = np.concatenate([top, items, rated])
+        q, x = w["item_rank"][idx], self.explain_rows[idx]
+        r, dim = self.rank_basis.shape[1], w["item_mf"].shape[1]
+        listed, of_rated = slice(n_top, n_top + k), slice(n_top + k, None)
         # E[q'] under the softmax: exact over the most probable movies, the rest's mass at their plain mean (the
         # tail's probabilities are small and near equal; one pass over the catalogue's factors saved, 4.8 ms at
         # 100,000 movies).
-        mean = p_top @ q_top
-        rest = len(s) - n_top
-        if rest:
-            mean += (1.0 - p_top.sum()) * (self.rank_sum - q_top.sum(axis=0)) / rest
-        grads = (q_rated - mean) * weights.astype(np.float32)[:, None]  # g_j [n, R]
+        # With the tail's probability t per movie: E[q'] = sum_top (p - t) q' + t sum_all q'.
+        q_top, xb_top = q[:n_top], x[:n_top, :r]
+        tail = (1.0 - p_top.sum()) / (n_all - n_top) if n_all > n_top else 0.0
+        p_less = p_top - np.float32(tail)
+        mean = p_less @ q_top + np.float32(tail) * self.rank_sum  # E[q']
+        mean_b = p_less @ xb_top + np.float32(tail) * self.proj_sum  # B^T E[q']
         # H = Qt^T Qt + rank_l2 I with Qt = sqrt(W p) (q' - E[q']) over the top movies, taken in the item factors'
         # HESSIAN_DIMS principal directions B (and as the prior alone outside them):
-        # H^-1 = B (B^T H B)^-1 B^T + (I - B B^T) / rank_l2, an r x r system instead of R x R. The movies' factors
-        # in B are kept at load (rank_proj = Q' B).
-        basis = self.rank_basis  # [R, r], orthonormal columns
-        qb = (self.rank_proj[top] - mean @ basis) * np.sqrt(p_top * weights.sum())[:, None]  # Qt B [n_top, r]
+        # H^-1 = B (B^T H B)^-1 B^T + (I - B B^T) / rank_l2, an r x r system instead of R x R. Rating j's share of
+        # listed movie i's logit is g_j^T H^-1 q'_i with g_j = w_j (q'_j - E[q']), that is
+        # g_j.q'_i / rank_l2 + (B^T g_j)^T ((B^T H B)^-1 - I / rank_l2) B^T q'_i.
+        qb = (xb_top - mean_b) * np.sqrt(p_top * np.float32(n))[:, None]  # Qt B [n_top, r]
         hess = (qb.T @ qb).astype(np.float64)
-        hess.flat[:: basis.shape[1] + 1] += user.rank_l2
-        gb, tb = (grads @ basis).astype(np.float64), (basis.T @ targets_rank.T).astype(np.float64)  # [n, r], [r, k]
-        outside = (grads @ targets_rank.T - gb @ tb) / user.rank_l2
-        interaction = outside + gb @ np.linalg.solve(hess, tb)
+        hess.flat[:: r + 1] += user.rank_l2
+        tb = x[listed, :r].T.astype(np.float64)  # B^T q'_i [r, k]
+        inv_l2 = 1.0 / user.rank_l2
+        inside = (np.linalg.solve(hess, tb) - tb * inv_l2).astype(np.float32)
+        wcol = weights[:, None]
+        interaction = ((q[of_rated] - mean) * wcol) @ (q[listed].T * np.float32(inv_l2))
+        interaction += ((x[of_rated, :r] - mean_b) * wcol) @ inside
         # Rating head: the ridge solution's rows a_j = [w_mf q_j, 1] (float64: a D + 1 system).
-        dim = w["item_mf"].shape[1]
-        a = np.empty((n, dim + 1))
-        a[:, :dim] = w["item_mf"][rated]
-        a[:, :dim] *= self.mf_weight
-        a[:, dim] = 1.0
-        y = ratings - self.mu - w["item_bias"][rated]
+        a = x[of_rated, r : r + dim + 1].astype(np.float64)
+        y = ratings - self.mu - x[of_rated, r + dim + 1]
         m = a.T @ a
         m.flat[:: dim + 2] += d["l2"]
         am = a @ np.linalg.inv(m)  # rows a_j^T M^-1
         # Only the factors' part: the user's bias moves every movie alike, so it explains no movie (it is baseline).
-        z = (am[:, :dim] @ w["item_mf"][items].T) * (self.gamma * self.mf_weight)  # gamma a_j^T M^-1 [w_mf q_i, 0]
+        z = (am[:, :dim] @ x[listed, r : r + dim].T) * self.gamma  # gamma a_j^T M^-1 [w_mf q_i, 0]
         residual = y - am @ (a.T @ y)
         leverage = np.einsum("ij,ij->i", am, a)
+        interaction = interaction.astype(np.float64)
         shares = interaction + y[:, None] * z
         removal = interaction + (residual / (1.0 - leverage))[:, None] * z
         return shares, removal
 
     def add_reasons(
-        self, user: RatedUser, records: list[dict], stage1: np.ndarray, ranked: tuple[np.ndarray, np.ndarray]
+        self, user: RatedUser, records: list[dict], logits: np.ndarray, ranked: tuple[np.ndarray, np.ndarray]
     ) -> list[dict]:
         """``records`` (a ranked list, each with its ``score``) with ``reasons``, ``share_other_ratings`` and
         ``share_baseline`` added; returns ``records``.
 
-        ``stage1``: as for :meth:`shares`. ``ranked``: the ranked movies the list was cut from, indices and ranking
+        ``logits``: as for :meth:`shares`. ``ranked``: the ranked movies the list was cut from, indices and ranking
         scores, the list's movies first (:meth:`~lambdas.engine.ranking.Extras.ranked`); the reasons weigh each
         listed movie's place against them."""
         if not records:
             return records
         k = len(records)
-        table, removal = self.tables(user, ranked[0], stage1)  # [n_rated, M] each
+        table, removal = self.tables(user, ranked[0], logits)  # [n_rated, M] each
         best = self.reason_rows(removal, ranked[1], k, table)
         totals = table[:, :k].sum(axis=0)
         named = user.items[best]  # [n, k] the reasons' movie indices

@@ -22,12 +22,12 @@ COMPETITORS = 20
 
 @dataclass
 class Extras:
-    """What a ranking call returns beside the list when reasons are wanted: the match figures [B, k], the stage-1
-    scores over the catalogue [B, N] (the reasons recover the user's softmax from them), and the first
-    :data:`COMPETITORS` ranked movies with their ranking scores [B, M] (M >= k; the list is their first k)."""
+    """What a ranking call returns beside the list when reasons are wanted: the match figures [B, k], the
+    interaction head's logits over the catalogue [B, N] (the reasons take the user's softmax from them), and the
+    first :data:`COMPETITORS` ranked movies with their ranking scores [B, M] (M >= k; the list is their first k)."""
 
     match: np.ndarray
-    stage1: np.ndarray
+    logits: np.ndarray
     ranked_items: np.ndarray
     ranked_scores: np.ndarray
 
@@ -69,19 +69,21 @@ class Ranking(Records):
 
     def _run(self, user_rank, user_mf, user_bias, user_deep, exclude: np.ndarray, k: int, match: bool = False):
         """One catalogue.onnx call; ``exclude`` boolean [B, N]: (scores, items, ratings) [B, k] and, with ``match``,
-        :class:`Extras` (the :meth:`match` figures, the stage-1 scores and the first :data:`COMPETITORS` ranked
-        movies: the graph is asked for that many and the list is their first k), else None."""
+        :class:`Extras` (the :meth:`match` figures, the logits and the first :data:`COMPETITORS` ranked movies: the
+        graph is asked for that many and the list is their first k), else None."""
         if not match:
             feeds = catalogue_feeds(user_rank, user_mf, user_bias, user_deep, exclude, k, max(self.candidates, k))
             top_scores, top_items, top_ratings = self.session.run(["top_scores", "top_items", "top_ratings"], feeds)
             return top_scores, top_items, top_ratings, None
         ranked = max(k, COMPETITORS)
         feeds = catalogue_feeds(user_rank, user_mf, user_bias, user_deep, exclude, ranked, max(self.candidates, k))
-        top_scores, top_items, top_ratings, stage1 = self.session.run(
-            ["top_scores", "top_items", "top_ratings", "scores"], feeds
-        )
+        names = ["top_scores", "top_items", "top_ratings", "scores"] + (["logits"] if self.graph_logits else [])
+        top_scores, top_items, top_ratings, stage1, *logits = self.session.run(names, feeds)
+        if not logits:  # an artifact exported before the graph had them: stage 1 = logits + gamma (w_mf p.q + b_i)
+            mf = feeds["user_mf"] * np.float32(self.gamma * self.mf_weight)
+            logits = [stage1 - mf @ self.w["item_mf"].T - self.gamma_item_bias]
         scores, items, ratings = top_scores[:, :k], top_items[:, :k], top_ratings[:, :k]
-        extras = Extras(self.match(stage1, feeds["user_bias"][:, 0], scores), stage1, top_items, top_scores)
+        extras = Extras(self.match(stage1, feeds["user_bias"][:, 0], scores), logits[0], top_items, top_scores)
         return scores, items, ratings, extras
 
     def match(self, stage1: np.ndarray, user_bias: np.ndarray, top_scores: np.ndarray) -> np.ndarray:
@@ -89,14 +91,16 @@ class Ranking(Records):
         score is below the listed movie's ranking score, the others scored without the deep branch's term (stage 1
         plus the user's constant ``gamma (mu + b_u)``). A function of the ranking score alone, so it never
         increases down a list."""
-        ref = stage1 + (self.gamma * (self.mu + user_bias.astype(np.float32)))[:, None]
+        # ref = stage1 + c, compared with each listed movie, in one pass over the catalogue: only the movies near or
+        # above the list's lowest score (a slack of 1e-3 over float32's rounding of the sum) are summed and compared
+        # exactly as ref's own entries would be; the rest are below them all.
+        consts = (self.gamma * (self.mu + user_bias.astype(np.float32))).astype(np.float32)  # c [B]
         below = np.empty(top_scores.shape)
-        for row, (scores, top) in enumerate(zip(ref, top_scores, strict=True)):
-            # One pass over the catalogue: only the movies at or above the list's lowest score are compared with each
-            # listed one (the rest are below them all).
-            near = scores[scores >= top.min()]
+        for row, (scores, top, c) in enumerate(zip(stage1, top_scores, consts, strict=True)):
+            lowest = top.min()
+            near = scores[scores >= lowest - c - np.float32(1e-3) * (1 + abs(lowest))] + c
             below[row] = len(scores) - np.count_nonzero(near[None, :] >= top[:, None], axis=1)
-        return 100.0 * below / ref.shape[1]
+        return 100.0 * below / stage1.shape[1]
 
     def _user_inputs(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         w = self.w

@@ -3,6 +3,8 @@ does; the match figure never increases down a list; similar and popular lists sa
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -120,14 +122,21 @@ def test_similar_movies_say_how_many_people_liked_both(engine):
         assert reason == {"kind": "liked_together", "users": len(both)}
 
 
-def test_the_logits_recovered_from_stage_1_are_the_factors_own(engine):
-    """The reasons read the user's softmax from the ranking call's stage-1 scores; the same from the factors."""
+def test_the_reasons_logits_are_the_factors_own_from_the_graph_and_from_an_older_artifact(engine):
+    """The reasons read the user's softmax from the catalogue graph's "logits" output; an artifact exported before
+    the graph had it recovers them from the stage-1 scores. Both are the interaction head's own logits."""
     u = 5
-    listed, extras, row = engine.ranked_rows(np.array([u]), 5, True, None)[0]
-    stage1 = extras.stage1[row]
+    own = engine.w["item_rank"] @ engine.w["user_rank"][u] + engine.w["item_rank_bias"]
+    assert engine.graph_logits
+    _, extras, row = engine.ranked_rows(np.array([u]), 5, True, None)[0]
+    assert extras.logits[row] == pytest.approx(own, abs=1e-4)
+    older = copy.copy(engine)
+    older.graph_logits = False
+    listed, extras, row = older.ranked_rows(np.array([u]), 5, True, None)[0]
+    assert extras.logits[row] == pytest.approx(own, abs=1e-4)
     user = engine.rated_user(u)
     idx = np.array([engine.item_index(r["movie_id"]) for r in listed])
-    assert engine.shares(user, idx, stage1) == pytest.approx(engine.shares(user, idx), abs=1e-4)
+    assert engine.shares(user, idx, extras.logits[row]) == pytest.approx(engine.shares(user, idx), abs=1e-4)
 
 
 def test_the_first_reason_is_the_rating_that_would_move_the_movie_furthest_down():
@@ -189,7 +198,6 @@ def test_the_interaction_shares_go_through_the_inverse_hessian_in_the_principal_
     """The interaction head's removal effects are g_j^T H^-1 q'_i with H = W Cov + rank_l2 I under the user's
     softmax (here over the whole 80-movie catalogue): exact when the principal directions span the factors (R = 8
     here), and with r < R directions H^-1 is B (B^T H B)^-1 B^T + (I - B B^T) / rank_l2, computed independently."""
-    import copy
 
     from lambdas.engine.explain import principal_directions
 
@@ -214,8 +222,7 @@ def test_the_interaction_shares_go_through_the_inverse_hessian_in_the_principal_
         user.rank_l2
     )
     reduced = copy.copy(engine)
-    reduced.rank_basis = basis.astype(np.float32)
-    reduced.rank_proj = w["item_rank"] @ reduced.rank_basis
+    reduced.use_basis(basis.astype(np.float32))
     full_shares, full_removal = engine.tables(user, items)
     shares, removal = reduced.tables(user, items)
     # The rating head's part is the same in both, so the difference is the interaction heads' difference.
