@@ -1,0 +1,170 @@
+"""The SageMaker Training job's entry point: this project's own ``training.train`` and ``model_export.export`` (the
+served configuration, the same code as locally), in SageMaker's container contract.
+
+A prebuilt SageMaker TensorFlow training image runs it with this repository's source as a tarball
+(``sagemaker_submit_directory``) and ``sagemaker_program`` = ``model_export/sagemaker_job.py``; the image's toolkit
+installs ``requirements.txt`` from the tarball first. What it reads and writes (each path from the variable the
+toolkit sets, else SageMaker's fixed path):
+
+* channel ``data`` (``SM_CHANNEL_DATA``, ``/opt/ml/input/data/data``): ``ratings.csv`` (MovieLens's header) and
+  optionally ``movies.csv``, the base data an operator uploaded;
+* channel ``events`` (``SM_CHANNEL_EVENTS``, optional): ``events.csv``, the stored events
+  (:mod:`contract.events_file`), added to the training data as ``training.train --events`` adds them;
+* hyperparameters (``SM_HPS``, JSON; else ``/opt/ml/input/config/hyperparameters.json``, where SageMaker writes every
+  value as a string): ``training.train`` flags by name (``epochs``, ``dim``, ``hidden``, ``batchnorm``: true/false,
+  ...); none gives the served configuration. SageMaker's own (``sagemaker_*``) are ignored;
+* the verified serving artifact goes to ``/opt/ml/model/artifact`` (``SM_MODEL_DIR``; SageMaker uploads the folder
+  as ``model.tar.gz``), the trained model's ``metadata.json`` to ``/opt/ml/output/data`` (``SM_OUTPUT_DATA_DIR``);
+* on failure the reason goes to ``/opt/ml/output/failure`` (SageMaker reports it as the job's ``FailureReason``) and
+  the process exits non-zero, leaving no artifact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+OPT_ML = Path("/opt/ml")
+ARTIFACT = "artifact"  # the artifact's folder inside SM_MODEL_DIR (and so inside model.tar.gz)
+DATA_CHANNEL, EVENTS_CHANNEL = "data", "events"
+RATINGS, MOVIES, EVENTS = "ratings.csv", "movies.csv", "events.csv"
+FAILURE_LIMIT = 1024  # SageMaker keeps the first 1,024 characters of the failure reason
+
+
+class JobError(RuntimeError):
+    """The job cannot run: a missing channel or file, a bad hyperparameter, or training or export failed."""
+
+
+def paths(env: Mapping[str, str]) -> dict[str, Path]:
+    """Where the container contract puts each thing, from the toolkit's variables or SageMaker's fixed paths."""
+    return {
+        "data": Path(env.get("SM_CHANNEL_DATA", OPT_ML / "input" / "data" / DATA_CHANNEL)),
+        "events": Path(env.get("SM_CHANNEL_EVENTS", OPT_ML / "input" / "data" / EVENTS_CHANNEL)),
+        "config": Path(env.get("SM_INPUT_CONFIG_DIR", OPT_ML / "input" / "config")),
+        "model": Path(env.get("SM_MODEL_DIR", OPT_ML / "model")),
+        "output": Path(env.get("SM_OUTPUT_DIR", OPT_ML / "output")),
+        "output_data": Path(env.get("SM_OUTPUT_DATA_DIR", OPT_ML / "output" / "data")),
+    }
+
+
+def hyperparameters(env: Mapping[str, str], config_dir: Path) -> dict[str, Any]:
+    """The job's hyperparameters, decoded: ``SM_HPS`` (the toolkit's JSON), else ``hyperparameters.json`` with each
+    string value read as JSON where it is (``"8"`` -> 8, ``"[64, 32]"`` -> a list, ``"true"`` -> True)."""
+    if "SM_HPS" in env:
+        raw = json.loads(env["SM_HPS"])
+    else:
+        path = config_dir / "hyperparameters.json"
+        raw = json.loads(path.read_text()) if path.exists() else {}
+    decoded: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key.startswith("sagemaker_"):
+            continue
+        if isinstance(value, str):
+            with contextlib.suppress(json.JSONDecodeError):
+                value = json.loads(value)
+        decoded[key] = value
+    return decoded
+
+
+def train_flags(hps: Mapping[str, Any]) -> list[str]:
+    """``training.train`` flags for the hyperparameters: ``--name value``, a list as several values, a boolean as
+    ``--name`` / ``--no-name``."""
+    flags: list[str] = []
+    for key, value in hps.items():
+        name = key.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(f"--{name}" if value else f"--no-{name}")
+        elif isinstance(value, list):
+            flags += [f"--{name}", *(str(v) for v in value)]
+        else:
+            flags += [f"--{name}", str(value)]
+    return flags
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the job's log (the real stderr) and keeps a copy for the failure reason."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.copy = real, io.StringIO()
+
+    def write(self, s: str) -> int:
+        self.real.write(s)
+        return self.copy.write(s)
+
+    def flush(self) -> None:
+        self.real.flush()
+
+
+def _call(step: str, main: Callable[[list[str]], int], argv: list[str]) -> None:
+    """Runs a CLI's ``main`` in this process; raises :class:`JobError` with what it printed on stderr if it fails."""
+    tee = _Tee(sys.stderr)
+    with contextlib.redirect_stderr(tee):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse's errors
+            code = exc.code if isinstance(exc.code, int) else 2
+    if code:
+        said = [line for line in tee.copy.getvalue().splitlines() if line.strip()]
+        raise JobError(f"{step} failed: {said[-1] if said else f'exit status {code}'}")
+
+
+def run(env: Mapping[str, str]) -> Path:
+    """Trains and exports from the channels into the model folder; returns the artifact's folder."""
+    from model_export import export as export_cli
+    from training import train as train_cli
+
+    where = paths(env)
+    ratings = where["data"] / RATINGS
+    if not ratings.exists():
+        raise JobError(f"channel {DATA_CHANNEL!r}: no {RATINGS} in {where['data']}")
+    args = ["--ratings", str(ratings)]
+    if (where["data"] / MOVIES).exists():
+        args += ["--movies", str(where["data"] / MOVIES)]
+    if (where["events"] / EVENTS).exists():
+        args += ["--events", str(where["events"] / EVENTS)]
+    try:
+        hps = hyperparameters(env, where["config"])
+    except json.JSONDecodeError as exc:
+        raise JobError(f"hyperparameters: not JSON ({exc})") from exc
+    artifact = where["model"] / ARTIFACT
+    with tempfile.TemporaryDirectory(prefix="recsys-job-") as tmp:
+        model_dir = Path(tmp) / "model"
+        _call("training", train_cli.main, [*args, *train_flags(hps), "--out", str(model_dir), "--quiet"])
+        _call("export", export_cli.main, ["--model", str(model_dir), "--out", str(artifact)])
+        where["output_data"].mkdir(parents=True, exist_ok=True)
+        shutil.copy2(model_dir / "metadata.json", where["output_data"] / "metadata.json")
+    return artifact
+
+
+def main(env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    where = paths(env)
+    try:
+        artifact = run(env)
+    except Exception as exc:  # every failure becomes the job's FailureReason
+        reason = str(exc) if isinstance(exc, JobError) else f"{type(exc).__name__}: {exc}"
+        print(f"error: {reason}", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            shutil.rmtree(where["model"] / ARTIFACT, ignore_errors=True)
+            where["output"].mkdir(parents=True, exist_ok=True)
+            (where["output"] / "failure").write_text(reason[:FAILURE_LIMIT])
+        return 1
+    print(f"artifact written to {artifact}")
+    return 0
+
+
+if __name__ == "__main__":
+    # SageMaker runs this file as a script from the source's root: the packages are beside it, one folder up.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from training.console import filter_native_stderr
+
+    filter_native_stderr()
+    sys.exit(main())
