@@ -10,13 +10,16 @@ toolkit sets, else SageMaker's fixed path):
   optionally ``movies.csv``, the base data an operator uploaded;
 * channel ``events`` (``SM_CHANNEL_EVENTS``, optional): ``events.csv``, the stored events
   (:mod:`contract.events_file`), added to the training data as ``training.train --events`` adds them;
-* hyperparameters (``SM_HPS``, JSON; else ``/opt/ml/input/config/hyperparameters.json``, where SageMaker writes every
-  value as a string): ``training.train`` flags by name (``epochs``, ``dim``, ``hidden``, ``batchnorm``: true/false,
-  ...); none gives the served configuration. SageMaker's own (``sagemaker_*``) are ignored;
+* hyperparameters (``SM_HPS``, the toolkit's decoded JSON; else ``/opt/ml/input/config/hyperparameters.json``, where
+  SageMaker writes every value as a string, read as JSON where it is): ``training.train`` flags by name (``epochs``,
+  ``dim``, ``hidden``, ``batchnorm``: true/false, ...); none gives the served configuration. SageMaker's and the
+  SDK's own (``sagemaker_*``, ``_*`` such as a tuning job's objective, ``model_dir``) are ignored; the data flags
+  (:data:`RESERVED`) are refused, since the channels give the data;
 * the verified serving artifact goes to ``/opt/ml/model/artifact`` (``SM_MODEL_DIR``; SageMaker uploads the folder
-  as ``model.tar.gz``), the trained model's ``metadata.json`` to ``/opt/ml/output/data`` (``SM_OUTPUT_DATA_DIR``);
-* on failure the reason goes to ``/opt/ml/output/failure`` (SageMaker reports it as the job's ``FailureReason``) and
-  the process exits non-zero, leaving no artifact.
+  as ``model.tar.gz``), exported in a temporary folder and moved there whole at the end; the trained model's
+  ``metadata.json`` to ``/opt/ml/output/data`` (``SM_OUTPUT_DATA_DIR``);
+* on failure, or when SageMaker stops the job (SIGTERM), the reason goes to ``/opt/ml/output/failure`` (SageMaker
+  reports it as the job's ``FailureReason``) and the process exits non-zero, leaving no artifact.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
@@ -37,6 +41,10 @@ ARTIFACT = "artifact"  # the artifact's folder inside SM_MODEL_DIR (and so insid
 DATA_CHANNEL, EVENTS_CHANNEL = "data", "events"
 RATINGS, MOVIES, EVENTS = "ratings.csv", "movies.csv", "events.csv"
 FAILURE_LIMIT = 1024  # SageMaker keeps the first 1,024 characters of the failure reason
+# training.train's flags that the channels and the job set: a hyperparameter may not give them.
+RESERVED = frozenset({"dataset", "ratings", "movies", "events", "data_dir", "out", "quiet", "config"})
+# Hyperparameters the SageMaker Python SDK adds on its own (the TensorFlow estimator's S3 model_dir).
+SDK_ADDED = frozenset({"model_dir"})
 
 
 class JobError(RuntimeError):
@@ -56,20 +64,28 @@ def paths(env: Mapping[str, str]) -> dict[str, Path]:
 
 
 def hyperparameters(env: Mapping[str, str], config_dir: Path) -> dict[str, Any]:
-    """The job's hyperparameters, decoded: ``SM_HPS`` (the toolkit's JSON), else ``hyperparameters.json`` with each
-    string value read as JSON where it is (``"8"`` -> 8, ``"[64, 32]"`` -> a list, ``"true"`` -> True)."""
+    """The job's ``training.train`` settings: ``SM_HPS`` (the toolkit's JSON, already decoded), else
+    ``hyperparameters.json`` with each string value read as JSON where it is (``"8"`` -> 8, ``"[64, 32]"`` -> a
+    list, ``"true"`` -> True). SageMaker's and the SDK's own are left out; a data flag or a value that is not a
+    number, string, boolean or list raises :class:`JobError`."""
     if "SM_HPS" in env:
         raw = json.loads(env["SM_HPS"])
+        decode = False
     else:
         path = config_dir / "hyperparameters.json"
         raw = json.loads(path.read_text()) if path.exists() else {}
+        decode = True
     decoded: dict[str, Any] = {}
     for key, value in raw.items():
-        if key.startswith("sagemaker_"):
+        if key.startswith(("sagemaker_", "_")) or key in SDK_ADDED:
             continue
-        if isinstance(value, str):
+        if key.replace("-", "_") in RESERVED:
+            raise JobError(f"hyperparameter {key!r}: the data come from the channels, not from hyperparameters")
+        if decode and isinstance(value, str):
             with contextlib.suppress(json.JSONDecodeError):
                 value = json.loads(value)
+        if value is None or isinstance(value, dict):
+            raise JobError(f"hyperparameter {key!r}: {json.dumps(value)} is not a number, string, boolean or list")
         decoded[key] = value
     return decoded
 
@@ -110,10 +126,11 @@ def _call(step: str, main: Callable[[list[str]], int], argv: list[str]) -> None:
         try:
             code = main(argv)
         except SystemExit as exc:  # argparse's errors
-            code = exc.code if isinstance(exc.code, int) else 2
+            code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 2
     if code:
-        said = [line for line in tee.copy.getvalue().splitlines() if line.strip()]
-        raise JobError(f"{step} failed: {said[-1] if said else f'exit status {code}'}")
+        said = [line.strip() for line in tee.copy.getvalue().splitlines() if line.strip()]
+        last = said[-1].removeprefix("error: ") if said else f"exit status {code}"
+        raise JobError(f"{step} failed: {last}")
 
 
 def run(env: Mapping[str, str]) -> Path:
@@ -130,33 +147,48 @@ def run(env: Mapping[str, str]) -> Path:
         args += ["--movies", str(where["data"] / MOVIES)]
     if (where["events"] / EVENTS).exists():
         args += ["--events", str(where["events"] / EVENTS)]
+    elif "SM_CHANNEL_EVENTS" in env:
+        raise JobError(f"channel {EVENTS_CHANNEL!r}: no {EVENTS} in {where['events']}")
     try:
         hps = hyperparameters(env, where["config"])
     except json.JSONDecodeError as exc:
         raise JobError(f"hyperparameters: not JSON ({exc})") from exc
     artifact = where["model"] / ARTIFACT
     with tempfile.TemporaryDirectory(prefix="recsys-job-") as tmp:
-        model_dir = Path(tmp) / "model"
+        model_dir, staged = Path(tmp) / "model", Path(tmp) / ARTIFACT
         _call("training", train_cli.main, [*args, *train_flags(hps), "--out", str(model_dir), "--quiet"])
-        _call("export", export_cli.main, ["--model", str(model_dir), "--out", str(artifact)])
+        _call("export", export_cli.main, ["--model", str(model_dir), "--out", str(staged)])
+        # Into the model folder whole: a copy beside it, then a rename (the temporary folder may be on another disk).
+        partial = where["model"] / f".{ARTIFACT}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(staged, partial)
+        partial.rename(artifact)
         where["output_data"].mkdir(parents=True, exist_ok=True)
         shutil.copy2(model_dir / "metadata.json", where["output_data"] / "metadata.json")
     return artifact
 
 
+def _stopped(signum: int, frame: Any) -> None:
+    raise JobError(f"stopped (signal {signal.Signals(signum).name}: StopTrainingJob or the job's time limit)")
+
+
 def main(env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     where = paths(env)
+    previous = signal.signal(signal.SIGTERM, _stopped)
     try:
         artifact = run(env)
     except Exception as exc:  # every failure becomes the job's FailureReason
         reason = str(exc) if isinstance(exc, JobError) else f"{type(exc).__name__}: {exc}"
         print(f"error: {reason}", file=sys.stderr)
+        for leftover in (where["model"] / ARTIFACT, where["model"] / f".{ARTIFACT}.partial"):
+            shutil.rmtree(leftover, ignore_errors=True)
         with contextlib.suppress(OSError):
-            shutil.rmtree(where["model"] / ARTIFACT, ignore_errors=True)
             where["output"].mkdir(parents=True, exist_ok=True)
             (where["output"] / "failure").write_text(reason[:FAILURE_LIMIT])
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"artifact written to {artifact}")
     return 0
 

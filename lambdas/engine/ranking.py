@@ -98,7 +98,7 @@ class Ranking(Records):
         below = np.empty(top_scores.shape)
         for row, (scores, top, c) in enumerate(zip(stage1, top_scores, consts, strict=True)):
             lowest = top.min()
-            near = scores[scores >= lowest - c - np.float32(1e-3) * (1 + abs(lowest))] + c
+            near = scores[scores >= lowest - c - np.float32(1e-3) * (1 + abs(lowest) + abs(c))] + c
             below[row] = len(scores) - np.count_nonzero(near[None, :] >= top[:, None], axis=1)
         return 100.0 * below / stage1.shape[1]
 

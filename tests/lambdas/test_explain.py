@@ -4,6 +4,7 @@ does; the match figure never increases down a list; similar and popular lists sa
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -230,3 +231,68 @@ def test_the_interaction_shares_go_through_the_inverse_hessian_in_the_principal_
     assert full_shares - shares == pytest.approx(expected, rel=1e-3, abs=1e-8)
     assert full_removal - removal == pytest.approx(expected, rel=1e-3, abs=1e-8)
     assert np.abs(expected).max() > 0.002 * np.abs(exact).max()  # three directions of eight do change the shares
+
+
+def test_the_softmax_tail_enters_the_hessian_and_the_gradients_at_the_other_movies_plain_mean(engine, monkeypatch):
+    """With a catalogue larger than the Hessian's movies (here 16 of 80), E[q'] is exact over the most probable ones
+    and the rest's probability sits at their plain mean; the interaction shares follow, computed independently."""
+    import lambdas.engine.explain as explain
+
+    u, items = 3, np.arange(20, 40)
+    user = engine.rated_user(u)
+    w, d = engine.w, engine.fold_in_defaults
+    q = w["item_rank"].astype(np.float64)
+    basis = engine.rank_basis.astype(np.float64)
+    weights = np.where(user.ratings >= d["liked_threshold"], d["liked_weight"], 1.0)
+    weights = weights / weights.mean()
+
+    def interaction(n_top: int) -> np.ndarray:
+        logits = q @ user.user_rank + w["item_rank_bias"]
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        top = np.argsort(-logits)[:n_top]
+        rest = np.setdiff1d(np.arange(len(q)), top)
+        tail = (1.0 - p[top].sum()) / max(len(rest), 1)
+        mean = p[top] @ q[top] + tail * q[rest].sum(axis=0)
+        centred = (q[top] - mean) @ basis
+        hess = weights.sum() * (centred.T * p[top]) @ centred + user.rank_l2 * np.eye(basis.shape[1])
+        inverse = basis @ np.linalg.inv(hess) @ basis.T + (np.eye(q.shape[1]) - basis @ basis.T) / user.rank_l2
+        return ((q[user.items] - mean) * weights[:, None]) @ inverse @ q[items].T
+
+    whole, _ = engine.tables(user, items)  # all 80 movies: no tail
+    monkeypatch.setattr(explain, "HESSIAN_TOP", 16)
+    with_tail, _ = engine.tables(user, items)
+    expected = interaction(16) - interaction(len(q))
+    assert np.abs(expected).max() > 1e-3 * np.abs(whole).max()  # the tail does change the shares
+    assert with_tail - whole == pytest.approx(expected, rel=1e-3, abs=1e-6)
+
+
+def test_an_artifact_exported_before_the_graph_had_logits_is_detected_and_explained_the_same(small_artifact, tmp_path):
+    """The catalogue graph of an older artifact has no "logits" output: the engine sees it and recovers them."""
+    import shutil
+
+    import onnx
+
+    import contract
+    from contract.artifact import file_entry
+
+    older = tmp_path / "older"
+    shutil.copytree(small_artifact, older)
+    graph = onnx.load(older / contract.CATALOGUE_ONNX)
+    kept = [o for o in graph.graph.output if o.name != "logits"]
+    del graph.graph.output[:]
+    graph.graph.output.extend(kept)
+    onnx.save(graph, older / contract.CATALOGUE_ONNX)
+    manifest = contract.read_manifest(older)
+    manifest["files"][contract.CATALOGUE_ONNX] = file_entry(older / contract.CATALOGUE_ONNX)
+    manifest["model_version"] = contract.content_version(manifest["files"])
+    (older / contract.MANIFEST).write_text(json.dumps(manifest))
+
+    new, old = Engine(small_artifact), Engine(older)
+    assert new.graph_logits and not old.graph_logits
+    for u in (1, 5, 9):
+        a, b = new.recommend(new.user_ids[u].item(), k=5), old.recommend(old.user_ids[u].item(), k=5)
+        assert [r["movie_id"] for r in a["items"]] == [r["movie_id"] for r in b["items"]]
+        for x, y in zip(a["items"], b["items"], strict=True):
+            assert [r["movie_id"] for r in x["reasons"]] == [r["movie_id"] for r in y["reasons"]]
+            assert [r["share"] for r in x["reasons"]] == pytest.approx([r["share"] for r in y["reasons"]], abs=1e-4)
