@@ -2,8 +2,9 @@
 served configuration, the same code as locally), in SageMaker's container contract.
 
 A prebuilt SageMaker TensorFlow training image runs it with this repository's source as a tarball
-(``sagemaker_submit_directory``) and ``sagemaker_program`` = ``model_export/sagemaker_job.py``; the image's toolkit
-installs ``requirements.txt`` from the tarball first. What it reads and writes (each path from the variable the
+(``sagemaker_submit_directory``) and ``sagemaker_program`` = ``model_export/sagemaker_job.py``. The image's toolkit
+installs the tarball's ``requirements.txt`` first, and this repository's is the development list: a job-only one is
+still to do (docs/training.md, "On SageMaker Training"). What it reads and writes (each path from the variable the
 toolkit sets, else SageMaker's fixed path):
 
 * channel ``data`` (``SM_CHANNEL_DATA``, ``/opt/ml/input/data/data``): ``ratings.csv`` (MovieLens's header) and
