@@ -5,7 +5,7 @@ SYSTEM_PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv test lint demo local openapi train export bench bench-search bench-similar bench-explain bench-events bench-quality bench-synthetic ablation tune lr-find package clean loadtest fuzz scan bench-train bench-learn
+.PHONY: venv test lint demo local retrain openapi train export bench bench-search bench-similar bench-explain bench-events bench-quality bench-synthetic ablation tune lr-find package clean loadtest fuzz scan bench-train bench-learn
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -44,6 +44,14 @@ loadtest: venv
 # schemathesis against the local stack: every check and phase, seed 42, 500 examples (the tests run 25).
 fuzz: venv
 	$(PY) -m infra.fuzz --max-examples 500
+
+# The retraining loop once, against the running local stack (make local in another terminal): gather the stored events
+# and the base data, train and export in a subprocess (the SageMaker job's entry point), judge the candidate beside the
+# served model on the newest events, publish only past the gate (the stack serves it within seconds). With no base
+# data yet it uploads ml-latest-small's first. RETRAIN_ARGS adds flags (python -m infra.retrain --help).
+RETRAIN_ARGS ?=
+retrain: venv
+	$(PY) -m infra.retrain --local --base-dir $${RECSYS_DATA_DIR:-data}/ml-latest-small $(RETRAIN_ARGS)
 
 # Regenerate lambdas/api/openapi.json from the routes and models, and the docs' API reference from it (tests fail
 # when either is stale).

@@ -30,6 +30,8 @@ OUTPUT_MODEL_PARAMETER = "ModelVersionParameterName"
 OUTPUT_DASHBOARD = "DashboardName"
 OUTPUT_SITE_URL = "SiteUrl"
 OUTPUT_WEB_ACL = "WebAclArn"
+OUTPUT_DATA_BUCKET = "DataBucketName"
+OUTPUT_RETRAIN = "RetrainStateMachineArn"
 
 # The model-version parameter's value until a model is published (the settings module's, read by the API too).
 UNPUBLISHED = settings.UNPUBLISHED

@@ -55,7 +55,6 @@ WORKER_FIELDS = (
 API_FIELDS = (
     "table_name",
     "events_table_name",
-    "events_ttl_days",
     "queue_url",
     "bucket_name",
     "model_prefix",

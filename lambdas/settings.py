@@ -24,6 +24,10 @@ EVENTS_SORT_KEY = "item_key"
 EVENTS_BY_TIME_INDEX = "by_received_at"
 EVENTS_TIME_KEY = "received_at"
 EVENTS_INDEX_ATTRIBUTES = ("movie_id", "rating", "timestamp")  # projected into it beside the keys
+# A forgotten user's tombstone (partition ``forgotten#<user>``, this sort key, ``forgotten_at`` in epoch ms), written
+# by ``DELETE /users/{id}``: the retraining loop drops the user's ratings from the base data, then deletes it.
+FORGOTTEN_PARTITION = "forgotten#"
+TOMBSTONE_SORT_KEY = "f#"
 # The model-version parameter's value until a model is published (the worker then has nothing to load).
 UNPUBLISHED = "unpublished"
 
@@ -31,7 +35,6 @@ UNPUBLISHED = "unpublished"
 ENV_VARS = {
     "TABLE_NAME": "table_name",
     "EVENTS_TABLE_NAME": "events_table_name",
-    "EVENTS_TTL_DAYS": "events_ttl_days",
     "QUEUE_URL": "queue_url",
     "BUCKET_NAME": "bucket_name",
     "MODEL_PREFIX": "model_prefix",
@@ -57,10 +60,8 @@ class Settings:
     """Everything the handlers, the local stack and the CDK stack share."""
 
     table_name: str = ""
-    # Users' ratings since the served model's training (POST /events); expire after events_ttl_days, which must be
-    # longer than the retraining cadence so that the next model takes them in first.
+    # Users' ratings (POST /events), kept: the retraining loop's training data (lambdas.loop).
     events_table_name: str = ""
-    events_ttl_days: int = 30
     queue_url: str = ""
     bucket_name: str = ""
     # The artifact lives under ``<model_prefix><model_version>/`` in the bucket; the version pins what the worker loads.

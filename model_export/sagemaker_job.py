@@ -11,6 +11,10 @@ toolkit sets, else SageMaker's fixed path):
   optionally ``movies.csv``, the base data an operator uploaded;
 * channel ``events`` (``SM_CHANNEL_EVENTS``, optional): ``events.csv``, the stored events
   (:mod:`contract.events_file`), added to the training data as ``training.train --events`` adds them;
+* channel ``served`` (``SM_CHANNEL_SERVED``, optional): the served model's artifact files; with
+  ``events/heldout.csv`` (the events the retraining loop held out, :mod:`lambdas.loop.plan`) the job judges the
+  candidate and the served model on them (:mod:`model_export.holdout`) and writes the figures to
+  ``/opt/ml/model/evaluation.json`` beside the artifact, where the loop's gate reads them;
 * hyperparameters (``SM_HPS``, the toolkit's decoded JSON; else ``/opt/ml/input/config/hyperparameters.json``, where
   SageMaker writes every value as a string, read as JSON where it is): ``training.train`` flags by name (``epochs``,
   ``dim``, ``hidden``, ``batchnorm``: true/false, ...); none gives the served configuration. SageMaker's and the
@@ -39,8 +43,9 @@ from typing import Any
 
 OPT_ML = Path("/opt/ml")
 ARTIFACT = "artifact"  # the artifact's folder inside SM_MODEL_DIR (and so inside model.tar.gz)
-DATA_CHANNEL, EVENTS_CHANNEL = "data", "events"
-RATINGS, MOVIES, EVENTS = "ratings.csv", "movies.csv", "events.csv"
+DATA_CHANNEL, EVENTS_CHANNEL, SERVED_CHANNEL = "data", "events", "served"
+RATINGS, MOVIES, EVENTS, HELDOUT = "ratings.csv", "movies.csv", "events.csv", "heldout.csv"
+EVALUATION = "evaluation.json"
 FAILURE_LIMIT = 1024  # SageMaker keeps the first 1,024 characters of the failure reason
 # training.train's flags that the channels and the job set: a hyperparameter may not give them.
 RESERVED = frozenset({"dataset", "ratings", "movies", "events", "data_dir", "out", "quiet", "config"})
@@ -57,6 +62,7 @@ def paths(env: Mapping[str, str]) -> dict[str, Path]:
     return {
         "data": Path(env.get("SM_CHANNEL_DATA", OPT_ML / "input" / "data" / DATA_CHANNEL)),
         "events": Path(env.get("SM_CHANNEL_EVENTS", OPT_ML / "input" / "data" / EVENTS_CHANNEL)),
+        "served": Path(env.get("SM_CHANNEL_SERVED", OPT_ML / "input" / "data" / SERVED_CHANNEL)),
         "config": Path(env.get("SM_INPUT_CONFIG_DIR", OPT_ML / "input" / "config")),
         "model": Path(env.get("SM_MODEL_DIR", OPT_ML / "model")),
         "output": Path(env.get("SM_OUTPUT_DIR", OPT_ML / "output")),
@@ -154,6 +160,9 @@ def run(env: Mapping[str, str]) -> Path:
         hps = hyperparameters(env, where["config"])
     except json.JSONDecodeError as exc:
         raise JobError(f"hyperparameters: not JSON ({exc})") from exc
+    heldout = where["events"] / HELDOUT
+    if heldout.exists() and not (where["events"] / EVENTS).exists():
+        raise JobError(f"channel {EVENTS_CHANNEL!r}: {HELDOUT} without {EVENTS}")
     artifact = where["model"] / ARTIFACT
     with tempfile.TemporaryDirectory(prefix="recsys-job-") as tmp:
         model_dir, staged = Path(tmp) / "model", Path(tmp) / ARTIFACT
@@ -166,7 +175,25 @@ def run(env: Mapping[str, str]) -> Path:
         partial.rename(artifact)
         where["output_data"].mkdir(parents=True, exist_ok=True)
         shutil.copy2(model_dir / "metadata.json", where["output_data"] / "metadata.json")
+    if heldout.exists():
+        judge(artifact, where)
     return artifact
+
+
+def judge(artifact: Path, where: dict[str, Path]) -> None:
+    """The candidate and the served model (when the ``served`` channel holds one) on the held-out events, written
+    to the model folder's ``evaluation.json``."""
+    from contract import is_artifact
+    from model_export.holdout import compare
+
+    served = where["served"] if is_artifact(where["served"]) else None
+    figures = compare(artifact, served, where["events"] / EVENTS, where["events"] / HELDOUT, log=_log)
+    (where["model"] / EVALUATION).write_text(json.dumps(figures, indent=1))
+    _log(f"judged on {figures['users']} held-out users, {figures['pairs']} pairs: {json.dumps(figures)}")
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _stopped(signum: int, frame: Any) -> None:
@@ -184,6 +211,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
         print(f"error: {reason}", file=sys.stderr)
         for leftover in (where["model"] / ARTIFACT, where["model"] / f".{ARTIFACT}.partial"):
             shutil.rmtree(leftover, ignore_errors=True)
+        (where["model"] / EVALUATION).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             where["output"].mkdir(parents=True, exist_ok=True)
             (where["output"] / "failure").write_text(reason[:FAILURE_LIMIT])

@@ -147,12 +147,12 @@ def test_no_library_module_reaches_back_into_the_train_command():
 
 
 def test_the_lambda_code_is_serving_code_only():
-    """The functions' package holds ``lambdas`` and ``contract``; every module of ``lambdas`` is one the three
+    """The functions' package holds ``lambdas`` and ``contract``; every module of ``lambdas`` is one the
     handlers load (a client, a spec generator or a fake context would be dead weight in every cold start)."""
     code = textwrap.dedent(
         """
         import sys
-        import lambdas.api.handler, lambdas.worker.handler
+        import lambdas.api.handler, lambdas.worker.handler, lambdas.retrain.handler
         from lambdas.engine import Engine, load_artifact
         print("\\n".join(sorted(m for m in sys.modules if m.split(".")[0] == "lambdas")))
         """

@@ -83,6 +83,8 @@ class Assumptions:
     # POST /events (priced per million stored events, table (a3)): events per call, the API function's warm time
     # (validation, the cached movie index, one TransactWriteItems; assumption), the call's log bytes.
     events_per_post: float = 1.0
+    # Stored events are kept (the retraining loop trains on them): the cost model counts a year of storage.
+    events_kept_days: int = 365
     api_events_ms: float = 20.0
     log_bytes_per_events_post: float = 1250.0
     s3_result_fraction: float = 0.0  # results over 350 KB, written to and read from S3 instead

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from infra.costs.assumptions import HOURS_PER_MONTH, KB, MILLION, SECONDS_PER_MONTH, Assumptions
 from infra.costs.flow import flow
 from infra.costs.prices import PRICES, Prices, tiered
-from lambdas.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -196,7 +195,8 @@ def cost_per_million(a: Assumptions = Assumptions(), prices: Prices = PRICES, fi
 def cost_per_million_events(a: Assumptions = Assumptions(), prices: Prices = PRICES) -> list[Line]:
     """What 1,000,000 stored events cost (``POST /events``, ``a.events_per_post`` a call); the last line is the
     total. Each event is one item of at most 1 KB in a TransactWriteItems (2 WRU) and its entry in the local index by
-    storage time (counted at 2 WRU too, an upper bound), kept ``events_ttl_days``."""
+    storage time (counted at 2 WRU too, an upper bound), kept ``a.events_kept_days`` (events never expire: they
+    are the retraining loop's training data)."""
     n = MILLION
     calls = n / a.events_per_post
     gb_s = prices.lambda_gb_s(a.architecture)
@@ -204,7 +204,7 @@ def cost_per_million_events(a: Assumptions = Assumptions(), prices: Prices = PRI
     # user, movie, rating, timestamp, received_at, ttl, keys: about 200 B (an upper bound); its entry in the index by
     # time (keys, movie, rating, timestamp) about 150 B with DynamoDB's 100 B of index overhead
     event_kb = 0.35
-    days = float(Settings().events_ttl_days)
+    days = float(a.events_kept_days)
     lines = [
         Line(
             "API Gateway REST (POST /events)",
@@ -227,14 +227,10 @@ def cost_per_million_events(a: Assumptions = Assumptions(), prices: Prices = PRI
             n * 4 * prices.ddb_per_million_wru / MILLION,
         ),
         Line(
-            "DynamoDB storage + PITR (kept for the TTL)",
+            "DynamoDB storage + PITR (events are kept)",
             f"{event_kb:g} KB each, {days:g} days",
-            n
-            * event_kb
-            / KB
-            / KB
-            * min(days * 24 / HOURS_PER_MONTH, 1.0)
-            * (prices.ddb_storage_gb_month + prices.ddb_pitr_gb_month),
+            n * event_kb / KB / KB * days * 24 / HOURS_PER_MONTH * prices.ddb_storage_gb_month
+            + n * event_kb / KB / KB * days * 24 / HOURS_PER_MONTH * prices.ddb_pitr_gb_month,
         ),
         Line(
             "CloudWatch Logs ingestion",

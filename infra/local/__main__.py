@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from infra.client import local_connection_file
+from infra.local.connection import stack_connection
 from infra.local.moto_patches import MotoPatchError
 from infra.local.processes import stop_resource_tracker
 from infra.local.stack import DEFAULT_API_PROCESSES, DEFAULT_ARTIFACT, DEFAULT_PORT, DEFAULT_WORKERS, LocalStack
@@ -103,9 +104,7 @@ def _announce(stack: LocalStack, artifact: Path, workers: int, connection: Path)
         stack.url,
         stack.api_key,
         connection,
-        events_table=s.events_table_name,
-        dynamodb_endpoint=stack.dynamodb_endpoint_url,
-        region=s.region or "",
+        **stack_connection(stack),
     )
     print(f"model {s.model_version} from {artifact}", flush=True)
     print(f"queue {s.queue_url} (DLQ after {s.max_receive_count} receives), table {s.table_name}", flush=True)

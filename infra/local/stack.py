@@ -50,6 +50,7 @@ DEFAULT_PORT = 8765
 DEFAULT_WORKERS = 2
 DEFAULT_API_PROCESSES = 2
 ENDPOINT_START_S = 60
+LOCAL_CACHE_S = 2  # seconds the processes keep the model-version parameter's value (60 in AWS)
 
 
 class LocalStack:
@@ -130,7 +131,16 @@ class LocalStack:
         self.dlq_url, self.queue_arn = queues.dlq_url, queues.queue_arn
         services = aws.Services(replace(settings, queue_url=queues.queue_url), session)
         version = model_store.publish(services, self.artifact_dir)
-        self.settings = replace(services.settings, model_version=version)
+        # The served version lives in an SSM parameter, as in AWS: publishing another (python -m infra.retrain
+        # --local, infra.publish_model --bucket/--parameter) switches the running processes within LOCAL_CACHE_S.
+        parameter = f"/recommender-local/{settings.table_name}/model-version"
+        services.ssm.put_parameter(Name=parameter, Value=version, Type="String")
+        self.settings = replace(
+            services.settings,
+            model_version=version,
+            model_version_parameter=parameter,
+            model_version_cache_s=LOCAL_CACHE_S,
+        )
         self.services = aws.Services(self.settings, session)
         aws.configure(self.services)
 

@@ -198,6 +198,39 @@ class Engine(Explain, Similar):
         res["unknown_movies"] = unknown
         return res
 
+    def predict(
+        self, user_id: Any, movie_ids: Iterable[Any], events: Iterable[Mapping[str, Any]] | None = None
+    ) -> np.ndarray:
+        """The ratings a known user would give ``movie_ids`` (float64, NaN for a movie the catalogue lacks, all NaN
+        for an unknown user), with their ``events`` folded in as :meth:`recommend` folds them: the ratings the
+        recommendations are ranked by. One catalogue call per :data:`~contract.CANDIDATES` movies, every other movie
+        excluded, so the graph's top list is exactly these movies."""
+        wanted = np.array([self.item_index(m) for m in movie_ids], dtype=np.int64)
+        out = np.full(len(wanted), np.nan)
+        u = self.user_index(user_id)
+        if u < 0 or not (wanted >= 0).any():
+            return out
+        pairs = [v for v in self._new_ratings(list(events or ()), known_user=True).values() if v[0] >= 0]
+        if pairs:
+            items = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
+            values = np.fromiter((r for _, r in pairs), dtype=np.float64, count=len(pairs))
+            pr, p, b, implicit = self.update(u, items, values)
+            deep = self.deep_inputs(None if implicit is None else implicit[None, :], p[None, :])
+            inputs = (pr[None, :], p[None, :], np.array([b]), deep)
+        else:
+            inputs = self._user_inputs(np.array([u]))
+        unique = np.unique(wanted[wanted >= 0])
+        rating: dict[int, float] = {}
+        for start in range(0, len(unique), self.candidates):
+            chunk = unique[start : start + self.candidates]
+            exclude = np.ones((1, self.n_items), dtype=bool)
+            exclude[0, chunk] = False
+            _, top, ratings, _ = self._run(*inputs, exclude, len(chunk))
+            rating.update(zip(top[0].tolist(), ratings[0].astype(np.float64).tolist(), strict=True))
+        known = wanted >= 0
+        out[known] = [rating[int(i)] for i in wanted[known]]
+        return out
+
     def recommend_batch(
         self,
         user_ids: list,

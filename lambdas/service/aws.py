@@ -108,6 +108,10 @@ class Services:
     def ssm(self) -> Any:
         return self._client("ssm")
 
+    @property
+    def stepfunctions(self) -> Any:
+        return self._client("stepfunctions")
+
 
 @cache
 def _default_session() -> boto3.session.Session:

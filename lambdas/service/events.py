@@ -21,8 +21,12 @@ So:
   ``events_through``). Pointers have no ``received_at``, so the index holds events only;
 * a client's retry with the same ``event_id`` rewrites the same item instead of adding one;
 * a call's events are written in one transaction: all of them or none;
-* items expire through ``ttl`` ``events_ttl_days`` after they were stored, which must be longer than the retraining
-  cadence (the next model takes them in through ``python -m infra.events_export``).
+* events never expire: the table is their durable home, the retraining loop's training data (``lambdas.loop``;
+  docs/retraining.md says why there and what it costs). The request-time Query reads only those stored after the
+  served model's ``events_through`` (the index's sort key is the storage time), so a user's older events cost
+  nothing per request once a model has them;
+* ``DELETE /users/{id}`` leaves a tombstone (partition ``forgotten#<user>``) for the loop, which drops the user from
+  the base data at its next run and then deletes the tombstone.
 """
 
 from __future__ import annotations
@@ -42,7 +46,15 @@ from lambdas.service.aws import Services
 from lambdas.service.errors import ServiceError, Unavailable
 from lambdas.service.logs import logger
 from lambdas.service.store import delete as delete_request
-from lambdas.settings import EVENTS_BY_TIME_INDEX, EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, EVENTS_TIME_KEY, TTL_ATTRIBUTE
+from lambdas.settings import (
+    EVENTS_BY_TIME_INDEX,
+    EVENTS_PARTITION_KEY,
+    EVENTS_SORT_KEY,
+    EVENTS_TIME_KEY,
+    FORGOTTEN_PARTITION,
+    TOMBSTONE_SORT_KEY,
+    TTL_ATTRIBUTE,
+)
 
 KEY_PREFIX = "e#"
 REQUEST_PREFIX = "r#"
@@ -69,8 +81,8 @@ def user_key(user_id: int | str) -> str:
     return canonical_id(user_id)
 
 
-def items(request: EventsRequest, now: float | None = None, ttl_days: int = 30) -> list[dict[str, Any]]:
-    """The table items of one call (plain Python values)."""
+def items(request: EventsRequest, now: float | None = None) -> list[dict[str, Any]]:
+    """The table items of one call (plain Python values; no ``ttl``: events are kept)."""
     now = time.time() if now is None else now
     out = []
     for e in request.events:
@@ -84,7 +96,6 @@ def items(request: EventsRequest, now: float | None = None, ttl_days: int = 30) 
                 "rating": Decimal(str(e.rating)),
                 "timestamp": e.timestamp if e.timestamp is not None else int(now),
                 EVENTS_TIME_KEY: int(now * 1000),
-                TTL_ATTRIBUTE: int(now) + ttl_days * 86_400,
             }
         )
     return out
@@ -105,7 +116,7 @@ def check(request: EventsRequest, rating_scale: tuple[float, float], known: set[
 def store(services: Services, request: EventsRequest, now: float | None = None) -> list[dict[str, Any]]:
     """Write a call's events in one transaction (all or none); returns the items written."""
     s = services.settings
-    written = items(request, now, s.events_ttl_days)
+    written = items(request, now)
     try:
         services.dynamodb.transact_write_items(
             TransactItems=[
@@ -122,20 +133,26 @@ def store(services: Services, request: EventsRequest, now: float | None = None) 
     return written
 
 
-def for_user(services: Services, user_id: int | str) -> list[dict[str, Any]]:
-    """A user's stored events, oldest first (``movie_id``, ``rating``, ``timestamp``, ``received_at``): the newest
+def for_user(services: Services, user_id: int | str, after_ms: int | None = None) -> list[dict[str, Any]]:
+    """A user's stored events, oldest first (``movie_id``, ``rating``, ``timestamp``, ``received_at``): those stored
+    after ``after_ms`` (the served model's ``events_through``: older ones are in it), at most the newest
     ``MAX_READ`` by storage time, one consistent Query of the table's local index ``EVENTS_BY_TIME_INDEX`` read
     newest first (a local index reads consistently, as the table does). A user with more is logged: their oldest
-    events wait for the next model (the export takes every event)."""
+    events wait for the next model (it takes every event)."""
     s = services.settings
     if not s.events_table_name:
         return []
+    condition, values = "#u = :u", {":u": {"S": user_key(user_id)}}
+    names = {"#u": EVENTS_PARTITION_KEY}
+    if after_ms is not None:
+        condition += " AND #t > :t"
+        names["#t"], values[":t"] = EVENTS_TIME_KEY, {"N": str(int(after_ms))}
     page = services.dynamodb.query(
         TableName=s.events_table_name,
         IndexName=EVENTS_BY_TIME_INDEX,
-        KeyConditionExpression="#u = :u",
-        ExpressionAttributeNames={"#u": EVENTS_PARTITION_KEY},
-        ExpressionAttributeValues={":u": {"S": user_key(user_id)}},
+        KeyConditionExpression=condition,
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
         ScanIndexForward=False,
         Limit=MAX_READ + 1,  # one more tells a user with more than MAX_READ from one with exactly that many
         ConsistentRead=True,
@@ -197,6 +214,7 @@ def forget(services: Services, user_id: int | str, budget_s: float | None = None
     budget_s = FORGET_BUDGET_S if budget_s is None else budget_s
     deadline = time.monotonic() + budget_s
     key = user_key(user_id)
+    tombstone(services, key)
     events = _keys(services, key, KEY_PREFIX)
     pointers = _keys(services, POINTER_PARTITION + key, REQUEST_PREFIX)
     batches = [[(key, k) for k in events[i : i + BATCH_WRITE]] for i in range(0, len(events), BATCH_WRITE)]
@@ -236,6 +254,20 @@ def forget(services: Services, user_id: int | str, budget_s: float | None = None
     counts = {"events_deleted": len(events), "requests_deleted": deleted}
     logger.info("user forgotten", extra=counts)
     return counts
+
+
+def tombstone(services: Services, key: str, now: float | None = None) -> None:
+    """Mark a user forgotten for the retraining loop (first, so that a call stopped half-way still leaves it): the
+    next run drops the user's ratings from the base data, then deletes the mark. A repeat moves its time on."""
+    at = int((time.time() if now is None else now) * 1000)
+    services.dynamodb.put_item(
+        TableName=services.settings.events_table_name,
+        Item={
+            EVENTS_PARTITION_KEY: {"S": FORGOTTEN_PARTITION + key},
+            EVENTS_SORT_KEY: {"S": TOMBSTONE_SORT_KEY},
+            "forgotten_at": {"N": str(at)},
+        },
+    )
 
 
 def _delete_keys(services: Services, keys: list[tuple[str, str]]) -> None:

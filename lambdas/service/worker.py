@@ -78,7 +78,12 @@ def _process(services: Services, message: WorkMessage, receive_count: int) -> st
     engine = None
     try:
         engine = model_store.get_engine(services)
-        user_events = events.for_user(services, request.user_id) if request.user_id is not None else None
+        user_events = None
+        if request.user_id is not None:
+            # a known user's events up to the model's events_through are in it: the Query skips them (an unknown
+            # user's all count, as the engine's cold start takes them)
+            known = engine.user_index(request.user_id) >= 0
+            user_events = events.for_user(services, request.user_id, engine.events_through if known else None)
         _complete(services, request_id, item["request"], run_request(engine, request, user_events))
     except RequestError as exc:
         return _fail(services, request_id, exc.code, exc.message, engine.model_version if engine else None)

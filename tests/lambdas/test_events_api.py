@@ -62,7 +62,11 @@ def test_events_are_stored_and_read_back_in_one_query(flow, lambda_context, engi
     found = events.for_user(flow.services, 7)
     assert len(found) == 2 and sorted(e["rating"] for e in found) == [2.0, 3.0]
     item = next(i for i in stored(flow) if i["event_id"]["S"] == "a-1")
-    assert int(item["ttl"]["N"]) > int(item["received_at"]["N"]) // 1000 + 29 * 86_400
+    assert "ttl" not in item  # events are kept: the retraining loop's training data
+    # a model trained on events through a time: the Query reads only the newer ones
+    newest = max(e["received_at"] for e in found)
+    assert events.for_user(flow.services, 7, after_ms=newest - 1) == [e for e in found if e["received_at"] == newest]
+    assert events.for_user(flow.services, 7, after_ms=newest) == []
 
 
 HOUR_AHEAD = int(time.time()) + 3600
@@ -174,7 +178,7 @@ def test_one_user_under_every_spelling_of_their_id_is_one_partition_and_one_dele
     assert engine.user_index("019") == -1 and engine.user_index(" 19 ") == engine.user_index(19)
     status, answer = delete_user(lambda_context, " 19")
     assert status == 200 and answer["events_deleted"] == 3
-    assert {i["user_id"]["S"] for i in stored(flow)} == {"019"}
+    assert {i["user_id"]["S"] for i in stored(flow)} == {"019", "forgotten#19"}  # the mark for the base data
 
 
 def test_forgetting_a_user_leaves_nothing_of_them_in_the_table_or_bucket(flow, lambda_context, engine):
@@ -203,6 +207,9 @@ def test_forgetting_a_user_leaves_nothing_of_them_in_the_table_or_bucket(flow, l
     assert [i for i in stored(flow) if i["user_id"]["S"] in (str(uid), f"requests#{uid}")] == []
     assert [i for i in stored(flow) if i["user_id"]["S"] == f"requests#{other}"]  # the other user's pointers stay
     assert events.for_user(flow.services, uid) == []
+    # what stays is the mark the retraining loop drops the user from the base data by (lambdas.loop.gather)
+    (mark,) = [i for i in stored(flow) if i["user_id"]["S"] == f"forgotten#{uid}"]
+    assert set(mark) == {"user_id", "item_key", "forgotten_at"}
     # the other user of the batch keeps their own request, and a repeat finds nothing left
     assert delete_user(lambda_context, str(uid))[1] == {"user_id": str(uid), "events_deleted": 0, "requests_deleted": 0}
     assert delete_user(lambda_context, str(other))[1]["requests_deleted"] == 1  # the batch went with the first user
@@ -336,7 +343,8 @@ def test_forgetting_a_heavy_user_stops_in_time_and_a_repeat_finishes(flow, lambd
     assert status == 503 and answer["error"]["code"] == "forget_incomplete"
     assert sum(flow.item(r) is None for r in mine) == 4
     assert delete_user(lambda_context, "5")[1] == {"user_id": "5", "events_deleted": 0, "requests_deleted": 1}
-    assert all(flow.item(r) is None for r in mine) and [i for i in stored(flow) if "5" in i["user_id"]["S"]] == []
+    left = [i["user_id"]["S"] for i in stored(flow) if "5" in i["user_id"]["S"]]
+    assert all(flow.item(r) is None for r in mine) and left == ["forgotten#5"]  # only the loop's mark
 
 
 def test_a_user_flooding_the_table_costs_a_bounded_read_of_their_newest_events(flow, monkeypatch):

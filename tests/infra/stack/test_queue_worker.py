@@ -139,7 +139,6 @@ def test_api_function_environment(template, ids):
     assert {k: v for k, v in env.items() if not k.startswith("POWERTOOLS_")} == {
         "TABLE_NAME": {"Ref": ids["table"]},
         "EVENTS_TABLE_NAME": {"Ref": ids["events_table"]},
-        "EVENTS_TTL_DAYS": str(defaults.events_ttl_days),
         "QUEUE_URL": {"Ref": ids["queue"]},
         "BUCKET_NAME": {"Ref": ids["bucket"]},
         "MODEL_PREFIX": defaults.model_prefix,

@@ -1,0 +1,56 @@
+"""The retraining loop's settings: one typed model, read from environment variables by the deployed functions
+(the CDK stack sets them) and built by the local runner."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+ENV_VARS = {
+    "DATA_BUCKET": "data_bucket",
+    "DATA_PREFIX": "data_prefix",
+    "HOLDOUT_SHARE": "holdout_share",
+    "GATE_MIN_USERS": "min_users",
+    "GATE_NDCG_MARGIN": "ndcg_margin",
+    "GATE_RMSE_MARGIN": "rmse_margin",
+}
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """Where the training data live and how a candidate is judged."""
+
+    # The bucket holding the base data and each run's files (the deployed stack's data bucket; locally the local
+    # stack's bucket), under data_prefix.
+    data_bucket: str = ""
+    data_prefix: str = "data/"
+    # The newest share of the events since the served model's, by storage time, held out of the candidate's training
+    # to judge it and the served model on the same ratings.
+    holdout_share: float = 0.2
+    # Fewer held-out users with a liked movie than this: the gate cannot tell the two models apart and stops.
+    min_users: int = 20
+    # Publish only if the candidate's NDCG@10 is at least the served model's minus ndcg_margin and its RMSE at most
+    # the served model's plus rmse_margin (0: not worse).
+    ndcg_margin: float = 0.005
+    rmse_margin: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.holdout_share < 1.0:
+            raise ValueError(f"holdout_share {self.holdout_share} is not between 0 and 1")
+        if self.ndcg_margin < 0 or self.rmse_margin < 0 or self.min_users < 1:
+            raise ValueError("the gate's margins must be >= 0 and min_users >= 1")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LoopSettings:
+        """Settings from environment variables (``ENV_VARS``); unset or empty ones keep their default."""
+        env = os.environ if env is None else env
+        types = {f.name: str(f.type) for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for var, name in ENV_VARS.items():
+            raw = env.get(var)
+            if raw in (None, ""):
+                continue
+            values[name] = {"int": int, "float": float}.get(types[name], str)(raw)
+        return cls(**values)

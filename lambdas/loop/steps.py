@@ -1,0 +1,60 @@
+"""The state machine's two function steps, around the SageMaker training job: :func:`start` (no overlap, then
+:func:`~lambdas.loop.gather.gather`) and :func:`finish` (the job's ``model.tar.gz`` through the gate and into the
+model store). ``lambdas/retrain/handler.py`` wires them to Lambda."""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lambdas.loop import gate, gather, publish
+from lambdas.loop.layout import Layout
+from lambdas.loop.settings import LoopSettings
+from lambdas.settings import Settings
+
+
+def job_name(run_id: str) -> str:
+    """A SageMaker training job name for the run (letters, digits and hyphens, at most 63 characters)."""
+    return ("recsys-" + re.sub(r"[^A-Za-z0-9-]", "-", run_id))[:63].rstrip("-")
+
+
+def start(
+    event: dict[str, Any], s3: Any, dynamodb: Any, ssm: Any, sfn: Any, settings: Settings, loop: LoopSettings
+) -> dict[str, Any]:
+    """``event``: ``execution`` (this run's execution ARN), ``state_machine`` (its ARN), ``name`` (the execution's
+    name, the run id). Another run still going: nothing to do (two runs never overlap)."""
+    if event.get("state_machine"):
+        running = sfn.list_executions(stateMachineArn=event["state_machine"], statusFilter="RUNNING")["executions"]
+        others = [e["name"] for e in running if e["executionArn"] != event.get("execution")]
+        if others:
+            return {"action": "none", "reason": f"run {others[0]} is still going; this one does nothing"}
+    run_id = event.get("name") or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    record = gather.gather(s3, dynamodb, ssm, settings, loop, run_id)
+    if record["action"] == "train":
+        record["job_name"] = job_name(run_id)
+        # the training job's channels as the state machine passes them on (no served model: no served channel)
+        record["job_channels"] = [{"name": k, "uri": v} for k, v in record["channels"].items() if v]
+    return record
+
+
+def finish(event: dict[str, Any], s3: Any, ssm: Any, settings: Settings, loop: LoopSettings) -> dict[str, Any]:
+    """``event``: :func:`start`'s record plus ``model_artifacts`` (the job's ``model.tar.gz`` URI)."""
+    with tempfile.TemporaryDirectory(prefix="candidate-") as tmp:
+        folder = publish.unpack(s3, event["model_artifacts"], Path(tmp))
+        evaluation = json.loads((folder / publish.EVALUATION).read_text())
+        decision = gate.decide(evaluation, loop)
+        published = publish.record(s3, ssm, settings, folder / publish.ARTIFACT, decision, event["run_id"])
+    keep = ("run_id", "served_version", "cutoff", "train_events", "heldout_events", "heldout_users")
+    outcome = {
+        **{k: event.get(k) for k in keep},
+        "action": "published" if published["published"] else "stopped",
+        "version": published["version"],
+        "before": published["before"],
+        "gate": decision,
+    }
+    publish.write_decision(s3, loop.data_bucket, Layout(loop.data_prefix), event["run_id"], outcome)
+    return outcome
