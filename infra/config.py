@@ -141,6 +141,21 @@ class StackConfig:
     web_acl_arn: str | None = None
     # Requests per client IP per 5 minutes before WAF blocks that IP (WAF's minimum is 10).
     waf_rate_limit: int = 1000
+    # The retraining loop (docs/retraining.md): a schedule (an EventBridge Scheduler expression) starting the state
+    # machine; the SageMaker training job's instance type (a CPU type by default; ml.g5.xlarge for large
+    # catalogues), its prebuilt TensorFlow training image ({region}: the stack's), time limit and disk; the gate.
+    retrain: bool = True
+    retrain_schedule: str = "rate(7 days)"
+    retrain_instance_type: str = "ml.m5.xlarge"
+    retrain_image: str = (
+        "763104351884.dkr.ecr.{region}.amazonaws.com/tensorflow-training:2.19.0-cpu-py312-ubuntu22.04-sagemaker"
+    )
+    retrain_max_hours: int = 2
+    retrain_volume_gb: int = 30
+    holdout_share: float = 0.2
+    gate_min_users: int = 20
+    gate_ndcg_margin: float = 0.005
+    gate_rmse_margin: float = 0.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -172,6 +187,7 @@ class StackConfig:
         if self.throttle_rate <= 0 or self.throttle_burst < 1:
             problems.append("throttle_rate must be > 0 and throttle_burst >= 1")
         problems += self._site_problems()
+        problems += self._retrain_problems()
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -191,6 +207,24 @@ class StackConfig:
             problems.append("site_key_version must be >= 1")
         if not 10 <= self.waf_rate_limit <= 2_000_000_000:
             problems.append(f"waf_rate_limit must be 10-2000000000 (WAF's range), not {self.waf_rate_limit}")
+        return problems
+
+    def _retrain_problems(self) -> list[str]:
+        problems = []
+        if not re.fullmatch(r"(rate|cron|at)\(.+\)", self.retrain_schedule):
+            problems.append(f"retrain_schedule {self.retrain_schedule!r} is not rate(...), cron(...) or at(...)")
+        if not self.retrain_instance_type.startswith("ml."):
+            problems.append(f"retrain_instance_type must be an ml.* type, not {self.retrain_instance_type!r}")
+        if not re.fullmatch(r"\d{12}\.dkr\.ecr\.[^/]+/[^:]+:.+", self.retrain_image):
+            problems.append(f"retrain_image {self.retrain_image!r} is not an ECR image URI (ACCOUNT.dkr.ecr.REGION...)")
+        if not 1 <= self.retrain_max_hours <= 24 * 5:
+            problems.append("retrain_max_hours must be 1-120 (SageMaker's 5-day limit)")
+        if not 1 <= self.retrain_volume_gb <= 16384:
+            problems.append("retrain_volume_gb must be 1-16384")
+        if not 0 < self.holdout_share < 1 or self.gate_min_users < 1:
+            problems.append("holdout_share must be between 0 and 1, gate_min_users >= 1")
+        if self.gate_ndcg_margin < 0 or self.gate_rmse_margin < 0:
+            problems.append("the gate's margins must be >= 0")
         return problems
 
     @classmethod

@@ -28,10 +28,12 @@ from typing import Any
 from contract.artifact import FORMAT, MANIFEST, REQUIRED_FILES, content_version, file_entry
 from infra.config import (
     OUTPUT_BUCKET,
+    OUTPUT_DATA_BUCKET,
     OUTPUT_DLQ,
     OUTPUT_EVENTS_TABLE,
     OUTPUT_MODEL_PARAMETER,
     OUTPUT_QUEUE,
+    OUTPUT_RETRAIN,
     OUTPUT_TABLE,
 )
 
@@ -47,7 +49,14 @@ OUTPUT_NAMES = {
     OUTPUT_QUEUE: "the request queue",
     OUTPUT_DLQ: "the dead-letter queue",
     OUTPUT_MODEL_PARAMETER: "the model-version parameter",
+    OUTPUT_DATA_BUCKET: "the data bucket",
+    OUTPUT_RETRAIN: "the retraining state machine",
 }
+ALERTS = "the retraining alerts topic"
+FUNCTION_NAMES = {
+    "lambdas.retrain.handler.start_handler": "the gather step's function",
+    "lambdas.retrain.handler.finish_handler": "the judge step's function",
+}  # the SNS topic the retraining state machine and its alarm notify
 SITE_BUCKET = "the site bucket"  # a bucket the distribution serves from
 DISTRIBUTION_LOGS = "the distribution's log bucket"
 ACCESS_LOGS = "the access-log bucket"  # where the other buckets' access logs go
@@ -70,6 +79,11 @@ DLQ = "lambdas.worker.handler.dlq_handler"
 DEPLOYMENT = "Custom::CDKBucketDeployment"
 AUTO_DELETE = "Custom::S3AutoDeleteObjects"
 APIGW_ACCOUNT = "AWS::ApiGateway::Account"
+RETRAIN_START = "lambdas.retrain.handler.start_handler"
+RETRAIN_FINISH = "lambdas.retrain.handler.finish_handler"
+STATE_MACHINE = "AWS::StepFunctions::StateMachine"
+SCHEDULE = "AWS::Scheduler::Schedule"
+TRAINING_JOB = "sagemaker.amazonaws.com"
 ROLES: dict[str, RoleDoc] = {
     API: RoleDoc("API function", "It answers every API call."),
     WORKER: RoleDoc("Worker function", "It computes the queued recommendation requests."),
@@ -91,6 +105,17 @@ ROLES: dict[str, RoleDoc] = {
         "Not a function's: the account-level role API Gateway writes the stage's access logs with."
         " `-c api_cloudwatch_role=false` leaves the account's existing one.",
     ),
+    RETRAIN_START: RoleDoc(
+        "Retraining: the gather step",
+        "It gathers a run's training data (docs/retraining.md). Absent with `-c retrain=false`, as are the next four.",
+    ),
+    RETRAIN_FINISH: RoleDoc("Retraining: the judge step", "It puts the trained candidate through the gate."),
+    TRAINING_JOB: RoleDoc(
+        "Retraining: the SageMaker training job",
+        "The role the training job runs as (the state machine passes it to SageMaker).",
+    ),
+    STATE_MACHINE: RoleDoc("Retraining: the state machine", "It runs the steps and waits on the training job."),
+    SCHEDULE: RoleDoc("Retraining: the schedule", "EventBridge Scheduler starts a run with it."),
 }
 
 # Why a grant exists: (role key, an action of the statement, a resource it names) -> the reason. A test fails when
@@ -121,6 +146,33 @@ WHY: dict[tuple[str, str, str], str] = {
     ),
     (DEPLOYMENT, "cloudfront:CreateInvalidation", "*"): "CDK's statement: invalidate the page's cache after the upload",
     (AUTO_DELETE, "s3:DeleteObject*", "the model bucket"): "empty each bucket before CloudFormation deletes it",
+    (RETRAIN_START, "dynamodb:Scan", "the events table"): (
+        "read every stored event and forgotten user; `DeleteItem`: a tombstone once applied"
+    ),
+    (RETRAIN_START, "s3:PutObject", "the data bucket"): (
+        "the base data's versions (a forgotten user rewritten out, the replaced version deleted) and the run's files"
+    ),
+    (RETRAIN_START, "s3:GetObject", "the model bucket"): "the served model's manifest (its `events_through`)",
+    (RETRAIN_START, "ssm:GetParameter", "the model-version parameter"): "the served version",
+    (RETRAIN_START, "states:ListExecutions", "the retraining state machine"): "no two runs at once",
+    (RETRAIN_FINISH, "s3:GetObject*", "the data bucket"): "the job's `model.tar.gz`",
+    (RETRAIN_FINISH, "s3:PutObject", "the model bucket"): "the candidate's files, its manifest with the gate's record",
+    (RETRAIN_FINISH, "ssm:PutParameter", "the model-version parameter"): "serve the candidate (only past the gate)",
+    (TRAINING_JOB, "s3:GetObject*", "the data bucket"): (
+        "the job's channels: base data, the run's events, the served model; its source tarball (CDK's asset)"
+    ),
+    (TRAINING_JOB, "s3:PutObject", "the data bucket"): "its `model.tar.gz` under the run's `output/`",
+    (TRAINING_JOB, "ecr:BatchGetImage", "`arn:<partition>:ecr:<region>:763104351884:repository/tensorflow-training`"): (
+        "pull the prebuilt SageMaker TensorFlow training image (AWS's account; `-c retrain_image`)"
+    ),
+    (TRAINING_JOB, "ecr:GetAuthorizationToken", "*"): "ECR's login: no resource-level permissions",
+    (STATE_MACHINE, "sagemaker:CreateTrainingJob", "`arn:<partition>:sagemaker:<region>:<account>:training-job/*`"): (
+        "start the run's job and wait for it (RUN_JOB)"
+    ),
+    (STATE_MACHINE, "iam:PassRole", "the training job's role"): "hand the job its role",
+    (STATE_MACHINE, "sns:Publish", ALERTS): "a failed step's notice",
+    (STATE_MACHINE, "logs:CreateLogDelivery", "*"): "Step Functions' execution logs and X-Ray: no resource level",
+    (SCHEDULE, "states:StartExecution", "the retraining state machine"): "start a run on the schedule",
 }
 # The AWS managed policies a role may carry: their actions (each on "*"), as AWS publishes them.
 MANAGED: dict[str, tuple[str, ...]] = {
@@ -193,6 +245,17 @@ class Template:
             logs = _ref(bucket["Properties"].get("LoggingConfiguration", {}).get("DestinationBucketName"))
             if logs:
                 self.names.setdefault(logs, ACCESS_LOGS)
+        for lid, fn in self.of_type("AWS::Lambda::Function").items():
+            handler = fn["Properties"].get("Handler", "")
+            if handler in FUNCTION_NAMES:
+                self.names.setdefault(lid, FUNCTION_NAMES[handler])
+        for lid, role in self.of_type("AWS::IAM::Role").items():
+            statements = _as_list(role["Properties"]["AssumeRolePolicyDocument"]["Statement"])
+            if any(TRAINING_JOB in _as_list(st.get("Principal", {}).get("Service", [])) for st in statements):
+                self.names.setdefault(lid, "the training job's role")
+        for lid, topic in self.of_type("AWS::SNS::Topic").items():
+            if "retraining" in topic["Properties"].get("DisplayName", "").lower():
+                self.names.setdefault(lid, ALERTS)
 
     def of_type(self, kind: str) -> dict[str, dict]:
         return {lid: r for lid, r in self.resources.items() if r["Type"] == kind}
@@ -237,6 +300,8 @@ class Template:
                 if isinstance(sub, str) and sub.startswith("cdk-") and "-assets-" in sub:
                     pattern = sub.replace("${AWS::AccountId}", "<account>").replace("${AWS::Region}", "<region>")
                     return Target(CDK_ASSETS, "bucket", tail, detail=f"`{pattern}`")
+        if logical_id is None and isinstance(resource, dict) and "Fn::Join" in resource:
+            return Target(f"`{_arn(resource)}`", "other")
         if logical_id not in self.resources:
             return Target(f"`{json.dumps(resource, sort_keys=True)}`", "other")
         kind = {"AWS::S3::Bucket": "bucket", "AWS::DynamoDB::Table": "table"}.get(
@@ -245,6 +310,15 @@ class Template:
         properties = self.resources[logical_id]["Properties"]
         indexed = bool(properties.get("LocalSecondaryIndexes") or properties.get("GlobalSecondaryIndexes"))
         return Target(self.name(logical_id, role_id), kind, path, indexed)
+
+
+PSEUDO = {"AWS::Partition": "<partition>", "AWS::Region": "<region>", "AWS::AccountId": "<account>"}
+
+
+def _arn(join: dict) -> str:
+    """An ARN the template builds from pseudo parameters, readably (``arn:<partition>:logs:<region>:...``)."""
+    sep, parts = join["Fn::Join"]
+    return sep.join(p if isinstance(p, str) else PSEUDO.get(p.get("Ref", ""), "<?>") for p in parts)
 
 
 def _names(names: list[str]) -> str:
@@ -328,6 +402,15 @@ class Role:
     grants: tuple[Grant, ...]
 
 
+def _condition(condition: dict) -> str:
+    """A statement's condition, readably: ``cloudwatch:namespace` StringLike `/aws/sagemaker/TrainingJobs```."""
+    return "; ".join(
+        f"`{key}` {operator} " + ", ".join(f"`{v}`" for v in _as_list(value))
+        for operator, tests in sorted(condition.items())
+        for key, value in sorted(tests.items())
+    )
+
+
 def _grant(t: Template, actions: Any, resources: Any, role_id: str, **how: str) -> Grant:
     targets = [t.target(r, role_id) for r in _as_list(resources)]
     names = tuple(dict.fromkeys(x.name for x in targets))
@@ -350,7 +433,7 @@ def grants_of(t: Template, role_id: str) -> list[Grant]:
     ]
     for document in documents:
         for s in _as_list(document.get("Statement", [])):
-            condition = json.dumps(s["Condition"], sort_keys=True) if s.get("Condition") else ""
+            condition = _condition(s["Condition"]) if s.get("Condition") else ""
             out.append(_grant(t, s["Action"], s["Resource"], role_id, effect=s["Effect"], condition=condition))
     granted: dict[tuple[tuple[str, ...], str], list[Any]] = {}
     for kind in RESOURCE_POLICIES:
@@ -410,6 +493,9 @@ def _runs(t: Template, function_id: str) -> str:
             p = resource["Properties"]
             bucket = _ref(p.get("DestinationBucketName") or p.get("BucketName"))
             served.setdefault(resource["Type"], []).append(t.name(bucket) if bucket else f"`{lid}`")
+    for machine_id, machine in t.of_type(STATE_MACHINE).items():
+        if function_id in json.dumps(machine["Properties"].get("DefinitionString", "")):
+            whens.append(f"as a step of {t.name(machine_id)} (`lambda:InvokeFunction` by its role)")
     for kind, on in served.items():
         whens.append(
             f"when CloudFormation creates, updates or deletes one of its {len(on)} `{kind}` resources (on {_names(on)})"
@@ -443,7 +529,8 @@ def roles(t: Template) -> list[Role]:
                 if lid != role_id and r["Type"] != "AWS::IAM::Policy" and role_id in json.dumps(r.get("Properties"))
             )
             principal = resource["Properties"]["AssumeRolePolicyDocument"]["Statement"][0].get("Principal", {})
-            key = users[0] if users else role_id
+            services = _as_list(principal.get("Service", []))
+            key = TRAINING_JOB if TRAINING_JOB in services else users[0] if users else role_id
             user = "the service " + ", ".join(f"`{s}`" for s in _as_list(principal.get("Service", [])))
             runs = f"the {_names([f'`{u}`' for u in users])} resource names it" if users else "no resource names it"
         found.append(Role(role_id, key, user, runs, tuple(grants_of(t, role_id))))
@@ -471,7 +558,7 @@ def _why(role: Role, grant: Grant) -> str:
     if grant.via == "resource policies":
         reasons.append("granted by each resource's own policy, not by the role")
     if grant.condition:
-        reasons.append(f"only when `{grant.condition}`")
+        reasons.append(f"only when {grant.condition}")
     return "; ".join(reasons)
 
 

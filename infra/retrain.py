@@ -1,5 +1,6 @@
 """The retraining loop on this machine, against the running local stack: ``python -m infra.retrain --local``
-(``make retrain``).
+(``make retrain``); or a run of the deployed stack's loop started now: ``python -m infra.retrain --stack NAME
+[--wait]`` (the schedule starts one every week by default).
 
 The same steps as the deployed state machine, calling the same modules (:mod:`lambdas.loop`): gather the base data
 and every stored event from the local bucket and table (forgetting deleted users), hold out the newest events, train
@@ -140,6 +141,37 @@ def run(
     return outcome
 
 
+def start_deployed(stack: str, region: str | None, wait: bool, poll_s: float = 30.0) -> int:
+    """Start the deployed stack's retraining state machine now; with ``wait``, print the run's outcome."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from infra.config import OUTPUT_RETRAIN
+    from infra.publish_model import PublishError, stack_outputs
+
+    try:
+        outputs = stack_outputs(boto3.client("cloudformation", region_name=region), stack)
+        if OUTPUT_RETRAIN not in outputs:
+            raise PublishError(f"stack {stack!r} has no output {OUTPUT_RETRAIN} (deployed with -c retrain=false?)")
+        sfn = boto3.client("stepfunctions", region_name=region)
+        name = time.strftime("manual-%Y%m%dT%H%M%SZ", time.gmtime())
+        arn = sfn.start_execution(stateMachineArn=outputs[OUTPUT_RETRAIN], name=name)["executionArn"]
+        print(f"started {arn}")
+        while wait:
+            run = sfn.describe_execution(executionArn=arn)
+            if run["status"] != "RUNNING":
+                print(f"{run['status']}: {run.get('output') or run.get('cause') or ''}")
+                return 0 if run["status"] == "SUCCEEDED" else 1
+            time.sleep(poll_s)
+    except PublishError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as exc:
+        print(f"error: AWS call failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _figures(side: dict | None) -> str:
     if not side:
         return "-"
@@ -151,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
 
     defaults = LoopSettings()
     p = argparse.ArgumentParser(prog="python -m infra.retrain", description=__doc__.split("\n")[0])
-    p.add_argument("--local", action="store_true", required=True, help="the running local stack (make local)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--local", action="store_true", help="the running local stack (make local): run the loop here")
+    where.add_argument("--stack", help="a deployed stack: start its state machine now")
+    p.add_argument("--region", help="with --stack: AWS region (default: boto3's configuration)")
+    p.add_argument("--wait", action="store_true", help="with --stack: wait for the run and print its outcome")
     p.add_argument("--hyperparameters", type=json.loads, default={}, help="training.train settings as a JSON object")
     p.add_argument("--holdout-share", type=float, default=defaults.holdout_share)
     p.add_argument("--min-users", type=int, default=defaults.min_users)
@@ -164,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--settle-s", type=float, default=gather.SETTLE_MS / 1000, help="leave the newest seconds' events")
     a = p.parse_args(argv)
+    if a.stack:
+        return start_deployed(a.stack, a.region, a.wait)
     try:
         aws = local_aws()
         loop = LoopSettings(

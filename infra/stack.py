@@ -13,7 +13,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra import checkov
+from infra import checkov, job_source
 from infra import config as cfg_names
 from infra.bundling import DEFAULT_CACHE, MODEL_ONLY_DEPENDENCIES, lambda_code
 from infra.config import ROOT, StackConfig
@@ -23,9 +23,11 @@ from infra.constructs.function import FunctionProps
 from infra.constructs.model_store import CATALOGUE_FILES, ModelStoreProps
 from infra.constructs.monitoring import MonitoringProps
 from infra.constructs.queue_worker import QueueWorkerProps
+from infra.constructs.retraining import Retraining, RetrainingProps
 from infra.constructs.site import SiteProps
 from infra.nag import acknowledge, logical_id
 from lambdas import settings as settings_module
+from lambdas.loop import settings as loop_settings
 from lambdas.settings import Settings
 
 API_HANDLER = "lambdas.api.handler.lambda_handler"
@@ -291,8 +293,44 @@ class RecommenderStack(cdk.Stack):
                 dashboard=c.dashboard,
             ),
         )
+        self.retraining: Retraining | None = None
+        if c.retrain:
+            self.retraining = self._retraining(shared, retention, deps_cache)
         self._outputs()
         self._suppressions()
+
+    def _retraining(self, shared: Settings, retention: logs.RetentionDays, deps_cache: Path | None) -> Retraining:
+        """The retraining loop: schedule -> state machine -> gather, SageMaker training, gate (docs/retraining.md)."""
+        c = self.config
+        loop = {
+            "HOLDOUT_SHARE": str(c.holdout_share),
+            "GATE_MIN_USERS": str(c.gate_min_users),
+            "GATE_NDCG_MARGIN": str(c.gate_ndcg_margin),
+            "GATE_RMSE_MARGIN": str(c.gate_rmse_margin),
+        }
+        assert set(loop) <= set(loop_settings.ENV_VARS)
+        names = ("events_table_name", "bucket_name", "model_prefix", "model_version_parameter")
+        return Retraining(
+            self,
+            "Retraining",
+            props=RetrainingProps(
+                code=lambda_code(c.architecture, exclude=MODEL_ONLY_DEPENDENCIES, cache_dir=deps_cache),
+                architecture=c.architecture,
+                environment=environment(shared, names) | loop | {"POWERTOOLS_LOG_LEVEL": c.log_level.upper()},
+                log_retention=retention,
+                events=self.events,
+                model_store=self.model_store,
+                job_source=job_source.build(ROOT / "build" / "job-source.tar.gz"),
+                schedule=c.retrain_schedule,
+                instance_type=c.retrain_instance_type,
+                training_image=c.retrain_image.replace("{region}", self.region),
+                max_runtime_h=c.retrain_max_hours,
+                volume_gb=c.retrain_volume_gb,
+                hyperparameters={},  # the served configuration (training.config's defaults)
+                alarm_topic_arn=c.alarm_topic_arn,
+                retain_data=c.retain_data,
+            ),
+        )
 
     def _outputs(self) -> None:
         outputs = {
@@ -319,6 +357,15 @@ class RecommenderStack(cdk.Stack):
             outputs[cfg_names.OUTPUT_SITE_URL] = (self.site.url, "The web page (its API calls go to /api/ there)")
             if self.config.web_acl_arn:
                 outputs[cfg_names.OUTPUT_WEB_ACL] = (self.config.web_acl_arn, "The page's WAF web ACL (given)")
+        if self.retraining is not None:
+            outputs[cfg_names.OUTPUT_DATA_BUCKET] = (
+                self.retraining.data_bucket.bucket_name,
+                "Base data and retraining runs (python -m infra.base_data)",
+            )
+            outputs[cfg_names.OUTPUT_RETRAIN] = (
+                self.retraining.state_machine.state_machine_arn,
+                "Retraining state machine (python -m infra.retrain --stack NAME starts a run)",
+            )
         if self.monitoring.dashboard is not None:
             outputs[cfg_names.OUTPUT_DASHBOARD] = (self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard")
         for key, (value, description) in outputs.items():

@@ -31,6 +31,7 @@ class FunctionProps:
     environment: Mapping[str, str]
     log_retention: logs.RetentionDays
     description: str
+    ephemeral_storage_mb: int = 512  # /tmp: Lambda's default; the retraining steps stream data through more
 
 
 class PythonFunction(Construct):
@@ -58,6 +59,9 @@ class PythonFunction(Construct):
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
             description=props.description,
+            ephemeral_storage_size=(
+                cdk.Size.mebibytes(props.ephemeral_storage_mb) if props.ephemeral_storage_mb != 512 else None
+            ),
         )
         acknowledge(
             self.role,

@@ -36,13 +36,20 @@ def start(
     record = gather.gather(s3, dynamodb, ssm, settings, loop, run_id)
     if record["action"] == "train":
         record["job_name"] = job_name(run_id)
-        # the training job's channels as the state machine passes them on (no served model: no served channel)
-        record["job_channels"] = [{"name": k, "uri": v} for k, v in record["channels"].items() if v]
+        served = record["channels"]["served"]
+        if served is None:
+            # The state machine's job always has a served channel, and SageMaker refuses an empty S3 prefix: with
+            # nothing served, it gets a folder holding one note (no manifest: the job judges the candidate alone).
+            key = Layout(loop.data_prefix).run(run_id) + "served/NONE"
+            s3.put_object(Bucket=loop.data_bucket, Key=key, Body=b"no model was served when this run started\n")
+            served = f"s3://{loop.data_bucket}/{key.rsplit('/', 1)[0]}/"
+        record["job_served"] = served
     return record
 
 
 def finish(event: dict[str, Any], s3: Any, ssm: Any, settings: Settings, loop: LoopSettings) -> dict[str, Any]:
-    """``event``: :func:`start`'s record plus ``model_artifacts`` (the job's ``model.tar.gz`` URI)."""
+    """``event``: ``run`` (:func:`start`'s record) and ``model_artifacts`` (the job's ``model.tar.gz`` URI)."""
+    event = {**event["run"], "model_artifacts": event["model_artifacts"]} if "run" in event else event
     with tempfile.TemporaryDirectory(prefix="candidate-") as tmp:
         folder = publish.unpack(s3, event["model_artifacts"], Path(tmp))
         evaluation = json.loads((folder / publish.EVALUATION).read_text())

@@ -192,3 +192,56 @@ def test_gather_writes_the_runs_files_and_forgets_in_the_base_data(moto_aws, buc
     assert table.read(table.scan(dynamodb, "events")).forgotten == {}
     # events the last minute stored are left to the next run
     assert gather.gather(bucket, dynamodb, ssm, settings, loop, "run-2", now_ms=1_000 + 60_000)["new"] == 1
+
+
+def test_the_deployed_steps_never_overlap_and_the_judge_publishes_from_the_jobs_tarball(
+    moto_aws, bucket, small_artifact, tmp_path
+):
+    """steps.start stops when another run of its state machine is going; steps.finish unpacks the job's
+    model.tar.gz, applies the gate and switches the parameter only past it, recording the decision."""
+    import io
+    import tarfile
+
+    import boto3
+
+    from lambdas.loop import steps
+
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    role = "arn:aws:iam::123456789012:role/sfn"
+    machine = sfn.create_state_machine(
+        name="m", definition='{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}', roleArn=role
+    )["stateMachineArn"]
+    first = sfn.start_execution(stateMachineArn=machine, name="first")["executionArn"]
+    second = sfn.start_execution(stateMachineArn=machine, name="second")["executionArn"]
+    assert sfn.describe_execution(executionArn=first)["status"] == "RUNNING"  # moto keeps them running
+    event = {"execution": second, "state_machine": machine, "name": "second"}
+    said = steps.start(event, bucket, None, None, sfn, Settings(), LoopSettings(data_bucket="data"))
+    assert said == {"action": "none", "reason": "run first is still going; this one does nothing"}
+    assert steps.job_name("manual-2026/12/07 10:00") == "recsys-manual-2026-12-07-10-00"
+
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    ssm.put_parameter(Name="/v", Value="old", Type="String")
+    settings = Settings(bucket_name="data", model_version_parameter="/v")
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        tar.add(small_artifact, arcname="artifact")
+        for name, figures in (("evaluation.json", {"users": 50, "pairs": 200}),):
+            worse = {"candidate": {"ndcg@10": 0.1, "rmse": 1.2}, "served": {"ndcg@10": 0.2, "rmse": 0.9}}
+            body = json.dumps({**figures, **worse}).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    bucket.put_object(Bucket="data", Key="data/runs/r1/output/job/output/model.tar.gz", Body=raw.getvalue())
+    event = {
+        "run": {"run_id": "r1", "served_version": "old"},
+        "model_artifacts": "s3://data/data/runs/r1/output/job/output/model.tar.gz",
+    }
+    outcome = steps.finish(event, bucket, ssm, settings, LoopSettings(data_bucket="data"))
+    assert outcome["action"] == "stopped" and "NDCG@10 0.1000 < served 0.2000" in outcome["gate"]["reason"]
+    assert ssm.get_parameter(Name="/v")["Parameter"]["Value"] == "old"
+    manifest = json.loads(
+        bucket.get_object(Bucket="data", Key=f"models/{outcome['version']}/manifest.json")["Body"].read()
+    )
+    assert manifest["gate"]["publish"] is False and manifest["gate"]["run_id"] == "r1"
+    decision = json.loads(bucket.get_object(Bucket="data", Key="data/runs/r1/decision.json")["Body"].read())
+    assert decision["action"] == "stopped"

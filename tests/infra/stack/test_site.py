@@ -19,6 +19,7 @@ from tests.infra.stack.helpers import (
     build_stack,
     distribution_config,
     origin,
+    ref_id,
 )
 
 
@@ -316,16 +317,19 @@ def test_distribution_logs_to_its_own_bucket_and_uses_the_cheapest_edges(templat
     }
 
 
-def test_every_bucket_is_versioned_and_its_old_versions_expire(template):
+def test_every_bucket_is_versioned_and_its_old_versions_expire(template, stack):
     """The model, site and both log buckets keep overwritten or deleted objects 30 days (recoverable), then drop
-    them; log buckets still expire logs after 90 days."""
+    them; log buckets still expire logs after 90 days. The retraining data bucket keeps them a day: a base data
+    version rewritten without a forgotten user must not linger."""
     buckets = template.find_resources("AWS::S3::Bucket")
-    assert len(buckets) == 4
+    assert len(buckets) == 5
+    data = ref_id(stack, stack.retraining.data_bucket)
     for logical_id, bucket in buckets.items():
         props = bucket["Properties"]
         assert props["VersioningConfiguration"] == {"Status": "Enabled"}, logical_id
         rules = props["LifecycleConfiguration"]["Rules"]
-        assert {"NoncurrentDays": 30} in [r.get("NoncurrentVersionExpiration") for r in rules], logical_id
+        days = 1 if logical_id == data else 30
+        assert {"NoncurrentDays": days} in [r.get("NoncurrentVersionExpiration") for r in rules], logical_id
         if any(r.get("Id") == "expire-logs" for r in rules):
             (rule,) = rules
             assert rule["ExpirationInDays"] == 90
