@@ -5,7 +5,7 @@ SYSTEM_PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv test lint demo local retrain openapi train export bench bench-search bench-similar bench-explain bench-events bench-quality bench-synthetic ablation tune lr-find package clean loadtest fuzz scan bench-train bench-learn
+.PHONY: venv test lint demo local retrain bench-replay openapi train export bench bench-search bench-similar bench-explain bench-events bench-quality bench-synthetic ablation tune lr-find package clean loadtest fuzz scan bench-train bench-learn
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -102,6 +102,12 @@ artifacts/u1/metadata.json: | venv
 
 artifacts/u1-artifact/manifest.json: artifacts/u1/metadata.json
 	$(PY) -m model_export.export --model artifacts/u1 --out artifacts/u1-artifact
+
+# Is the retraining loop worth it? ml-100k and ml-latest-small replayed in time order through the local stack in 4
+# windows: the first model frozen, with events folded in, and the loop retraining after each window (writes
+# artifacts/replay/ and docs/replay.png; about half an hour here).
+bench-replay: venv
+	$(PY) -m bench.replay
 
 # What folding in events is worth against the model alone and retrained (writes artifacts/events_eval/).
 bench-events: venv

@@ -4,7 +4,8 @@
 ``<model_prefix><model_version>/`` in the model bucket (``manifest.json`` last; skipped if that version is already
 there, complete), then set the SSM parameter the worker reads its model version from.
 ``--rollback`` switches to the version served before the current one; ``--version V`` to any published version
-(checked complete in the bucket first); ``--list`` shows the published versions.
+(checked complete in the bucket first); ``--list`` shows the published versions, and for those the retraining loop
+judged, the gate's decision with both models' figures.
 
 The bucket and parameter come from the stack's outputs (``--stack``, default ``MovieRecommender``) or are given
 with ``--bucket`` and ``--parameter``; with ``--stack``, the web page's URL (``SiteUrl``) is printed last.
@@ -125,6 +126,17 @@ def published_versions(s3: Any, target: Target) -> list[str]:
     return [v for v in versions if _object_size(s3, target.bucket, target.prefix(v) + MANIFEST) is not None]
 
 
+def gate_note(s3: Any, target: Target, version: str) -> str:
+    """What the retraining loop's gate decided about a version, from its manifest (empty for one published by
+    hand): ``  published by the gate (run R): NDCG@10 0.1234 vs served 0.1200, RMSE ...``."""
+    key = target.prefix(version) + MANIFEST
+    gate = json.loads(s3.get_object(Bucket=target.bucket, Key=key)["Body"].read()).get("gate")
+    if not gate:
+        return ""
+    verdict = "published by the gate" if gate.get("publish") else "stopped by the gate"
+    return f"  {verdict} (run {gate.get('run_id')}, {gate.get('users', 0)} users judged): {gate.get('reason', '')}"
+
+
 def current_version(ssm: Any, target: Target) -> str:
     return ssm.get_parameter(Name=target.parameter)["Parameter"]["Value"]
 
@@ -181,7 +193,7 @@ def main(argv: list[str] | None = None, session: Any = None) -> int:
         if a.list:
             served = current_version(ssm, target)
             for v in published_versions(s3, target):
-                print(f"{'*' if v == served else ' '} {v}")
+                print(f"{'*' if v == served else ' '} {v}{gate_note(s3, target, v)}")
             if served == UNPUBLISHED:
                 print("(no model published yet)")
             return 0

@@ -43,6 +43,12 @@ class Prices:
     personalize_tps_hour_tiers: tuple[tuple[float, float], ...] = ((20_000, 0.20), (180_000, 0.10), (math.inf, 0.05))
     personalize_training_hour: float = 0.24
     personalize_ingest_per_gb: float = 0.05
+    # The retraining loop: SageMaker Training on-demand per instance-hour, Step Functions standard per 1,000 state
+    # transitions, EventBridge Scheduler per million invocations, S3 Standard storage per GB-month.
+    sagemaker_training_hour: tuple[tuple[str, float], ...] = (("ml.m5.xlarge", 0.23), ("ml.g5.xlarge", 1.408))
+    sfn_per_1000_transitions: float = 0.025
+    scheduler_per_million: float = 1.00
+    s3_storage_gb_month: float = 0.023
 
     def lambda_gb_s(self, architecture: str) -> float:
         """The per-GB-second price of ``x86_64`` or ``arm64``."""
@@ -140,6 +146,20 @@ SOURCES: tuple[Source, ...] = (
         "0.24 / 0.05",
         "same playbook",
         False,
+    ),
+    Source(
+        "SageMaker Training ml.m5.xlarge / ml.g5.xlarge, per hour",
+        "0.23 / 1.408",
+        "not found in the stored pages: the values we believe for us-east-1 on-demand training",
+        False,
+        "UNVERIFIED",
+    ),
+    Source(
+        "Step Functions standard per 1,000 transitions / Scheduler per million / S3 Standard per GB-month",
+        "0.025 / 1.00 / 0.023",
+        "not found in the stored pages: the list prices we believe (Scheduler: 14 M invocations a month free)",
+        False,
+        "UNVERIFIED",
     ),
     Source(
         "Personalize User-Personalization-v2",

@@ -48,6 +48,25 @@ def _events_table(a: Assumptions) -> str:
     return table(("hop", "per event (or counted)", "USD per 1M events"), rows)
 
 
+def _retraining_tables() -> tuple[str, ...]:
+    from infra.costs.retraining import SHAPES, personalize_week, week
+
+    blocks = []
+    for shape in SHAPES:
+        lines = week(shape)
+        rows = [(line.hop, line.quantity, usd(line.usd)) for line in lines]
+        rows[-1] = ("**Total, this stack**", "", f"**{usd(lines[-1].usd)}**")
+        rows.append(
+            (
+                "Amazon Personalize: one training of the same data",
+                f"{shape.personalize_training_hours:,.1f} training hours",
+                usd(personalize_week(shape)),
+            )
+        )
+        blocks += [f"**{shape.name}**, one run a week:", table(("what", "counted", "USD per week"), rows)]
+    return tuple(blocks)
+
+
 def _sustained_table(a: Assumptions, rates: Sequence[float]) -> str:
     rows = []
     for r in rates:
@@ -255,6 +274,17 @@ def sections(a: Assumptions, rates: Sequence[float] = RATES) -> list[Section]:
             "d", "(d) Batching window: invocations against latency (model)", (_window_table(a, WINDOW_RATES, WINDOWS),)
         ),
         Section("e", "(e) Latency budget of one request (warm)", (_latency_table(a),)),
+        Section(
+            "g",
+            "(g) The retraining loop, per week",
+            (
+                "One scheduled run a week (docs/retraining.md) with a year of events kept in the table, at two data"
+                " shapes; SageMaker's time is measured here and taken as the instance's (infra/costs/retraining.py"
+                " says how); Personalize's training charge is for its default weekly retraining of the same data"
+                " (the ml-25m figure is a linear extrapolation: AWS publishes none).",
+                *_retraining_tables(),
+            ),
+        ),
         Section("f", "(f) A cold start (not in the warm total)", (cold,)),
         Section("sources", "Price sources", (_sources_table(),)),
     ]

@@ -119,3 +119,23 @@ def test_cli_prints_the_tables(capsys):
     for heading in ("(a) One million", "(b) Sustained", "(c) Amazon Personalize", "(d) Batching", "(e) Latency"):
         assert heading in out
     assert "**Total**" in out
+
+
+def test_the_retraining_loop_costs_a_week_as_counted_by_hand():
+    """One run a week: the job's hours (plus the start) at the instance's rate, 9 transitions, one schedule
+    invocation, the Scan of a year of events (1 RRU per 4 KB), their storage and PITR for a week, S3 storage; and
+    Personalize's training hours at its rate."""
+    from infra.costs.prices import PRICES
+    from infra.costs.retraining import Shape, personalize_week, week
+
+    shape = Shape("t", 1, base_gb=1.0, events_per_week=1000, train_hours=1.0, source="s", personalize_training_hours=10)
+    lines = {line.hop.split(" (")[0].split(":")[0]: line.usd for line in week(shape, events_kept_weeks=52)}
+    assert lines["SageMaker training"] == pytest.approx(1.1 * 0.23)
+    assert lines["Step Functions"] == pytest.approx(9 * 0.025 / 1000)
+    assert lines["EventBridge Scheduler"] == pytest.approx(1e-6)
+    assert lines["Gather"] == pytest.approx(52_000 * 0.35 / 4 / 1e6 * 0.125)
+    gb = 52_000 * 0.35 / 1024 / 1024
+    assert lines["Events in DynamoDB"] == pytest.approx(gb * (0.25 + 0.20) * 12 / 52)
+    assert lines["S3"] == pytest.approx((1.0 + 4 * 0.05 * 2) * 0.023 * 12 / 52)
+    assert lines["Total"] == pytest.approx(sum(v for k, v in lines.items() if k != "Total"))
+    assert personalize_week(shape) == pytest.approx(10 * PRICES.personalize_training_hour)

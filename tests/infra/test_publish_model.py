@@ -145,3 +145,20 @@ def test_unknown_stack_is_a_clear_error(moto_aws, capsys):
     """A missing stack is reported, not a traceback."""
     assert publish_model.main(["--rollback", "--stack", "Nope"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_list_shows_what_the_gate_decided(deployed, tmp_path, capsys):
+    """A version the retraining loop judged carries the gate's record in its manifest: --list shows it."""
+    v1 = write_fake_artifact(tmp_path / "a", "one")
+    publish_model.main(["--artifact", str(tmp_path / "a"), *deployed])
+    bucket = deployed[deployed.index("--bucket") + 1]
+    s3 = boto3.client("s3", region_name="us-east-1")
+    key = f"models/{v1}/manifest.json"
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    gate = {"publish": False, "run_id": "r7", "users": 41, "reason": "RMSE 0.9100 > served 0.9000 + 0"}
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps({**manifest, "gate": gate}).encode())
+    capsys.readouterr()
+    assert publish_model.main(["--list", *deployed]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"* {v1}  stopped by the gate (run r7, 41 users judged): RMSE 0.9100 > served 0.9000 + 0"
+    ]

@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from infra.client import Client
 from infra.local.connection import local_aws, stack_connection
 from infra.local.stack import LocalStack
-from infra.retrain import run
+from infra.retrain import RunFailed, run
 from lambdas.loop import base_data
 from lambdas.loop.layout import Layout
 from lambdas.loop.settings import LoopSettings
@@ -42,7 +43,7 @@ def new_ratings(seed_users: range, per_user: int, offset: int) -> dict[int, list
     return out
 
 
-def post(client: Client, ratings: dict[int, list[dict]], per_call: int = 3) -> None:
+def post(client: Client, ratings: dict[int, list[dict]], per_call: int = 4) -> None:
     """In rounds, as people rate over time: each user's next few ratings, user after user."""
     longest = max(map(len, ratings.values()))
     for start in range(0, longest, per_call):
@@ -80,7 +81,7 @@ def test_the_loop_publishes_a_better_model_stops_a_broken_one_and_does_nothing_w
 ):
     with LocalStack(small_artifact, workers=1, api_processes=1, api_key=None) as stack:
         aws = local_aws(stack_connection(stack))
-        loop = LoopSettings(data_bucket=aws.settings.bucket_name, min_users=10, ndcg_margin=0.05, rmse_margin=0.05)
+        loop = LoopSettings(data_bucket=aws.settings.bucket_name, min_users=5, ndcg_margin=0.05, rmse_margin=0.05)
         data = small_model_dir.parent
         base_data.upload(aws.s3, loop.data_bucket, Layout(), data / "ratings.csv", data / "movies.csv")
         client = Client(stack.url)
@@ -90,12 +91,12 @@ def test_the_loop_publishes_a_better_model_stops_a_broken_one_and_does_nothing_w
         # GIVEN no event yet: WHEN the loop runs THEN it does nothing
         assert run(aws, loop, **quiet)["action"] == "none"
 
-        # GIVEN 100 users' new ratings: WHEN the loop runs THEN it publishes a candidate and the stack serves it
-        post(client, new_ratings(range(100), 8, 0))
+        # GIVEN 60 users' new ratings: WHEN the loop runs THEN it publishes a candidate and the stack serves it
+        post(client, new_ratings(range(0, 60), 8, 0))
         outcome = run(aws, loop, **quiet)
         assert outcome["action"] == "published", outcome["gate"]["reason"]
         gate = outcome["gate"]
-        assert gate["served_version"] == first and gate["users"] >= 10
+        assert gate["served_version"] == first and gate["users"] >= 5
         assert outcome["before"] == first
         assert served_version(client, not_=first) == outcome["version"]
         card = client.request("GET", "/model").body
@@ -103,16 +104,21 @@ def test_the_loop_publishes_a_better_model_stops_a_broken_one_and_does_nothing_w
         manifest = aws.s3.get_object(Bucket=loop.data_bucket, Key=f"models/{outcome['version']}/manifest.json")
         assert b'"gate"' in manifest["Body"].read()
 
-        # GIVEN more events, WHEN a candidate trained on shuffled ratings is judged THEN the gate stops it and the
-        # served version stays
+        # GIVEN the other 60 users' new ratings, WHEN a candidate trained on shuffled ratings is judged THEN the gate
+        # stops it and the served version stays
         second = outcome["version"]
-        post(client, new_ratings(range(100), 8, 8))
+        post(client, new_ratings(range(60, 120), 8, 0))
         broken = run(aws, loop, prepare=shuffle_ratings, **quiet)
         assert broken["action"] == "stopped", broken["gate"]
         assert "RMSE" in broken["gate"]["reason"] or "NDCG" in broken["gate"]["reason"]
         time.sleep(3)  # past the local stack's parameter cache
         assert served_version(client) == second
         assert aws.ssm.get_parameter(Name=aws.settings.model_version_parameter)["Parameter"]["Value"] == second
+
+        # WHEN the training step fails THEN the run says why and the served model is untouched
+        with pytest.raises(RunFailed, match=r"training failed: .*--epochz"):
+            run(aws, loop, **{**quiet, "hyperparameters": {"epochz": 1}})
+        assert served_version(client) == second
 
 
 def test_the_clis_say_what_is_missing(tmp_path, monkeypatch, capsys):
