@@ -34,28 +34,13 @@ from typing import Any
 
 from contract.events_file import HEADER
 from infra.config import OUTPUT_EVENTS_TABLE
+from lambdas.loop.table import scan
 
 SETTLE_S = 60.0  # seconds; more than a write takes and than the clocks here and at the API differ
 
 
 class EventsExportError(RuntimeError):
     """Something the user must fix: no running local stack, no such stack or table."""
-
-
-def scan(dynamodb: Any, table: str) -> Iterator[dict[str, Any]]:
-    """Every event item of ``table`` (a paginated Scan: the export reads the whole table once)."""
-    from boto3.dynamodb.types import TypeDeserializer
-
-    des = TypeDeserializer()
-    # consistent: an event stored before the export began is never missing from it for replication lag
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    while True:
-        page = dynamodb.scan(**kwargs)
-        for raw in page.get("Items", []):
-            yield {k: des.deserialize(v) for k, v in raw.items()}
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 Row = tuple[str, str, float, int, int]

@@ -142,9 +142,6 @@ def _call(step: str, main: Callable[[list[str]], int], argv: list[str]) -> None:
 
 def run(env: Mapping[str, str]) -> Path:
     """Trains and exports from the channels into the model folder; returns the artifact's folder."""
-    from model_export import export as export_cli
-    from training import train as train_cli
-
     where = paths(env)
     ratings = where["data"] / RATINGS
     if not ratings.exists():
@@ -164,6 +161,10 @@ def run(env: Mapping[str, str]) -> Path:
     if heldout.exists() and not (where["events"] / EVENTS).exists():
         raise JobError(f"channel {EVENTS_CHANNEL!r}: {HELDOUT} without {EVENTS}")
     artifact = where["model"] / ARTIFACT
+    # imported once the inputs are known good: a bad channel or hyperparameter fails before TensorFlow loads
+    from model_export import export as export_cli
+    from training import train as train_cli
+
     with tempfile.TemporaryDirectory(prefix="recsys-job-") as tmp:
         model_dir, staged = Path(tmp) / "model", Path(tmp) / ARTIFACT
         _call("training", train_cli.main, [*args, *train_flags(hps), "--out", str(model_dir), "--quiet"])

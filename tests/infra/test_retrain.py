@@ -116,8 +116,8 @@ def test_the_loop_publishes_a_better_model_stops_a_broken_one_and_does_nothing_w
         assert aws.ssm.get_parameter(Name=aws.settings.model_version_parameter)["Parameter"]["Value"] == second
 
         # WHEN the training step fails THEN the run says why and the served model is untouched
-        with pytest.raises(RunFailed, match=r"training failed: .*--epochz"):
-            run(aws, loop, **{**quiet, "hyperparameters": {"epochz": 1}})
+        with pytest.raises(RunFailed, match="hyperparameter 'ratings': the data come from the channels"):
+            run(aws, loop, **{**quiet, "hyperparameters": {"ratings": "elsewhere.csv"}})
         assert served_version(client) == second
 
 
