@@ -23,7 +23,6 @@ Sources: the running local stack (``--local``, from the connection file it write
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -32,9 +31,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from contract.events_file import HEADER
+from contract.events_file import Row, write_rows
 from infra.config import OUTPUT_EVENTS_TABLE
-from lambdas.loop.table import scan
+from lambdas.loop.table import read, scan
 
 SETTLE_S = 60.0  # seconds; more than a write takes and than the clocks here and at the API differ
 
@@ -43,19 +42,10 @@ class EventsExportError(RuntimeError):
     """Something the user must fix: no running local stack, no such stack or table."""
 
 
-Row = tuple[str, str, float, int, int]
-
-
 def rows(items: Iterator[dict[str, Any]], through_ms: int | None = None) -> list[Row]:
     """(user, movie, rating, timestamp, receivedAt) rows of the events stored up to ``through_ms``, sorted by user
     then time (then storage time: the later of two events on one movie comes last and wins)."""
-    out = [
-        (str(it["user_id"]), str(it["movie_id"]), float(it["rating"]), int(it["timestamp"]), int(it["received_at"]))
-        for it in items
-        if {"user_id", "movie_id", "rating", "timestamp", "received_at"} <= it.keys()
-        and (through_ms is None or int(it["received_at"]) <= through_ms)
-    ]
-    return sorted(out, key=lambda r: (r[0], r[3], r[4], r[1]))
+    return read(items, through_ms).events
 
 
 def write(path: Path, found: list[Row]) -> None:
@@ -63,9 +53,7 @@ def write(path: Path, found: list[Row]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(HEADER)
-        w.writerows((u, m, f"{r:g}", t, at) for u, m, r, t, at in found)
+        write_rows(f, found)
     tmp.replace(path)
 
 
