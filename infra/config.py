@@ -153,7 +153,7 @@ class StackConfig:
     retrain_max_hours: int = 2
     retrain_volume_gb: int = 30
     holdout_share: float = 0.2
-    gate_min_users: int = 20
+    gate_min_users: int = 10
     gate_ndcg_margin: float = 0.005
     gate_rmse_margin: float = 0.0
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lambdas.loop import base_data, gate, gather, publish
+from lambdas.loop import base_data, gather, publish
 from lambdas.loop.base_data import BaseDataError
 from lambdas.loop.layout import Layout
 from lambdas.loop.settings import LoopSettings
@@ -124,20 +124,9 @@ def run(
             publish.write_decision(aws.s3, loop.data_bucket, layout, run_id, outcome)
             raise
         seconds["train"] = round(time.perf_counter() - t0, 2)
-        evaluation = json.loads((opt / "model" / publish.EVALUATION).read_text())
-        decision = gate.decide(evaluation, loop)
         t0 = time.perf_counter()
-        published = publish.record(aws.s3, aws.ssm, aws.settings, opt / "model" / publish.ARTIFACT, decision, run_id)
-        seconds["publish"] = round(time.perf_counter() - t0, 2)
-    outcome = {
-        **record,
-        "action": "published" if published["published"] else "stopped",
-        "version": published["version"],
-        "before": published["before"],
-        "gate": decision,
-        "seconds": seconds,
-    }
-    publish.write_decision(aws.s3, loop.data_bucket, layout, run_id, outcome)
+        outcome = publish.conclude(aws.s3, aws.ssm, aws.settings, loop, opt / "model", record, seconds=seconds)
+        seconds["publish"] = round(time.perf_counter() - t0, 2)  # the same dict: the outcome file lacks only this
     return outcome
 
 

@@ -108,13 +108,20 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Settings from environment variables (see ``ENV_VARS``); unset or empty ones keep their default."""
         env = os.environ if env is None else env
-        types = {f.name: f.type for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for var, name in ENV_VARS.items():
-            raw = env.get(var)
-            if raw in (None, ""):
-                continue
-            values[name] = int(raw) if types[name] in ("int", "int | None") else raw
+        values = env_values(cls, ENV_VARS, env)
         if "region" not in values and env.get("AWS_DEFAULT_REGION"):
             values["region"] = env["AWS_DEFAULT_REGION"]
         return cls(**values)
+
+
+def env_values(cls: type, env_vars: Mapping[str, str], env: Mapping[str, str]) -> dict[str, Any]:
+    """The fields of dataclass ``cls`` that ``env`` sets (``env_vars``: variable -> field), converted to the
+    field's type (int, float, else str); unset or empty variables are left out, so they keep their default."""
+    types = {f.name: str(f.type).removesuffix(" | None") for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for var, name in env_vars.items():
+        raw = env.get(var)
+        if raw in (None, ""):
+            continue
+        values[name] = {"int": int, "float": float}.get(types[name], str)(raw)
+    return values

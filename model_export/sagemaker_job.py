@@ -41,11 +41,23 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+if __name__ == "__main__":
+    # SageMaker runs this file as a script from the source's root: the packages are beside it, one folder up.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from contract.training_job import (
+    ARTIFACT,
+    DATA_CHANNEL,
+    EVALUATION,
+    EVENTS,
+    EVENTS_CHANNEL,
+    HELDOUT,
+    MOVIES,
+    RATINGS,
+    SERVED_CHANNEL,
+)
+
 OPT_ML = Path("/opt/ml")
-ARTIFACT = "artifact"  # the artifact's folder inside SM_MODEL_DIR (and so inside model.tar.gz)
-DATA_CHANNEL, EVENTS_CHANNEL, SERVED_CHANNEL = "data", "events", "served"
-RATINGS, MOVIES, EVENTS, HELDOUT = "ratings.csv", "movies.csv", "events.csv", "heldout.csv"
-EVALUATION = "evaluation.json"
 FAILURE_LIMIT = 1024  # SageMaker keeps the first 1,024 characters of the failure reason
 # training.train's flags that the channels and the job set: a hyperparameter may not give them.
 RESERVED = frozenset({"dataset", "ratings", "movies", "events", "data_dir", "out", "quiet", "config"})
@@ -224,8 +236,6 @@ def main(env: Mapping[str, str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # SageMaker runs this file as a script from the source's root: the packages are beside it, one folder up.
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from training.console import filter_native_stderr
 
     filter_native_stderr()

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-RATINGS, MOVIES = "ratings.csv", "movies.csv"
-EVENTS, HELDOUT = "events.csv", "heldout.csv"
+from contract.training_job import EVENTS, HELDOUT, MOVIES, RATINGS
+
+__all__ = ["EVENTS", "HELDOUT", "MOVIES", "RATINGS", "Layout"]
 
 
 @dataclass(frozen=True)

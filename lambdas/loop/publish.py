@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import contract
+from contract.training_job import ARTIFACT, EVALUATION
+from lambdas.loop import gate
 from lambdas.loop.layout import Layout
+from lambdas.loop.settings import LoopSettings
 from lambdas.settings import UNPUBLISHED, Settings
-
-ARTIFACT = "artifact"  # the artifact's folder in the job's model.tar.gz (model_export.sagemaker_job.ARTIFACT)
-EVALUATION = "evaluation.json"  # the held-out figures beside it (model_export.holdout)
 
 
 def unpack(s3: Any, uri: str, dest: Path) -> Path:
@@ -53,6 +53,27 @@ def record(
         if decision["publish"] and before != version:
             ssm.put_parameter(Name=settings.model_version_parameter, Value=version, Type="String", Overwrite=True)
     return {"version": version, "published": bool(decision["publish"]), "before": before or UNPUBLISHED}
+
+
+def conclude(
+    s3: Any, ssm: Any, settings: Settings, loop: LoopSettings, model: Path, record_: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """A run's end, deployed and local alike: the gate's decision on the job's ``evaluation.json`` in ``model``
+    (the job's model folder), the candidate published or stopped (:func:`record`), and the run's outcome (``record_``,
+    the gather step's record, with the action, version, served version before and the gate's decision, plus
+    ``extra``) written beside the run's files and returned."""
+    decision = gate.decide(json.loads((model / EVALUATION).read_text()), loop)
+    published = record(s3, ssm, settings, model / ARTIFACT, decision, record_["run_id"])
+    outcome = {
+        **record_,
+        "action": "published" if published["published"] else "stopped",
+        "version": published["version"],
+        "before": published["before"],
+        "gate": decision,
+        **extra,
+    }
+    write_decision(s3, loop.data_bucket, Layout(loop.data_prefix), record_["run_id"], outcome)
+    return outcome
 
 
 def write_decision(s3: Any, bucket: str, layout: Layout, run_id: str, outcome: dict[str, Any]) -> None:

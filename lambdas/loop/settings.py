@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+
+from lambdas.settings import env_values
 
 ENV_VARS = {
     "DATA_BUCKET": "data_bucket",
@@ -30,7 +31,7 @@ class LoopSettings:
     # to judge it and the served model on the same ratings.
     holdout_share: float = 0.2
     # Fewer held-out users with a liked movie than this: the gate cannot tell the two models apart and stops.
-    min_users: int = 20
+    min_users: int = 10
     # Publish only if the candidate's NDCG@10 is at least the served model's minus ndcg_margin and its RMSE at most
     # the served model's plus rmse_margin (0: not worse).
     ndcg_margin: float = 0.005
@@ -45,12 +46,4 @@ class LoopSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LoopSettings:
         """Settings from environment variables (``ENV_VARS``); unset or empty ones keep their default."""
-        env = os.environ if env is None else env
-        types = {f.name: str(f.type) for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for var, name in ENV_VARS.items():
-            raw = env.get(var)
-            if raw in (None, ""):
-                continue
-            values[name] = {"int": int, "float": float}.get(types[name], str)(raw)
-        return cls(**values)
+        return cls(**env_values(cls, ENV_VARS, os.environ if env is None else env))

@@ -4,14 +4,13 @@ model store). ``lambdas/retrain/handler.py`` wires them to Lambda."""
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from lambdas.loop import gate, gather, publish
+from lambdas.loop import gather, publish
 from lambdas.loop.layout import Layout
 from lambdas.loop.settings import LoopSettings
 from lambdas.settings import Settings
@@ -52,16 +51,5 @@ def finish(event: dict[str, Any], s3: Any, ssm: Any, settings: Settings, loop: L
     event = {**event["run"], "model_artifacts": event["model_artifacts"]} if "run" in event else event
     with tempfile.TemporaryDirectory(prefix="candidate-") as tmp:
         folder = publish.unpack(s3, event["model_artifacts"], Path(tmp))
-        evaluation = json.loads((folder / publish.EVALUATION).read_text())
-        decision = gate.decide(evaluation, loop)
-        published = publish.record(s3, ssm, settings, folder / publish.ARTIFACT, decision, event["run_id"])
-    keep = ("run_id", "served_version", "cutoff", "train_events", "heldout_events", "heldout_users")
-    outcome = {
-        **{k: event.get(k) for k in keep},
-        "action": "published" if published["published"] else "stopped",
-        "version": published["version"],
-        "before": published["before"],
-        "gate": decision,
-    }
-    publish.write_decision(s3, loop.data_bucket, Layout(loop.data_prefix), event["run_id"], outcome)
-    return outcome
+        keep = ("run_id", "served_version", "cutoff", "train_events", "heldout_events", "heldout_users")
+        return publish.conclude(s3, ssm, settings, loop, folder, {k: event.get(k) for k in keep})

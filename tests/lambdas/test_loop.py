@@ -82,6 +82,12 @@ def test_loop_settings_from_the_environment_and_refused_values():
         LoopSettings(holdout_share=1.0)
     with pytest.raises(ValueError, match="margins"):
         LoopSettings(ndcg_margin=-0.1)
+    # the serving settings share the same reader: ints (optional ones too) converted, strings kept, region fallback
+    served = Settings.from_env(
+        {"TABLE_NAME": "t", "WORKER_TIMEOUT_S": "30", "MODEL_VERSION_CACHE_S": "", "AWS_DEFAULT_REGION": "eu-west-1"}
+    )
+    assert (served.table_name, served.worker_timeout_s, served.model_version_cache_s) == ("t", 30, 60)
+    assert served.region == "eu-west-1" and served.queue_visibility_timeout_s == 180
 
 
 def test_bad_base_data_is_refused_naming_the_file_and_line(tmp_path):
