@@ -46,6 +46,9 @@ def local_connection(path: Path | None = None) -> tuple[str | None, str | None]:
         return None, None
 
 
+MY_REQUESTS = "/me/requests"  # where a signed-in person's requests are read back
+
+
 class ApiError(Exception):
     """An HTTP error answer: status, and the API's error code and message."""
 
@@ -64,10 +67,14 @@ class HttpResponse:
 class Client:
     """The API at ``base_url`` (e.g. ``http://127.0.0.1:8765`` or ``https://abc.execute-api.../prod``)."""
 
-    def __init__(self, base_url: str, api_key: str | None = None, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, base_url: str, api_key: str | None = None, timeout_s: float = 10.0, token: str | None = None
+    ) -> None:
+        """``token``: a signed-in person's ID token, sent in ``Authorization`` (the ``/me`` routes need it)."""
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.timeout_s = timeout_s
+        self.token = token
 
     def request(
         self,
@@ -86,6 +93,8 @@ class Client:
             all_headers["Content-Type"] = "application/json"
         if self.api_key:
             all_headers["x-api-key"] = self.api_key
+        if self.token:
+            all_headers["Authorization"] = f"Bearer {self.token}"
         all_headers.update(headers or {})
         req = urllib.request.Request(url, data=data, method=method, headers=all_headers)
         try:
@@ -116,18 +125,19 @@ class Client:
         by their next recommendation; returns what was stored."""
         return self._check(self.request("POST", "/events", {"user_id": user_id, "events": events}), 200)
 
-    def status(self, request_id: str, wait_s: int = 0) -> dict:
-        """GET /recommendations/{request_id}; ``wait_s`` > 0 long-polls (answers once finished, or after wait_s)."""
+    def status(self, request_id: str, wait_s: int = 0, route: str = "/recommendations") -> dict:
+        """GET /recommendations/{request_id} (or ``route``/{request_id}, e.g. ``/me/requests``); ``wait_s`` > 0
+        long-polls (answers once finished, or after wait_s)."""
         query = f"?wait={wait_s}" if wait_s > 0 else ""
-        resp = self.request("GET", f"/recommendations/{request_id}{query}", timeout_s=self.timeout_s + wait_s)
+        resp = self.request("GET", f"{route}/{request_id}{query}", timeout_s=self.timeout_s + wait_s)
         return self._check(resp, 200)
 
-    def wait(self, request_id: str, timeout_s: float = 60.0) -> dict:
+    def wait(self, request_id: str, timeout_s: float = 60.0, route: str = "/recommendations") -> dict:
         """Long-poll until COMPLETED or FAILED; TimeoutError after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while True:
             asked = time.monotonic()
-            doc = self.status(request_id, wait_s=max(1, min(MAX_WAIT_S, int(deadline - asked))))
+            doc = self.status(request_id, wait_s=max(1, min(MAX_WAIT_S, int(deadline - asked))), route=route)
             if doc["status"] in FINISHED:
                 return doc
             if time.monotonic() >= deadline:
@@ -138,6 +148,30 @@ class Client:
     def recommend(self, body: dict, timeout_s: float = 60.0, idempotency_key: str | None = None) -> dict:
         """Submit and wait: the final status document."""
         return self.wait(self.submit(body, idempotency_key)["request_id"], timeout_s)
+
+    # A signed-in person's own routes (the client's ``token`` says who).
+
+    def me(self) -> dict:
+        """GET /me: the account and the user id its data are kept under."""
+        return self._check(self.request("GET", "/me"), 200)
+
+    def my_recommendations(self, options: dict | None = None, timeout_s: float = 60.0) -> dict:
+        """POST /me/recommendations and wait: the final status document."""
+        submitted = self._check(self.request("POST", "/me/recommendations", options or {}), 202)
+        return self.wait(submitted["request_id"], timeout_s, route=MY_REQUESTS)
+
+    def my_profile(self, timeout_s: float = 60.0) -> dict:
+        """POST /me/profile and wait: the final status document."""
+        submitted = self._check(self.request("POST", "/me/profile"), 202)
+        return self.wait(submitted["request_id"], timeout_s, route=MY_REQUESTS)
+
+    def post_my_events(self, events: list[dict]) -> dict:
+        """POST /me/events: the signed-in person's new ratings."""
+        return self._check(self.request("POST", "/me/events", {"events": events}), 200)
+
+    def forget_me(self) -> dict:
+        """DELETE /me: the person's ratings, requests and results, and the account's link."""
+        return self._check(self.request("DELETE", "/me"), 200)
 
 
 # ---------------------------------------------------------------------------------------------- display

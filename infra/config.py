@@ -32,6 +32,11 @@ OUTPUT_SITE_URL = "SiteUrl"
 OUTPUT_WEB_ACL = "WebAclArn"
 OUTPUT_DATA_BUCKET = "DataBucketName"
 OUTPUT_RETRAIN = "RetrainStateMachineArn"
+OUTPUT_USER_POOL = "UserPoolId"
+# People's passwords: the deployed user pool and the local one (infra/local/auth.py) enforce the same rule. Length
+# over composition rules, as NIST SP 800-63B advises (Cognito checks every rule at sign-up and password change).
+PASSWORD_MIN_LENGTH = 8
+OUTPUT_USER_POOL_CLIENT = "UserPoolClientId"
 
 # The model-version parameter's value until a model is published (the settings module's, read by the API too).
 UNPUBLISHED = settings.UNPUBLISHED

@@ -31,13 +31,17 @@ DESCRIPTION = (
     "Every call needs the API key in `x-api-key` (403 `forbidden` without it, answered before the API function "
     "runs), in AWS as in the local stack (`python -m infra.local` prints its key). The web page's calls go "
     "through `/api/`, where CloudFront (or the local gateway) adds the key, so the browser never holds it. An "
-    "undeclared method on a declared path gets 405 with `Allow` from the local gateway (403 from API Gateway)."
+    "undeclared method on a declared path gets 405 with `Allow` from the local gateway (403 from API Gateway).\n\n"
+    "A person signed in (an Amazon Cognito user pool; locally, the local stack's) uses the `/me` routes with their "
+    "ID token in `Authorization: Bearer <token>`: their user id comes from the token, never from the request (401 "
+    "`unauthorized` without a valid token, answered before the API function runs). A request is read back only by "
+    "an operator or by whoever submitted it (403 `forbidden` otherwise)."
 )
 
 
 def build() -> dict[str, Any]:
     """The OpenAPI 3.1 document as a dict."""
-    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
     from lambdas.api.handler import app
 
@@ -45,7 +49,10 @@ def build() -> dict[str, Any]:
         title=TITLE,
         version=VERSION,
         description=DESCRIPTION,
-        security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+        security_schemes={
+            "apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header),
+            "cognito": HTTPBearer(bearerFormat="JWT", description="A Cognito ID token of the user pool's web client"),
+        },
         security=[{"apiKey": []}],
     )
     return _with_gateway_answers(_prune(json.loads(raw)))
@@ -57,11 +64,17 @@ FORBIDDEN = {
 }
 
 
+PERSONAL = "/me"  # the signed-in person's routes: the API key and a token
+
+
 def _with_gateway_answers(doc: dict) -> dict:
-    """Answers the gateway gives before the handler runs, on every operation: 403 without a valid API key."""
-    for operations in doc["paths"].values():
+    """Answers the gateway gives before the handler runs, on every operation: 403 without a valid API key; and the
+    personal routes' token."""
+    for path, operations in doc["paths"].items():
         for operation in operations.values():
             operation["responses"].setdefault("403", FORBIDDEN)
+            if path == PERSONAL or path.startswith(PERSONAL + "/"):
+                operation["security"] = [{"apiKey": [], "cognito": []}]
             operation["responses"] = dict(sorted(operation["responses"].items()))
     return doc
 

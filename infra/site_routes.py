@@ -24,6 +24,13 @@ PAGE_ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", r"/openapi\.json"),
     ("POST", r"/recommendations"),
     ("GET", r"/recommendations/[^/]+"),
+    # a signed-in person's own routes: the token, checked before the function runs, says whose
+    ("GET", r"/me"),
+    ("DELETE", r"/me"),
+    ("POST", r"/me/recommendations"),
+    ("POST", r"/me/profile"),
+    ("GET", r"/me/requests/[^/]+"),
+    ("POST", r"/me/events"),
 )
 EVENTS_ROUTE = ("POST", r"/events")
 # The page reads this file (served next to index.html) to know whether it may offer ratings.

@@ -17,7 +17,16 @@ from infra import checkov, job_source
 from infra import config as cfg_names
 from infra.bundling import DEFAULT_CACHE, MODEL_ONLY_DEPENDENCIES, lambda_code
 from infra.config import ROOT, StackConfig
-from infra.constructs import EventsTable, ModelStore, Monitoring, QueueWorker, RecommendationsApi, ResultsTable, Site
+from infra.constructs import (
+    Accounts,
+    EventsTable,
+    ModelStore,
+    Monitoring,
+    QueueWorker,
+    RecommendationsApi,
+    ResultsTable,
+    Site,
+)
 from infra.constructs.api import ApiProps
 from infra.constructs.function import FunctionProps
 from infra.constructs.model_store import CATALOGUE_FILES, ModelStoreProps
@@ -221,6 +230,7 @@ class RecommenderStack(cdk.Stack):
         api_env = (
             environment(api_settings, API_FIELDS) | powertools | {"POWERTOOLS_SERVICE_NAME": f"{SERVICE_NAME}-api"}
         )
+        self.accounts = Accounts(self, "Accounts", retain_data=c.retain_data)
         self.api = RecommendationsApi(
             self,
             "Api",
@@ -243,6 +253,7 @@ class RecommenderStack(cdk.Stack):
                 stage_name=c.stage_name,
                 log_retention=retention,
                 cloudwatch_role=c.api_cloudwatch_role,
+                user_pool=self.accounts.user_pool,
             ),
         )
         api_role = self.api.handler.role
@@ -251,7 +262,15 @@ class RecommenderStack(cdk.Stack):
         # POST /events: one transaction of puts (TransactWriteItems needs PutItem on the table); the requests' user
         # pointers (PutItem, BatchWriteItem for a batch); DELETE /users/{id}: one Query, BatchWriteItem deletes, and
         # the deleted requests' result objects.
-        self.events.grant_table(api_role, "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Query")
+        # The /me routes: the account's item (GetItem), and DELETE /me removes its link (a transaction of deletes).
+        self.events.grant_table(
+            api_role,
+            "dynamodb:PutItem",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:Query",
+            "dynamodb:GetItem",
+            "dynamodb:DeleteItem",
+        )
         self.model_store.grant_results_delete(api_role)
         self.model_store.grant_results_read(api_role)
         self.model_store.grant_catalogue_read(api_role)
@@ -277,6 +296,8 @@ class RecommenderStack(cdk.Stack):
                     key_version=c.site_key_version,
                 ),
             )
+            # A call made with the page's key is an anonymous visitor's (lambdas.api.callers)
+            self.api.handler.function.add_environment(ENV_NAMES["page_api_key_id"], self.site.api_key.key_id)
 
         self.monitoring = Monitoring(
             self,
@@ -353,6 +374,11 @@ class RecommenderStack(cdk.Stack):
                 self.api.api_key.key_id,
                 "API key id: aws apigateway get-api-key --include-value --api-key <id>",
             )
+        outputs[cfg_names.OUTPUT_USER_POOL] = (self.accounts.user_pool.user_pool_id, "People's accounts (Cognito)")
+        outputs[cfg_names.OUTPUT_USER_POOL_CLIENT] = (
+            self.accounts.client.user_pool_client_id,
+            "The web page's app client of the user pool",
+        )
         if self.site is not None:
             outputs[cfg_names.OUTPUT_SITE_URL] = (self.site.url, "The web page (its API calls go to /api/ there)")
             if self.config.web_acl_arn:

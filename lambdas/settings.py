@@ -28,6 +28,11 @@ EVENTS_INDEX_ATTRIBUTES = ("movie_id", "rating", "timestamp")  # projected into 
 # by ``DELETE /users/{id}``: the retraining loop drops the user's ratings from the base data, then deletes it.
 FORGOTTEN_PARTITION = "forgotten#"
 TOMBSTONE_SORT_KEY = "f#"
+# A person's account (partition ``account#<sub>``, this sort key, ``linked_user``): the data-set user an operator
+# linked to it; its mirror ``linked#<user>`` keeps one user to one account.
+ACCOUNT_PARTITION = "account#"
+LINKED_PARTITION = "linked#"
+ACCOUNT_SORT_KEY = "a#"
 # The model-version parameter's value until a model is published (the worker then has nothing to load).
 UNPUBLISHED = "unpublished"
 
@@ -49,6 +54,7 @@ ENV_VARS = {
     "MAX_BODY_BYTES": "max_body_bytes",
     "INLINE_RESULT_MAX_BYTES": "inline_result_max_bytes",
     "CORS_ALLOW_ORIGINS": "cors_allow_origins",
+    "PAGE_API_KEY_ID": "page_api_key_id",
     "AWS_ENDPOINT_URL": "endpoint_url",
     "AWS_ENDPOINT_URL_DYNAMODB": "dynamodb_endpoint_url",
     "AWS_REGION": "region",
@@ -85,6 +91,9 @@ class Settings:
     # Browser origins the API answers with CORS headers, comma-separated (the stack's ``cors_origins`` context,
     # which also sets up API Gateway's preflight); empty: no CORS headers.
     cors_allow_origins: str = ""
+    # The id of the API key CloudFront adds to the web page's calls (API Gateway reports the key of each call): a
+    # call made with it is an anonymous visitor's, whatever it asks. Empty: no page, every key is an operator's.
+    page_api_key_id: str = ""
     endpoint_url: str | None = None
     # DynamoDB's own endpoint, when it is not endpoint_url's (the local stack serves it from a process of its own)
     dynamodb_endpoint_url: str | None = None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -38,6 +39,8 @@ class ApiProps:
     stage_name: str
     log_retention: logs.RetentionDays
     cloudwatch_role: bool
+    # People's accounts: the personal routes (/me...) take this pool's ID tokens (None: no personal routes)
+    user_pool: cognito.IUserPool | None = None
 
 
 class RecommendationsApi(Construct):
@@ -137,6 +140,8 @@ class RecommendationsApi(Construct):
         self.api.root.add_resource("movies").add_method("GET", integration)
         self.api.root.add_resource("model").add_method("GET", integration)
         self.api.root.add_resource("openapi.json").add_method("GET", integration)
+        if props.user_pool is not None:
+            self._personal_routes(props.user_pool, integration, validator, body_model, use_key)
 
         self.api_key: apigw.IApiKey | None = None
         self.usage_plan: apigw.UsagePlan | None = None
@@ -168,6 +173,43 @@ class RecommendationsApi(Construct):
     @property
     def url(self) -> str:
         return self.api.url
+
+    def _personal_routes(
+        self,
+        user_pool: cognito.IUserPool,
+        integration: apigw.Integration,
+        validator: apigw.IRequestValidator,
+        body_model: apigw.IModel,
+        use_key: bool,
+    ) -> None:
+        """``/me...``: API Gateway's Cognito authoriser checks the ID token (signature, issuer, audience, expiry)
+        before the function runs and hands it the claims; the API key is still required (the page's, added by
+        CloudFront). The authoriser caches a token's answer for 5 minutes."""
+        self.authorizer = apigw.CognitoUserPoolsAuthorizer(
+            self,
+            "PeopleAuthorizer",
+            cognito_user_pools=[user_pool],
+            results_cache_ttl=cdk.Duration.minutes(5),
+        )
+        personal = {
+            "authorizer": self.authorizer,
+            "authorization_type": apigw.AuthorizationType.COGNITO,
+            "api_key_required": use_key,
+        }
+        body = {"request_validator": validator, "request_models": {"application/json": body_model}}
+        me = self.api.root.add_resource("me")
+        me.add_method("GET", integration, **personal)
+        me.add_method("DELETE", integration, **personal)
+        me.add_resource("recommendations").add_method("POST", integration, **body, **personal)
+        me.add_resource("profile").add_method("POST", integration, **personal)
+        me.add_resource("events").add_method("POST", integration, **body, **personal)
+        me.add_resource("requests").add_resource("{request_id}").add_method(
+            "GET",
+            integration,
+            request_validator=validator,
+            request_parameters={"method.request.path.request_id": True},
+            **personal,
+        )
 
     def _gateway_responses(self, single_origin: str | None) -> None:
         headers = {"Access-Control-Allow-Origin": f"'{single_origin}'"} if single_origin else None

@@ -117,6 +117,12 @@ def _announce(stack: LocalStack, artifact: Path, workers: int, connection: Path)
     if stack.api_key:
         print(f"API key: {stack.api_key} (header x-api-key; saved for the client in {connection})", flush=True)
     print(f"Web page: {stack.url}/ (its calls go through /api/, which adds the key)", flush=True)
+    if stack.user_pool is not None:
+        print(
+            f"Accounts: user pool {stack.user_pool.pool_id} (moto's Cognito); try the /me routes with a token from "
+            "python -m infra.accounts --local sign-up EMAIL PASSWORD",
+            flush=True,
+        )
 
 
 def _stop(stack: LocalStack) -> None:

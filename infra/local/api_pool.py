@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.config import StackConfig
+from infra.local.auth import UserPool
 from infra.local.context import LambdaContext
 from infra.local.processes import Flag, ProcessPool, leave_signals_to_parent
 
@@ -34,6 +35,7 @@ class ApiConfig:
     api_key: str | None
     access_log: bool = False
     log_level: str = "WARNING"
+    user_pool: UserPool | None = None
 
 
 def listening_socket(port: int, backlog: int) -> socket.socket:
@@ -70,7 +72,8 @@ def run(config: ApiConfig, sock: socket.socket, stop: Any, ready: Any) -> None:
         context = LambdaContext(API_FUNCTION, timeout_s=API_TIMEOUT_S, memory_limit_in_mb=API_MEMORY_MB)
         return lambda_handler(event, context)
 
-    server = gateway.make_server(gateway.Gateway(invoke, config.api_key), access_log=config.access_log, fd=sock)
+    app = gateway.Gateway(invoke, config.api_key, user_pool=config.user_pool)
+    server = gateway.make_server(app, access_log=config.access_log, fd=sock)
     thread = threading.Thread(target=server.serve_forever, name="local-api", daemon=True)
     thread.start()
     ready.set()

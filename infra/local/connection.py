@@ -75,4 +75,7 @@ def stack_connection(stack: Any) -> dict[str, Any]:
         "model_prefix": s.model_prefix,
         "model_parameter": s.model_version_parameter,
         "table": s.table_name,
+        # the people's accounts: sign up and in against the Cognito API at "endpoint" (python -m infra.accounts)
+        "user_pool_id": stack.user_pool.pool_id if stack.user_pool else "",
+        "user_pool_client_id": stack.user_pool.client_id if stack.user_pool else "",
     }

@@ -5,8 +5,10 @@
   (``infra.site_routes``, with events on: the local stack listens on loopback only), the prefix is stripped and the
   API key is added by the gateway, so the browser never holds it. ``/site.json`` says what the page may do.
 * Any other path is the API as API Gateway serves it: unknown routes get a JSON 404, undeclared methods a JSON 405
-  with ``Allow``, a missing or wrong ``x-api-key`` a JSON 403; the rest becomes a REST proxy event for the API
-  handler. Every answer is JSON, down to an HTTP request the server cannot parse.
+  with ``Allow``, a missing or wrong ``x-api-key`` a JSON 403, a personal route (``/me...``) without a valid token
+  a JSON 401 (:mod:`infra.local.auth`, as API Gateway's Cognito authoriser); the rest becomes a REST proxy event for
+  the API handler, with the key's id (the page's or the operator's) and the token's claims where API Gateway puts
+  them. Every answer is JSON, down to an HTTP request the server cannot parse.
 """
 
 from __future__ import annotations
@@ -26,12 +28,17 @@ from werkzeug.wrappers import Request, Response
 
 from infra import site_routes, web_headers
 from infra.local import endpoint
+from infra.local.auth import TokenError, TokenVerifier, UserPool
 from infra.local.proxy_event import api_event, route_of
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_ROOT = ROOT / "web"
 API_PREFIX = "/api"
 API_KEY_HEADER = "x-api-key"
+# The ids API Gateway would report for the two keys (requestContext.identity.apiKeyId): the page's, which the
+# gateway adds to /api/ calls, and the operator's, which the caller sends.
+PAGE_KEY_ID = "local-page-key"
+OPERATOR_KEY_ID = "local-operator-key"
 MAX_HTTP_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit; the handler enforces the API's 64 KB
 LISTEN_BACKLOG = endpoint.LISTEN_BACKLOG  # pending connections the kernel queues (http.server's default is 5)
 STATIC_TYPES = {
@@ -85,11 +92,14 @@ class Gateway:
         api_key: str | None,
         web_root: Path = WEB_ROOT,
         page_events: bool = True,
+        user_pool: UserPool | None = None,
     ) -> None:
+        """``user_pool``: whose tokens the personal routes take (None: sign-in is off, they answer 401)."""
         self.invoke_api = invoke_api
         self.api_key = api_key
         self.web_root = web_root
         self.page_events = page_events
+        self.verifier = TokenVerifier(user_pool) if user_pool is not None else None
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         request = Request(environ)
@@ -132,11 +142,20 @@ class Gateway:
             allow = ", ".join(allowed)
             return error(405, "method_not_allowed", f"{method} is not allowed here; use {allow}", {"Allow": allow})
         headers = [(k, v) for k, v in request.headers.items() if k.lower() != API_KEY_HEADER or not via_cdn]
+        key_id = PAGE_KEY_ID if via_cdn else OPERATOR_KEY_ID
         if self.api_key:
             if via_cdn:
                 headers.append((API_KEY_HEADER, self.api_key))  # what CloudFront's origin header does
             elif not hmac.compare_digest(request.headers.get(API_KEY_HEADER, ""), self.api_key):
                 return error(403, "forbidden", f"a valid API key is required in the {API_KEY_HEADER} header")
+        claims = None
+        if route.personal:
+            if self.verifier is None:
+                return error(401, "unauthorized", "sign-in is not set up on this stack")
+            try:
+                claims = self.verifier.claims(request.headers.get("Authorization"))
+            except TokenError as exc:
+                return error(401, "unauthorized", str(exc))
         headers.append(("X-Forwarded-Proto", request.scheme))
         event = api_event(
             "GET" if method == "HEAD" else method,
@@ -146,6 +165,8 @@ class Gateway:
             request.get_data(cache=False),
             request.remote_addr or "127.0.0.1",
             full_path=full_path,
+            api_key_id=key_id,
+            claims=claims,
         )
         return self._proxy_response(self.invoke_api(event))
 

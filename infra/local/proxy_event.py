@@ -20,6 +20,7 @@ class Route:
     resource: str
     methods: tuple[str, ...]
     param: str | None = None
+    personal: bool = False  # needs a signed-in person's token
 
 
 # The API's resources, as the CDK stack declares them (infra/constructs/api.py).
@@ -33,6 +34,18 @@ ROUTES = (
     Route(re.compile(r"^/movies/?$"), "/movies", ("GET",)),
     Route(re.compile(r"^/model/?$"), "/model", ("GET",)),
     Route(re.compile(r"^/openapi\.json$"), "/openapi.json", ("GET",)),
+    # A signed-in person's own routes: API Gateway's Cognito authoriser guards them (the gateway, locally).
+    Route(re.compile(r"^/me/?$"), "/me", ("GET", "DELETE"), personal=True),
+    Route(re.compile(r"^/me/recommendations/?$"), "/me/recommendations", ("POST",), personal=True),
+    Route(re.compile(r"^/me/profile/?$"), "/me/profile", ("POST",), personal=True),
+    Route(
+        re.compile(r"^/me/requests/(?P<request_id>[^/]+)$"),
+        "/me/requests/{request_id}",
+        ("GET",),
+        "request_id",
+        personal=True,
+    ),
+    Route(re.compile(r"^/me/events/?$"), "/me/events", ("POST",), personal=True),
 )
 
 
@@ -48,8 +61,12 @@ def api_event(
     body: bytes,
     source_ip: str,
     full_path: str | None = None,
+    api_key_id: str | None = None,
+    claims: dict | None = None,
 ) -> dict:
-    """An API Gateway REST proxy event (stage ``local``) for one HTTP request to ``path`` (an API route)."""
+    """An API Gateway REST proxy event (stage ``local``) for one HTTP request to ``path`` (an API route): with the
+    id of the API key it came with and, on a personal route, the verified token's claims, where API Gateway puts
+    them (``requestContext.identity.apiKeyId``, ``requestContext.authorizer.claims``)."""
     route = route_of(path)
     resource, path_params = "/{proxy+}", {"proxy": path.lstrip("/")}
     if route is not None:
@@ -85,8 +102,9 @@ def api_event(
             "stage": "local",
             "requestId": str(uuid.uuid4()),
             "requestTimeEpoch": int(time.time() * 1000),
-            "identity": {"sourceIp": source_ip, "userAgent": single.get("User-Agent")},
+            "identity": {"sourceIp": source_ip, "userAgent": single.get("User-Agent"), "apiKeyId": api_key_id},
             "domainName": single.get("Host", "127.0.0.1"),
+            **({"authorizer": {"claims": claims}} if claims is not None else {}),
         },
         "body": text if body else None,
         "isBase64Encoded": is_b64,

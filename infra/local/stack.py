@@ -37,6 +37,7 @@ import boto3
 from contract import is_artifact
 from infra.local import endpoint, gateway
 from infra.local.api_pool import ApiConfig, ApiPool
+from infra.local.auth import UserPool, create_pool
 from infra.local.context import LOCAL_REGION
 from infra.local.moto_patches import MotoPatchError
 from infra.local.poller import PollerConfig, WorkerPool
@@ -92,6 +93,7 @@ class LocalStack:
         self.queue_arn = ""
         self.pool: WorkerPool | None = None
         self.api: ApiPool | None = None
+        self.user_pool: UserPool | None = None  # the people's accounts (moto's Cognito)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._endpoints: list[subprocess.Popen] = []
@@ -125,7 +127,9 @@ class LocalStack:
         settings = local_settings(
             uuid.uuid4().hex[:8], self.endpoint_url, Path(self._tmp.name) / "model", self.visibility_timeout_s
         )
-        settings = replace(settings, dynamodb_endpoint_url=self.dynamodb_endpoint_url)
+        settings = replace(
+            settings, dynamodb_endpoint_url=self.dynamodb_endpoint_url, page_api_key_id=gateway.PAGE_KEY_ID
+        )
         services = aws.Services(settings, session)
         queues = create_resources(services)
         self.dlq_url, self.queue_arn = queues.dlq_url, queues.queue_arn
@@ -143,10 +147,12 @@ class LocalStack:
         )
         self.services = aws.Services(self.settings, session)
         aws.configure(self.services)
+        cognito = session.client("cognito-idp", endpoint_url=self.endpoint_url)
+        self.user_pool = create_pool(cognito, f"recommender-{settings.table_name}", LOCAL_REGION, self.endpoint_url)
 
         self.api = ApiPool(
             self.api_processes,
-            ApiConfig(asdict(self.settings), self.api_key, access_log=self.access_log),
+            ApiConfig(asdict(self.settings), self.api_key, access_log=self.access_log, user_pool=self.user_pool),
             self.port,
             gateway.LISTEN_BACKLOG,
         )

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.api import errors
-from lambdas.api.routes import catalogue, events, recommendations, users
+from lambdas.api.routes import catalogue, events, me, recommendations, users
 from lambdas.service.aws import get_services, is_transient
 from lambdas.service.errors import ServiceError
 from lambdas.service.logs import logger
@@ -46,6 +46,7 @@ app = APIGatewayRestResolver(enable_validation=True, cors=CORS)
 app.include_router(recommendations.router)
 app.include_router(events.router)
 app.include_router(users.router)
+app.include_router(me.router)
 app.include_router(catalogue.router)
 OPENAPI_PATH = catalogue.OPENAPI_PATH
 

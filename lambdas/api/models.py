@@ -82,7 +82,40 @@ def _no_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
-class RecommendationRequest(BaseModel):
+class ListOptions(BaseModel):
+    """What a list holds and shows: shared by every request kind and by ``POST /me/recommendations``."""
+
+    model_config = ConfigDict(extra="forbid", title="ListOptions")
+
+    k: Annotated[StrictInt, BeforeValidator(_integral)] = Field(
+        10, ge=1, le=MAX_K, description="How many movies per list"
+    )
+    exclude_seen: StrictBool = Field(True, description="Leave out movies the user has rated (or gave in `ratings`)")
+    genres: list[Genre] | None = Field(
+        None, max_length=MAX_GENRES, description="Only movies with at least one of these genres (case-insensitive)"
+    )
+    exclude_genres: list[Genre] | None = Field(None, max_length=MAX_GENRES, description="No movie with these genres")
+    include_metadata: StrictBool = Field(True, description="Titles, years and genres with every movie")
+    explain: StrictBool = Field(
+        True,
+        description=(
+            "Reasons with every movie (`reasons`; personalised movies also `match` and their score's shares). "
+            "`false` saves the work (under a millisecond at 9,700 movies)"
+        ),
+    )
+    include_history: StrictBool = Field(
+        False, description="With `user_id`/`user_ids`: the user's highest-rated movies in the training data"
+    )
+    include_popular: StrictBool = Field(
+        False,
+        description=(
+            "With `user_id`: also the popularity ranking (`popular`) under the same filters and exclude-seen rule, "
+            "to compare personalised with popular recommendations; ignored with the other request kinds"
+        ),
+    )
+
+
+class RecommendationRequest(ListOptions):
     """A request: exactly one of ``user_id``, ``ratings``, ``similar_to``, ``user_ids``, ``profile_of``.
 
     The request kinds are optional but never null, and the JSON schema says "exactly one" as ``oneOf`` over their
@@ -134,32 +167,6 @@ class RecommendationRequest(BaseModel):
             "request ends FAILED with error code `unknown_user`."
         ),
         json_schema_extra=_no_default,
-    )
-    k: Annotated[StrictInt, BeforeValidator(_integral)] = Field(
-        10, ge=1, le=MAX_K, description="How many movies per list"
-    )
-    exclude_seen: StrictBool = Field(True, description="Leave out movies the user has rated (or gave in `ratings`)")
-    genres: list[Genre] | None = Field(
-        None, max_length=MAX_GENRES, description="Only movies with at least one of these genres (case-insensitive)"
-    )
-    exclude_genres: list[Genre] | None = Field(None, max_length=MAX_GENRES, description="No movie with these genres")
-    include_metadata: StrictBool = Field(True, description="Titles, years and genres with every movie")
-    explain: StrictBool = Field(
-        True,
-        description=(
-            "Reasons with every movie (`reasons`; personalised movies also `match` and their score's shares). "
-            "`false` saves the work (under a millisecond at 9,700 movies)"
-        ),
-    )
-    include_history: StrictBool = Field(
-        False, description="With `user_id`/`user_ids`: the user's highest-rated movies in the training data"
-    )
-    include_popular: StrictBool = Field(
-        False,
-        description=(
-            "With `user_id`: also the popularity ranking (`popular`) under the same filters and exclude-seen rule, "
-            "to compare personalised with popular recommendations; ignored with the other request kinds"
-        ),
     )
 
     @model_validator(mode="after")
@@ -443,6 +450,12 @@ class Event(BaseModel):
         return self
 
 
+def _check_distinct_event_ids(events: list[Event]) -> None:
+    ids = [e.event_id for e in events if e.event_id is not None]
+    if len(ids) != len(set(ids)):
+        raise ValueError("event_id values must differ within one call")
+
+
 class EventsRequest(BaseModel):
     """``POST /events``: a user's new ratings, stored all together or not at all."""
 
@@ -453,9 +466,7 @@ class EventsRequest(BaseModel):
 
     @model_validator(mode="after")
     def _distinct_event_ids(self) -> EventsRequest:
-        ids = [e.event_id for e in self.events if e.event_id is not None]
-        if len(ids) != len(set(ids)):
-            raise ValueError("event_id values must differ within one call")
+        _check_distinct_event_ids(self.events)
         return self
 
 
@@ -477,3 +488,33 @@ class ForgetResponse(ResponseModel):
     user_id: str
     events_deleted: int = Field(description="The user's stored events")
     requests_deleted: int = Field(description="Requests naming the user, with their results (table and bucket)")
+
+
+class MyEventsRequest(BaseModel):
+    """``POST /me/events``: the signed-in person's new ratings (their user id comes from their token)."""
+
+    model_config = ConfigDict(extra="forbid", title="MyEventsRequest")
+
+    events: list[Event] = Field(min_length=1, max_length=MAX_EVENTS, description=f"1-{MAX_EVENTS} ratings")
+
+    @model_validator(mode="after")
+    def _distinct_event_ids(self) -> MyEventsRequest:
+        _check_distinct_event_ids(self.events)
+        return self
+
+    def for_user(self, user_id: int | str) -> EventsRequest:
+        return EventsRequest(user_id=user_id, events=self.events)
+
+
+class Account(ResponseModel):
+    """``GET /me``: who the token says the caller is, and the user id their data are kept under."""
+
+    sub: str = Field(description="The account's subject (the token's `sub`)")
+    user_id: int | str = Field(
+        description=(
+            "The user id the account's ratings and recommendations are kept under: a data-set user an operator "
+            "linked to the account, else the account's own id (`sub`)"
+        )
+    )
+    linked: bool = Field(description="Whether an operator linked the account to a user of the training data")
+    email: str | None = Field(None, description="The account's e-mail address, from the token")

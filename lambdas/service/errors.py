@@ -33,3 +33,11 @@ class PayloadTooLarge(ServiceError):
 
 class Unavailable(ServiceError):
     status = 503
+
+
+class Unauthorized(ServiceError):
+    status = 401
+
+
+class Forbidden(ServiceError):
+    status = 403

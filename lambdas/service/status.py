@@ -13,19 +13,22 @@ from botocore.exceptions import BotoCoreError, ClientError
 from contract.api import COMPLETED, MAX_WAIT_S, PENDING
 from lambdas.service import store
 from lambdas.service.aws import Services
-from lambdas.service.errors import NotFound, Unavailable
+from lambdas.service.errors import Forbidden, NotFound, Unavailable
 from lambdas.service.logs import logger
 from lambdas.settings import PARTITION_KEY, TTL_ATTRIBUTE
 
 
-def read_status(services: Services, request_id: str, item: dict | None = None) -> dict:
+def read_status(services: Services, request_id: str, item: dict | None = None, reader: str | None = None) -> dict:
     """The status document of a request (``StatusResponse``'s fields); NotFound if unknown or expired.
 
-    ``item``: the request's item as just read (by :func:`wait_until_finished`); else it is read here.
+    ``item``: the request's item as just read (by :func:`wait_until_finished`); else it is read here. ``reader``:
+    the reading caller's owner name when it is not an operator: it reads only requests it owns (else 403).
     """
     item = item or store.get(services, request_id)
     if item is None or "kind" not in item:
         raise NotFound("not_found", f"no request {request_id} (unknown, or expired after its TTL)")
+    if reader is not None and item.get("owner", store.OPERATOR_OWNER) != reader:
+        raise Forbidden("forbidden", f"request {request_id} was not submitted by this caller")
     out = {
         "request_id": item[PARTITION_KEY],
         "status": item["status"],

@@ -19,19 +19,31 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+OPERATOR_OWNER = "operator"  # the owner of requests an operator submits, and of those stored before owners were
+
+
 def dumps(value: Any) -> str:
     """Compact, key-sorted JSON: the canonical form of requests and results."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def pending_item(request_id: str, kind: str, request_json: str, ttl_seconds: int, now: float | None = None) -> dict:
-    """A new request's item; ``ttl`` is epoch seconds (DynamoDB's TTL format)."""
+def pending_item(
+    request_id: str,
+    kind: str,
+    request_json: str,
+    ttl_seconds: int,
+    now: float | None = None,
+    owner: str = OPERATOR_OWNER,
+) -> dict:
+    """A new request's item; ``ttl`` is epoch seconds (DynamoDB's TTL format). ``owner``: who submitted it
+    (``operator``, ``visitor`` or ``person:<sub>``); only an operator or the owner may read it."""
     now = time.time() if now is None else now
     stamp = iso(now)
     return {
         PARTITION_KEY: request_id,
         "status": PENDING,
         "kind": kind,
+        "owner": owner,
         "request": request_json,
         "created_at": stamp,
         "updated_at": stamp,

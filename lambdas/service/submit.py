@@ -52,11 +52,17 @@ def submit(
     request: RecommendationRequest,
     idempotency_key: str | None = None,
     request_id: str | None = None,
+    owner: str = store.OPERATOR_OWNER,
 ) -> Accepted:
-    """Store the request PENDING and queue it; with an Idempotency-Key a repeat returns the first request."""
+    """Store the request PENDING and queue it; with an Idempotency-Key a repeat returns the first request.
+
+    ``owner``: who submits it (see :func:`store.pending_item`); an Idempotency-Key is the owner's own (another
+    caller's same key is another key)."""
     request_id = request_id or new_request_id()
     body = canonical(request)
-    item = store.pending_item(request_id, request.kind, body, services.settings.ttl_seconds)
+    item = store.pending_item(request_id, request.kind, body, services.settings.ttl_seconds, owner=owner)
+    if idempotency_key is not None and owner != store.OPERATOR_OWNER:
+        idempotency_key = f"{owner}/{idempotency_key}"
     # the users it names point at it (DELETE /users/{id} finds it through them), in the item's own transaction
     pointers = events.pointer_puts(services, named_users(request), request_id, item[TTL_ATTRIBUTE])
     if idempotency_key is None:

@@ -42,6 +42,11 @@ router = Router()
     },
 )
 def post_events(request: Annotated[EventsRequest, Body()]) -> Response[EventsResponse]:
+    return store(request)
+
+
+def store(request: EventsRequest) -> Response[EventsResponse]:
+    """Check the events against the served model, store them all, answer what was stored."""
     services = get_services()
     version, idx = model_files.index(services)
     scale = contract.rating_scale(model_files.manifest(services))

@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from contract.api import MAX_WAIT_S
+from lambdas.api import callers
 from lambdas.api.answers import INTERNAL, error
 from lambdas.api.models import UUID_PATTERN, RecommendationRequest, StatusResponse, SubmitResponse
 from lambdas.service import status as status_service
@@ -24,6 +25,8 @@ from lambdas.service.logs import logger
 from lambdas.settings import PARTITION_KEY
 
 router = Router()
+# The status routes a long-poll waits on (API Gateway's resource templates).
+STATUS_RESOURCES = ("/recommendations/{request_id}", "/me/requests/{request_id}")
 _UUID = re.compile(UUID_PATTERN)
 # The finished item a long-poll read, for get_request to answer from (per thread: one invocation per thread).
 _waited = threading.local()
@@ -82,10 +85,20 @@ def submit_request(
         ),
     ] = None,
 ) -> Response[SubmitResponse]:
+    services = get_services()
+    caller = callers.of(router.current_event.raw_event, services.settings)
+    return accept(router, request, idempotency_key, caller, "/recommendations")
+
+
+def accept(
+    router: Router, request: RecommendationRequest, idempotency_key: str | None, caller: callers.Caller, status: str
+) -> Response[SubmitResponse]:
+    """Submit ``request`` for ``caller`` and answer 202 with the status URL (``status``: the status route's path
+    before the request id)."""
     request_id = submit_service.new_request_id()
-    logger.append_keys(request_id=request_id)
-    accepted = submit_service.submit(get_services(), request, idempotency_key, request_id)
-    url = status_url(cast(APIGatewayProxyEvent, router.current_event), accepted.request_id)
+    logger.append_keys(request_id=request_id, caller=caller.kind)
+    accepted = submit_service.submit(get_services(), request, idempotency_key, request_id, owner=caller.owner)
+    url = status_url(cast(APIGatewayProxyEvent, router.current_event), accepted.request_id, status)
     headers = {"Location": url} | ({"Idempotent-Replayed": "true"} if accepted.replayed else {})
     return Response(
         status_code=202,
@@ -126,21 +139,29 @@ def get_request(
         ),
     ] = 0,
 ) -> Response[StatusResponse]:
+    services = get_services()
+    return answer_status(request_id, wait, callers.of(router.current_event.raw_event, services.settings))
+
+
+def answer_status(request_id: str, wait: int, caller: callers.Caller) -> Response[StatusResponse]:
+    """The status of ``request_id`` for ``caller`` (403 unless an operator or the request's owner)."""
     # The waiting itself happened before the resolver ran (lambda_handler, _long_poll): here the item is read once.
-    logger.append_keys(request_id=request_id, wait=wait)
-    document = status_service.read_status(get_services(), request_id, _take_waited(request_id))
+    logger.append_keys(request_id=request_id, wait=wait, caller=caller.kind)
+    document = status_service.read_status(get_services(), request_id, _take_waited(request_id), caller.reader)
     # a dict in the model's shape: Powertools validates it against StatusResponse on the way out
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=cast(StatusResponse, document))
 
 
-def status_url(event: APIGatewayProxyEvent, request_id: str) -> str:
-    """Absolute URL of the status endpoint as the client called us (stage and base path included)."""
+def status_url(event: APIGatewayProxyEvent, request_id: str, route: str = "/recommendations") -> str:
+    """Absolute URL of the status route ``route/{request_id}`` as the client called us (stage and base path, e.g.
+    the page's ``/api``, included)."""
     host = event.headers.get("Host")
-    path = (event.request_context.path or event.path or "/recommendations").rstrip("/")
+    called, path = (event.request_context.path or ""), (event.path or "")
+    base = called[: -len(path)] if path and called.endswith(path) else ""
     if not host:
-        return f"/recommendations/{request_id}"
+        return f"{route}/{request_id}"
     scheme = event.headers.get("X-Forwarded-Proto") or "https"
-    return f"{scheme}://{host}{path}/{request_id}"
+    return f"{scheme}://{host}{base}{route}/{request_id}"
 
 
 def _take_waited(request_id: str) -> dict | None:
@@ -161,7 +182,7 @@ def _long_poll(event: dict, context: LambdaContext) -> dict | None:
     Only well-formed calls wait; anything else goes straight to the resolver, which validates it and answers the
     error. A read that fails here is left to the resolver's own read, which answers and logs it.
     """
-    if event.get("httpMethod") != "GET" or event.get("resource") != "/recommendations/{request_id}":
+    if event.get("httpMethod") != "GET" or event.get("resource") not in STATUS_RESOURCES:
         return None
     request_id = (event.get("pathParameters") or {}).get("request_id") or ""
     raw = (event.get("queryStringParameters") or {}).get("wait") or ""

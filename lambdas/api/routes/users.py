@@ -41,6 +41,11 @@ def forget_user(
         str, PathParam(min_length=1, max_length=MAX_ID_LENGTH, pattern=NOT_BLANK, description="The user's id")
     ],
 ) -> Response[ForgetResponse]:
+    return forget(router, user_id)
+
+
+def forget(router: Router, user_id: int | str) -> Response[ForgetResponse]:
+    """Forget ``user_id`` within what the invocation has left; answer the counts."""
     left_s = router.lambda_context.get_remaining_time_in_millis() / 1000 - events_service.FORGET_MARGIN_S
     counts = events_service.forget(get_services(), user_id, min(events_service.FORGET_BUDGET_S, max(0.0, left_s)))
     body = ForgetResponse(user_id=events_service.user_key(user_id), **counts)

@@ -8,6 +8,15 @@ from aws_cdk.assertions import Match
 
 from tests.infra.stack.helpers import ref_id, routes
 
+PERSONAL = {
+    "GET /me",
+    "DELETE /me",
+    "POST /me/recommendations",
+    "POST /me/profile",
+    "GET /me/requests/{request_id}",
+    "POST /me/events",
+}
+
 
 def test_every_method_requires_the_api_key(template):
     """Every route, the page's new GET /movies and GET /model too, needs the key (no anonymous method, no CORS
@@ -21,10 +30,13 @@ def test_every_method_requires_the_api_key(template):
         "GET /movies",
         "GET /model",
         "GET /openapi.json",
+        *PERSONAL,
     }
     for route, props in found.items():
         assert props["ApiKeyRequired"] is True, route
         assert props["Integration"]["Type"] == "AWS_PROXY", route
+        # the personal routes, and only they, need a person's token too
+        assert (props["AuthorizationType"] == "COGNITO_USER_POOLS") == (route in PERSONAL), route
     # /movies: the handler checks q, genres, limit and offset; the edge declares nothing it would refuse.
     assert "RequestParameters" not in found["GET /movies"]
 
@@ -111,3 +123,63 @@ def test_gateway_errors_use_the_handler_error_shape(template):
         "AWS::ApiGateway::GatewayResponse",
         {"ResponseType": "DEFAULT_4XX", "ResponseTemplates": {"application/json": Match.string_like_regexp("error")}},
     )
+
+
+def test_personal_routes_take_the_user_pools_id_tokens(template, stack):
+    """One Cognito authoriser, on the pool the stack creates, reading the Authorization header; its 401s have the
+    API's JSON error shape (the 4xx gateway response)."""
+    pool = ref_id(stack, stack.accounts.user_pool)
+    template.resource_count_is("AWS::ApiGateway::Authorizer", 1)
+    template.has_resource_properties(
+        "AWS::ApiGateway::Authorizer",
+        {
+            "Type": "COGNITO_USER_POOLS",
+            "IdentitySource": "method.request.header.Authorization",
+            "ProviderARNs": [{"Fn::GetAtt": [pool, "Arn"]}],
+            "AuthorizerResultTtlInSeconds": 300,
+        },
+    )
+    authorizer = ref_id(stack, stack.api.authorizer)
+    for route, props in routes(template).items():
+        if route in PERSONAL:
+            assert props["AuthorizerId"] == {"Ref": authorizer}, route
+    template.has_resource_properties(
+        "AWS::ApiGateway::GatewayResponse",
+        {"ResponseType": "DEFAULT_4XX", "ResponseTemplates": {"application/json": Match.string_like_regexp("error")}},
+    )
+
+
+def test_the_user_pool_and_the_pages_client(template, stack):
+    """Sign-in with a verified e-mail address, the shared password rule, optional app-based MFA, recovery by e-mail;
+    the page's client has no secret (a browser cannot keep one), short-lived tokens, revocation, and hides whether
+    an address has an account."""
+    template.has_resource_properties(
+        "AWS::Cognito::UserPool",
+        {
+            "UsernameAttributes": ["email"],
+            "AutoVerifiedAttributes": ["email"],
+            "MfaConfiguration": "OPTIONAL",
+            "EnabledMfas": ["SOFTWARE_TOKEN_MFA"],
+            "Policies": {"PasswordPolicy": Match.object_like({"MinimumLength": 8, "RequireNumbers": True})},
+            "AccountRecoverySetting": {"RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}]},
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Cognito::UserPoolClient",
+        {
+            "GenerateSecret": False,
+            "ExplicitAuthFlows": Match.array_with(["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]),
+            "PreventUserExistenceErrors": "ENABLED",
+            "EnableTokenRevocation": True,
+            "IdTokenValidity": 60,
+            "RefreshTokenValidity": 43200,
+        },
+    )
+    outputs = template.find_outputs("*")
+    assert {"UserPoolId", "UserPoolClientId"} <= set(outputs)
+
+
+def test_the_api_function_knows_the_pages_key(template, ids):
+    """Calls made with the page's key are anonymous visitors' (lambdas.api.callers): the function gets its id."""
+    function = template.find_resources("AWS::Lambda::Function")[ids["api_function"]]
+    assert function["Properties"]["Environment"]["Variables"]["PAGE_API_KEY_ID"] == {"Ref": ids["site_key"]}

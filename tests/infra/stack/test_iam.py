@@ -67,8 +67,9 @@ def test_worker_reads_the_model_and_writes_results_nothing_more(template, ids):
 
 
 def test_api_sends_to_the_queue_and_reads_writes_the_table_nothing_more(template, ids):
-    """Exactly: logs, X-Ray, send to the queue, read/write the table, read results/* (large results), get each
-    version's movies.json.gz and manifest.json (no other model file), read the version parameter."""
+    """Exactly: logs, X-Ray, send to the queue, read/write the table, on the events table the puts, queries and
+    deletes of events, pointers and accounts (no Scan), read results/* (large results), get each version's
+    movies.json.gz and manifest.json (no other model file), read the version parameter."""
     bucket = arn(ids["bucket"])
     models = Settings().model_prefix
     table_rw = (
@@ -91,7 +92,13 @@ def test_api_sends_to_the_queue_and_reads_writes_the_table_nothing_more(template
             ("xray:PutTraceSegments", "xray:PutTelemetryRecords"): ["*"],
             ("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"): [arn(ids["queue"])],
             table_rw: [arn(ids["table"])],
-            ("dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Query"): [arn(ids["events_table"])],
+            (
+                "dynamodb:PutItem",
+                "dynamodb:BatchWriteItem",
+                "dynamodb:Query",
+                "dynamodb:GetItem",
+                "dynamodb:DeleteItem",
+            ): [arn(ids["events_table"])],
             ("s3:DeleteObject",): [{"Fn::Join": ["", [bucket, f"/{Settings().results_prefix}*"]]}],
             ("s3:GetObject*", "s3:GetBucket*", "s3:List*"): [
                 bucket,

@@ -38,11 +38,15 @@ def iam_template(outdir, fake_artifact) -> Template:
 
 
 def test_iam_auth_option_signs_requests_instead_of_an_api_key(iam_template):
-    """-c auth=iam: methods use AWS_IAM, no API key or usage plan; CORS preflight stays anonymous."""
-    methods = iam_template.find_resources("AWS::ApiGateway::Method").values()
-    for method in methods:
+    """-c auth=iam: methods use AWS_IAM, no API key or usage plan; CORS preflight stays anonymous; the personal
+    routes keep their Cognito authoriser (a person has a token, not AWS credentials)."""
+    methods = iam_template.find_resources("AWS::ApiGateway::Method")
+    personal = {name for name, method in methods.items() if "AuthorizerId" in method["Properties"]}
+    assert len(personal) == 6
+    for name, method in methods.items():
         props = method["Properties"]
         expected = "NONE" if props["HttpMethod"] == "OPTIONS" else "AWS_IAM"
+        expected = "COGNITO_USER_POOLS" if name in personal else expected
         assert props["AuthorizationType"] == expected
         assert not props.get("ApiKeyRequired")
     assert iam_template.find_resources("AWS::ApiGateway::ApiKey") == {}

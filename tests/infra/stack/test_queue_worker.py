@@ -147,4 +147,5 @@ def test_api_function_environment(template, ids):
         "RESULTS_PREFIX": defaults.results_prefix,
         "RESULT_TTL_DAYS": "7",
         "MAX_BODY_BYTES": str(defaults.max_body_bytes),
+        "PAGE_API_KEY_ID": {"Ref": ids["site_key"]},  # calls with the page's key are anonymous visitors'
     }
