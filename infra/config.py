@@ -113,6 +113,10 @@ class StackConfig:
     throttle_rate: float = 50.0
     throttle_burst: int = 100
     quota_per_day: int = 0  # 0: no quota on the usage plan
+    # The web page's own usage plan (its one key, shared by every visitor): lower than an operator's, so that a flood
+    # through the page cannot take the stage's whole limit from operators.
+    page_throttle_rate: float = 20.0
+    page_throttle_burst: int = 40
     auth: str = "api_key"  # "api_key" (key + usage plan) or "iam" (SigV4)
     cors_origins: tuple[str, ...] = ()
     stage_name: str = "v1"
@@ -123,6 +127,12 @@ class StackConfig:
     # CloudWatch alarms: the age of the oldest request message, and the number of API 5xx in 5 minutes.
     oldest_message_alarm_s: int = 300
     api_5xx_threshold: int = 1
+    # Write request units the two tables may consume in 5 minutes before an alarm (100,000: USD 0.06 at on-demand
+    # prices, 333 a second sustained; the service writes a few per request or event)
+    write_units_alarm: int = 100_000
+    # A monthly cost budget for the account in USD (AWS Budgets; 0: none), notifying alarm_topic_arn at 80% of the
+    # actual and 100% of the forecast spend
+    budget_usd: float = 50.0
     # An existing SNS topic for alarm notifications (none by default: no cost at rest).
     alarm_topic_arn: str | None = None
     dashboard: bool = True
@@ -189,8 +199,12 @@ class StackConfig:
             problems.append(f"log_retention_days must be one of {RETENTION_DAYS}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             problems.append(f"log_level {self.log_level!r} is not a logging level")
+        if self.write_units_alarm < 1 or self.budget_usd < 0:
+            problems.append("write_units_alarm must be >= 1 and budget_usd >= 0")
         if self.throttle_rate <= 0 or self.throttle_burst < 1:
             problems.append("throttle_rate must be > 0 and throttle_burst >= 1")
+        if not (0 < self.page_throttle_rate <= self.throttle_rate and self.page_throttle_burst >= 1):
+            problems.append("page_throttle_rate must be > 0 and at most throttle_rate, page_throttle_burst >= 1")
         problems += self._site_problems()
         problems += self._retrain_problems()
         if problems:

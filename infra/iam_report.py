@@ -122,8 +122,12 @@ ROLES: dict[str, RoleDoc] = {
 # one matches no statement of the template any more.
 WHY: dict[tuple[str, str, str], str] = {
     (API, "sqs:SendMessage", "the request queue"): "submit a request",
-    (API, "dynamodb:Scan", "the results table"): "CDK's `grant_read_write_data`",
-    (API, "dynamodb:PutItem", "the events table"): "`POST /events`, the requests' user pointers, `DELETE /users/{id}`",
+    (API, "dynamodb:PutItem", "the results table"): (
+        "a request's item: submit, status, a failed send, a released Idempotency-Key, forgetting (no Scan or Query)"
+    ),
+    (API, "dynamodb:PutItem", "the events table"): (
+        "`POST /events`, the requests' user pointers, `DELETE /users/{id}`, a person's account (`/me`)"
+    ),
     (API, "s3:DeleteObject", "the model bucket"): "a forgotten user's results",
     (API, "s3:GetObject*", "the model bucket"): "results too large for the table",
     (API, "s3:GetObject", "the model bucket"): (

@@ -258,7 +258,12 @@ class RecommenderStack(cdk.Stack):
         )
         api_role = self.api.handler.role
         self.queue_worker.queue.grant_send_messages(api_role)
-        self.results.table.grant_read_write_data(api_role)
+        # The requests table, item by item: submit (PutItem, alone or in a transaction), status (GetItem), a failed
+        # send (UpdateItem), forgetting and a released Idempotency-Key (DeleteItem). No Scan or Query: the API never
+        # reads more than the one request it is asked about.
+        self.results.table.grant(
+            api_role, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
+        )
         # POST /events: one transaction of puts (TransactWriteItems needs PutItem on the table); the requests' user
         # pointers (PutItem, BatchWriteItem for a batch); DELETE /users/{id}: one Query, BatchWriteItem deletes, and
         # the deleted requests' result objects.
@@ -283,7 +288,8 @@ class RecommenderStack(cdk.Stack):
                 props=SiteProps(
                     web_dir=WEB_DIR,
                     api=self.api.api,
-                    usage_plan=self.api.usage_plan,
+                    throttle_rate=c.page_throttle_rate,
+                    throttle_burst=c.page_throttle_burst,
                     access_logs=self.model_store.access_logs,
                     log_retention=retention,
                     retain_data=c.retain_data,
@@ -312,6 +318,9 @@ class RecommenderStack(cdk.Stack):
                 api_5xx_threshold=c.api_5xx_threshold,
                 alarm_topic_arn=c.alarm_topic_arn,
                 dashboard=c.dashboard,
+                tables=(self.results.table, self.events.table),
+                write_units_alarm=c.write_units_alarm,
+                budget_usd=c.budget_usd,
             ),
         )
         self.retraining: Retraining | None = None

@@ -1,4 +1,5 @@
-"""Alarms on what needs a human (dead letters, a stalled queue, worker errors and throttles, API 5xx); a dashboard."""
+"""Alarms on what needs a human (dead letters, a stalled queue, worker errors and throttles, API 5xx, the tables'
+writes); a monthly cost budget; a dashboard."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -29,6 +32,9 @@ class MonitoringProps:
     api_5xx_threshold: int
     alarm_topic_arn: str | None
     dashboard: bool
+    tables: tuple[dynamodb.ITable, ...] = ()
+    write_units_alarm: int = 100_000
+    budget_usd: float = 0.0
 
 
 class Monitoring(Construct):
@@ -77,6 +83,21 @@ class Monitoring(Construct):
                 "The API answered 5xx (a handler error, or the queue unavailable).",
             ),
         }
+        if p.tables:
+            specs["TableWrites"] = (
+                cw.MathExpression(
+                    expression=" + ".join(f"w{i}" for i in range(len(p.tables))),
+                    using_metrics={
+                        f"w{i}": t.metric_consumed_write_capacity_units(period=FIVE_MINUTES, statistic="Sum")
+                        for i, t in enumerate(p.tables)
+                    },
+                    period=FIVE_MINUTES,
+                    label="Write units consumed",
+                ),
+                p.write_units_alarm,
+                "The tables consumed more write units in 5 minutes than expected: a flood of requests or events, or "
+                "a runaway client; on demand, every unit is billed.",
+            )
         self.alarms: dict[str, cw.Alarm] = {}
         for name, (metric, threshold, description) in specs.items():
             self.alarms[name] = cw.Alarm(
@@ -94,6 +115,9 @@ class Monitoring(Construct):
             for alarm in self.alarms.values():
                 alarm.add_alarm_action(cw_actions.SnsAction(topic))
                 alarm.add_ok_action(cw_actions.SnsAction(topic))
+        self.budget: budgets.CfnBudget | None = None
+        if p.budget_usd > 0:
+            self.budget = self._budget(p.budget_usd, p.alarm_topic_arn)
 
         self.dashboard: cw.Dashboard | None = None
         if p.dashboard:
@@ -156,3 +180,33 @@ class Monitoring(Construct):
                     width=8,
                 ),
             )
+
+    def _budget(self, amount: float, topic_arn: str | None) -> budgets.CfnBudget:
+        """A monthly cost budget (the account's spend: Budgets cannot filter by stack without cost allocation tags
+        turned on): 80% of it spent, and a forecast over 100%, notify the alarm topic (whose policy must let
+        budgets.amazonaws.com publish)."""
+        notifications = []
+        if topic_arn:
+            subscribers = [budgets.CfnBudget.SubscriberProperty(subscription_type="SNS", address=topic_arn)]
+            for kind, percent in (("ACTUAL", 80), ("FORECASTED", 100)):
+                notifications.append(
+                    budgets.CfnBudget.NotificationWithSubscribersProperty(
+                        notification=budgets.CfnBudget.NotificationProperty(
+                            notification_type=kind,
+                            comparison_operator="GREATER_THAN",
+                            threshold=percent,
+                            threshold_type="PERCENTAGE",
+                        ),
+                        subscribers=subscribers,
+                    )
+                )
+        return budgets.CfnBudget(
+            self,
+            "Budget",
+            budget=budgets.CfnBudget.BudgetDataProperty(
+                budget_type="COST",
+                time_unit="MONTHLY",
+                budget_limit=budgets.CfnBudget.SpendProperty(amount=amount, unit="USD"),
+            ),
+            notifications_with_subscribers=notifications or None,
+        )

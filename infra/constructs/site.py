@@ -53,7 +53,9 @@ class SiteProps:
 
     web_dir: Path
     api: apigw.RestApi
-    usage_plan: apigw.UsagePlan
+    # The page's own usage plan: every visitor shares the page's one key, so this is the page's limit as a whole.
+    throttle_rate: float
+    throttle_burst: int
     access_logs: s3.IBucket
     log_retention: logs.RetentionDays
     retain_data: bool
@@ -122,11 +124,19 @@ class Site(Construct):
         )
         # A dynamic reference, resolved by CloudFormation at deploy time: the template holds the secret's ARN only.
         key_value = self.api_key_secret.secret_value.unsafe_unwrap()
-        # Its own key on the usage plan: usage-plan throttling is per key, so the page and CLI clients each get theirs.
+        # Its own key on its own usage plan: the page's traffic as a whole is held to page_throttle_rate, apart from
+        # operators' keys (the API's plan), so a flood through the page leaves operators their share of the stage.
         self.api_key = apigw.ApiKey(
             self, f"ApiKey{suffix}", description="Key CloudFront adds to the web page's API calls", value=key_value
         )
-        props.usage_plan.add_api_key(self.api_key)
+        self.usage_plan = apigw.UsagePlan(
+            self,
+            "PagePlan",
+            description="The web page's key (every visitor's calls through CloudFront)",
+            throttle=apigw.ThrottleSettings(rate_limit=props.throttle_rate, burst_limit=props.throttle_burst),
+            api_stages=[apigw.UsagePlanPerApiStage(api=props.api, stage=props.api.deployment_stage)],
+        )
+        self.usage_plan.add_api_key(self.api_key)
 
         # A web ACL of our own only where CloudFront's can exist; the distribution names it under the same condition.
         self.web_acl: wafv2.CfnWebACL | None = None
@@ -252,14 +262,29 @@ class Site(Construct):
             header_behavior=cloudfront.OriginRequestHeaderBehavior.allow_list(*FORWARDED_HEADERS),
             cookie_behavior=cloudfront.OriginRequestCookieBehavior.none(),
         )
+        # A person's ID token (Authorization, on the /me routes) reaches the API only through a cache policy: CloudFront
+        # refuses it in an origin request policy, so that no cached answer can serve another token. Nothing is
+        # cached all the same: the API sends no Cache-Control, so the default TTL (0) applies, and at most 1 s.
+        no_cache = cloudfront.CachePolicy(
+            self,
+            "ApiNoCache",
+            cache_policy_name=self._account_wide_name("ApiNoCache", 128),
+            comment="The API: never cached; a person's token in the key so that it reaches the API",
+            default_ttl=cdk.Duration.seconds(0),
+            min_ttl=cdk.Duration.seconds(0),
+            max_ttl=cdk.Duration.seconds(1),
+            header_behavior=cloudfront.CacheHeaderBehavior.allow_list("Authorization"),
+            query_string_behavior=cloudfront.CacheQueryStringBehavior.all(),
+            cookie_behavior=cloudfront.CacheCookieBehavior.none(),
+        )
         return cloudfront.BehaviorOptions(
             # HTTPS only, TLS 1.2, to the stage's path (RestApiOrigin's defaults). A viewer's own x-api-key never
-            # reaches the API: the request policy forwards only FORWARDED_HEADERS.
+            # reaches the API: the request policy forwards only FORWARDED_HEADERS (and the cache policy Authorization).
             origin=origins.RestApiOrigin(api, custom_headers={API_KEY_HEADER: key_value}),
             # Refuse plain HTTP instead of redirecting: a redirected POST loses its body.
             viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
             allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
-            cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
+            cache_policy=no_cache,
             origin_request_policy=forward,
             response_headers_policy=headers,
             function_associations=[

@@ -161,6 +161,13 @@ def test_a_visitor_reads_only_what_a_visitor_submitted(me_flow, lambda_context):
     assert call(lambda_context, "GET", f"/recommendations/{mine['request_id']}")[0] == 200
 
 
+def test_a_batch_is_an_operators_only(me_flow, lambda_context):
+    status, _, doc = call(lambda_context, "POST", "/recommendations", {"user_ids": [1, 2]}, key=PAGE_KEY)
+    assert status == 403 and doc["error"]["code"] == "forbidden" and "operator" in doc["error"]["message"]
+    assert me_flow.items() == [] and me_flow.depth() == 0
+    assert call(lambda_context, "POST", "/recommendations", {"user_ids": [1, 2]})[0] == 202
+
+
 def test_an_idempotency_key_is_its_owners_own(me_flow, lambda_context):
     headers_key = "same-key"
 

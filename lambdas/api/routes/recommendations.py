@@ -21,6 +21,7 @@ from lambdas.api.models import UUID_PATTERN, RecommendationRequest, StatusRespon
 from lambdas.service import status as status_service
 from lambdas.service import submit as submit_service
 from lambdas.service.aws import get_services
+from lambdas.service.errors import Forbidden
 from lambdas.service.logs import logger
 from lambdas.settings import PARTITION_KEY
 
@@ -59,6 +60,10 @@ _waited = threading.local()
             "content": {content_types.APPLICATION_JSON: {"model": SubmitResponse}},
         },
         400: error("The body is not valid JSON"),
+        403: error(
+            "No valid API key in `x-api-key` (`forbidden`, before the API function runs), or a batch (`user_ids`) "
+            "from the web page: batches are for operators (`forbidden`)"
+        ),
         409: error("The Idempotency-Key was used before with a different body (`idempotency_conflict`)"),
         413: error("The body is larger than 64 KB (`body_too_large`)"),
         415: error("The body is not application/json (`unsupported_media_type`)"),
@@ -87,6 +92,9 @@ def submit_request(
 ) -> Response[SubmitResponse]:
     services = get_services()
     caller = callers.of(router.current_event.raw_event, services.settings)
+    if request.kind == "batch" and caller.kind != callers.OPERATOR:
+        # one batch scores up to 100 users and stores a result as large: an operator's job, not a page's
+        raise Forbidden("forbidden", "a batch (user_ids) needs an operator's API key")
     return accept(router, request, idempotency_key, caller, "/recommendations")
 
 
@@ -122,6 +130,10 @@ def accept(
     responses={
         200: {"description": "The request", "content": {content_types.APPLICATION_JSON: {"model": StatusResponse}}},
         400: error("The request id is not a UUID (`invalid_request_id`)"),
+        403: error(
+            "No valid API key in `x-api-key` (`forbidden`, before the API function runs), or a request the caller "
+            "did not submit: the web page reads only what the page submitted (`forbidden`)"
+        ),
         404: error("No such request, or it expired (`not_found`)"),
         422: error("`wait` is not an integer from 0 to 20 (`validation_error`, with `details`)"),
         503: error("A stored result cannot be read now (`result_unavailable`)", retry_after=True),

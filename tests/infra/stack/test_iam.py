@@ -67,25 +67,12 @@ def test_worker_reads_the_model_and_writes_results_nothing_more(template, ids):
 
 
 def test_api_sends_to_the_queue_and_reads_writes_the_table_nothing_more(template, ids):
-    """Exactly: logs, X-Ray, send to the queue, read/write the table, on the events table the puts, queries and
-    deletes of events, pointers and accounts (no Scan), read results/* (large results), get each version's
-    movies.json.gz and manifest.json (no other model file), read the version parameter."""
+    """Exactly: logs, X-Ray, send to the queue, the requests table item by item (no Scan or Query), on the events
+    table the puts, queries and deletes of events, pointers and accounts (no Scan), read results/* (large results),
+    get each version's movies.json.gz and manifest.json (no other model file), read the version parameter."""
     bucket = arn(ids["bucket"])
     models = Settings().model_prefix
-    table_rw = (
-        "dynamodb:BatchGetItem",
-        "dynamodb:GetRecords",
-        "dynamodb:GetShardIterator",
-        "dynamodb:Query",
-        "dynamodb:GetItem",
-        "dynamodb:Scan",
-        "dynamodb:ConditionCheckItem",
-        "dynamodb:BatchWriteItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-        "dynamodb:DescribeTable",
-    )
+    table_rw = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
     assert permissions(template, ids["api_role"]) == expect(
         {
             ("logs:CreateLogStream", "logs:PutLogEvents"): [arn(ids["api_logs"])],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from aws_cdk.assertions import Match
+from aws_cdk.assertions import Match, Template
 
 from infra.config import (
     OUTPUT_API_KEY_ID,
@@ -19,11 +19,11 @@ from infra.config import (
     OUTPUT_TABLE,
     StackConfig,
 )
-from tests.infra.stack.helpers import GTE
+from tests.infra.stack.helpers import GTE, build_stack
 
 
 def test_alarms_on_dead_letters_queue_age_worker_errors_throttles_and_api_5xx(template, ids):
-    """The five alarms, each on the right metric and threshold."""
+    """The five alarms of the request flow, each on the right metric and threshold."""
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
         {
@@ -59,6 +59,37 @@ def test_alarms_on_dead_letters_queue_age_worker_errors_throttles_and_api_5xx(te
         {"MetricName": "5XXError", "Namespace": "AWS/ApiGateway", "Threshold": 1, "ComparisonOperator": GTE},
     )
     template.has_resource_properties("AWS::CloudWatch::Dashboard", {"DashboardBody": Match.any_value()})
+
+
+def test_an_alarm_on_the_tables_writes_and_a_monthly_budget(template, ids, outdir, fake_artifact):
+    """A flood is seen in the write units both tables consume (the context's threshold per 5 minutes), and the spend
+    in a monthly budget (cdk.json's USD 50), which notifies the alarm topic when one is given."""
+    alarm = template.find_resources(
+        "AWS::CloudWatch::Alarm", {"Properties": {"Threshold": 100_000, "ComparisonOperator": GTE}}
+    )
+    ((_, alarm),) = alarm.items()
+    metrics = alarm["Properties"]["Metrics"]
+    assert [m["Expression"] for m in metrics if "Expression" in m] == ["w0 + w1"]
+    tables = {
+        m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
+        for m in metrics
+        if "MetricStat" in m and m["MetricStat"]["Metric"]["MetricName"] == "ConsumedWriteCapacityUnits"
+    }
+    assert tables == {ids["table"], ids["events_table"]}
+    template.has_resource_properties(
+        "AWS::Budgets::Budget",
+        {"Budget": {"BudgetType": "COST", "TimeUnit": "MONTHLY", "BudgetLimit": {"Amount": 50, "Unit": "USD"}}},
+    )
+    topic = "arn:aws:sns:us-east-1:111111111111:ops"
+    context = {"alarm_topic_arn": topic, "aws:cdk:bundling-stacks": []}
+    notified = Template.from_stack(build_stack(outdir / "budget", fake_artifact, **context)[1])
+    (budget,) = notified.find_resources("AWS::Budgets::Budget").values()
+    notes = budget["Properties"]["NotificationsWithSubscribers"]
+    assert [(n["Notification"]["NotificationType"], n["Notification"]["Threshold"]) for n in notes] == [
+        ("ACTUAL", 80),
+        ("FORECASTED", 100),
+    ]
+    assert all(n["Subscribers"] == [{"SubscriptionType": "SNS", "Address": topic}] for n in notes)
 
 
 def test_outputs_name_what_clients_and_publish_model_need(template, ids):

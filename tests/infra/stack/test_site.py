@@ -142,13 +142,22 @@ def test_every_answer_carries_the_security_headers(template, ids):
 
 
 def test_api_behaviour_forwards_to_the_stage_uncached_with_the_key_from_secrets_manager(template, ids):
-    """/api/* goes to the REST API's stage over HTTPS (TLS 1.2), every method, no caching, the query string and
-    Content-Type + Idempotency-Key forwarded (not Host), the /api prefix stripped on viewer request, and the API key
-    added by CloudFront as a Secrets Manager dynamic reference, the same one the page's API key is created with."""
+    """/api/* goes to the REST API's stage over HTTPS (TLS 1.2), every method, no caching, the query string,
+    Authorization (a person's token) and Content-Type + Idempotency-Key forwarded (not Host), the /api prefix
+    stripped on viewer request, and the API key added by CloudFront as a Secrets Manager dynamic reference, the same
+    one the page's API key is created with."""
     behavior = api_behavior(template, ids)
     assert behavior["PathPattern"] == "/api/*"
     assert set(behavior["AllowedMethods"]) == {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"}
-    assert behavior["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # managed CachingDisabled
+    ((cache_id, cache),) = template.find_resources("AWS::CloudFront::CachePolicy").items()
+    assert behavior["CachePolicyId"] == {"Ref": cache_id}
+    # a person's token reaches the API (the only way CloudFront forwards Authorization), and nothing is cached
+    cache = cache["Properties"]["CachePolicyConfig"]
+    assert (cache["DefaultTTL"], cache["MinTTL"], cache["MaxTTL"]) == (0, 0, 1)
+    key = cache["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert key["HeadersConfig"] == {"HeaderBehavior": "whitelist", "Headers": ["Authorization"]}
+    assert key["QueryStringsConfig"] == {"QueryStringBehavior": "all"}
+    assert key["CookiesConfig"] == {"CookieBehavior": "none"}
     api_origin = origin(template, ids, behavior["TargetOriginId"])
     assert api_origin["CustomOriginConfig"] == {"OriginProtocolPolicy": "https-only", "OriginSSLProtocols": ["TLSv1.2"]}
     assert {"Ref": ids["api"]} in api_origin["DomainName"]["Fn::Select"][1]["Fn::Split"][1]["Fn::Join"][1]
