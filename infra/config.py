@@ -142,9 +142,6 @@ class StackConfig:
     retain_data: bool = False
     # The web page (web/) on CloudFront, with /api/* forwarded to the API; needs auth=api_key (a page cannot sign).
     site: bool = True
-    # Let the page post ratings (POST /api/events). The page has no user accounts: with this on, anyone who can load
-    # it may add ratings to any user id. Off, the page offers no rating control and CloudFront refuses the route.
-    site_events: bool = False
     # A custom domain for the page and its ACM certificate (us-east-1, as CloudFront requires); both or neither.
     site_domain: str | None = None
     site_certificate_arn: str | None = None

@@ -3,10 +3,10 @@ gateway.
 
 CloudFront adds the page's API key to every ``/api/*`` request, so whatever passes here anyone on the internet can
 do without a key. The page needs to read the catalogue and the model card, submit recommendation requests and read
-their status; it may post events (a rating of a recommended movie) only where the stack's ``site_events`` is on,
-because the page has no user accounts: with it on, anyone who can load the page can add ratings to any user id.
-``DELETE /users/{id}`` and every other route are refused here (403, the API's JSON error shape) and stay
-available to callers holding an API key of their own.
+their status (the API limits an anonymous visitor's requests to what needs no user's data), and a signed-in
+person's own routes (``/me...``), which a valid token guards. ``POST /events``, ``DELETE /users/{id}`` and every
+other route are refused here (403, the API's JSON error shape) and stay available to callers holding an API key of
+their own.
 
 Plain Python (no CDK import), so ``infra.local`` reads it without starting the CDK runtime.
 """
@@ -32,20 +32,15 @@ PAGE_ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", r"/me/requests/[^/]+"),
     ("POST", r"/me/events"),
 )
-EVENTS_ROUTE = ("POST", r"/events")
-# The page reads this file (served next to index.html) to know whether it may offer ratings.
+# The page reads this file (served next to index.html) to know the user pool's app client it signs people in with.
 SITE_CONFIG = "site.json"
 FORBIDDEN_CODE = "forbidden"
 REFUSAL = " is not available through the web page; call the API with an API key"
 
 
-def routes(events: bool) -> tuple[tuple[str, str], ...]:
-    return PAGE_ROUTES + ((EVENTS_ROUTE,) if events else ())
-
-
-def allowed(method: str, path: str, events: bool) -> bool:
+def allowed(method: str, path: str) -> bool:
     """Whether the page's ``/api`` may pass ``method path`` (the path without the ``/api`` prefix) to the API."""
-    return any(m == method and re.fullmatch(p, path) for m, p in routes(events))
+    return any(m == method and re.fullmatch(p, path) for m, p in PAGE_ROUTES)
 
 
 def refusal_message(method: str, path: str) -> str:
@@ -56,15 +51,16 @@ def refusal_body(method: str, path: str) -> str:
     return json.dumps({"error": {"code": FORBIDDEN_CODE, "message": refusal_message(method, path)}})
 
 
-def site_config(events: bool) -> dict:
-    """The page's ``site.json``."""
-    return {"events": events}
+def site_config(client_id: str | None) -> dict:
+    """The page's ``site.json``: the user pool's app client the page signs people in with (through ``auth/`` on
+    its own origin), or none (no accounts: the page offers no sign-in)."""
+    return {"auth": {"client_id": client_id} if client_id else None}
 
 
-def cloudfront_function(events: bool) -> str:
+def cloudfront_function() -> str:
     """The viewer-request CloudFront Function (cloudfront-js-2.0): refuse what the page may not call, else strip the
     ``/api`` prefix (API Gateway's routes start at ``/recommendations``)."""
-    table = json.dumps([[m, f"^{p}$"] for m, p in routes(events)])
+    table = json.dumps([[m, f"^{p}$"] for m, p in PAGE_ROUTES])
     return f"""var ROUTES = {table};
 function handler(event) {{
   var request = event.request;

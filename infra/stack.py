@@ -296,7 +296,7 @@ class RecommenderStack(cdk.Stack):
                     waf=c.waf,
                     web_acl_arn=c.web_acl_arn,
                     waf_rate_limit=c.waf_rate_limit,
-                    events=c.site_events,
+                    auth_client_id=self.accounts.client.user_pool_client_id,
                     domain_name=c.site_domain,
                     certificate_arn=c.site_certificate_arn,
                     key_version=c.site_key_version,

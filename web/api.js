@@ -1,6 +1,8 @@
 // The recommender's public API, as the page uses it: GET calls, and POST-then-poll for recommendation requests.
 // Every failure becomes an ApiError whose message is meant for a person (never a raw JSON dump).
 
+import { idToken } from "./auth.js";
+
 const BASE = new URL("api/", document.baseURI);
 // Long-polling: each GET waits up to WAIT_S seconds on the server and answers as soon as the request is finished.
 const WAIT_S = 10;
@@ -18,7 +20,8 @@ export class ApiError extends Error {
 
 // Words for the error codes a person can meet; anything else shows the API's own message.
 const EXPLAIN = {
-  unknown_user: "That user is not in the model's training data.",
+  unknown_user: "The model does not know you yet: it learns your ratings at its next training.",
+  unauthorized: "Your session has ended: sign in again.",
   unknown_movie: "That movie is not in the model's catalogue.",
   unknown_genre: "That genre is not in the catalogue.",
   invalid_rating: "A rating is outside the model's scale.",
@@ -40,15 +43,19 @@ function describe(status, body) {
   return `The recommender answered with HTTP status ${status}.`;
 }
 
-async function call(method, path, body) {
+async function call(method, path, body, personal = false) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (personal) {
+    const token = await idToken();
+    if (!token) throw new ApiError("Sign in first.", "signed_out", 401);
+    headers.Authorization = `Bearer ${token}`;
+  }
   let response;
   try {
     response = await fetch(new URL(path, BASE), {
       method,
-      headers: body === undefined ? { Accept: "application/json" } : {
-        Accept: "application/json",
-        "Content-Type": "application/json",
-      },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
@@ -77,33 +84,27 @@ export function getJson(path, params = {}) {
   return call("GET", text ? `${path}?${text}` : path);
 }
 
-// What this site lets the page do (site.json next to index.html, written by the deploy): { events: bool }. Unreadable:
-// nothing optional is offered.
+// What this site lets the page do (site.json next to index.html, written by the deploy): { auth: { client_id } }.
+// Unreadable: nothing optional is offered.
 export async function getSiteConfig() {
   try {
     const response = await fetch(new URL("site.json", document.baseURI), { headers: { Accept: "application/json" } });
-    if (!response.ok) return { events: false };
+    if (!response.ok) return { auth: null };
     const config = await response.json();
-    return { events: config.events === true };
+    return { auth: config.auth && config.auth.client_id ? config.auth : null };
   } catch {
-    return { events: false };
+    return { auth: null };
   }
 }
 
-// Store a user's new ratings (POST /events): their next recommendation request folds them in.
-export function postEvents(userId, events) {
-  return call("POST", "events", { user_id: userId, events });
-}
-
-// Submit a recommendation request and long-poll its status until it finishes; resolves with the result. ``wanted``
-// says whether the answer is still wanted: a superseded request asks no more (and costs the API nothing more).
-export async function recommend(body, wanted = () => true) {
-  const accepted = await call("POST", "recommendations", body);
+// Long-poll a request's status until it finishes; resolves with the result. ``wanted`` says whether the answer is
+// still wanted: a superseded request asks no more (and costs the API nothing more).
+async function finished(statusPath, personal, wanted) {
   const started = Date.now();
   for (;;) {
     if (!wanted()) throw new ApiError("superseded by a newer request", "superseded", 0);
     const asked = Date.now();
-    const doc = await call("GET", `recommendations/${encodeURIComponent(accepted.request_id)}?wait=${WAIT_S}`);
+    const doc = await call("GET", `${statusPath}?wait=${WAIT_S}`, undefined, personal);
     if (doc.status === "COMPLETED") return doc.result;
     if (doc.status === "FAILED") {
       const error = doc.error || { code: "failed", message: "the request failed" };
@@ -115,4 +116,32 @@ export async function recommend(body, wanted = () => true) {
     // a PENDING answer that came back at once (a server that does not long-poll): do not ask again at once
     if (Date.now() - asked < MIN_ASK_MS) await sleep(MIN_ASK_MS);
   }
+}
+
+// An anonymous request (movies similar to one, recommendations from ratings sent with it): submit, then poll.
+export async function recommend(body, wanted = () => true) {
+  const accepted = await call("POST", "recommendations", body);
+  return finished(`recommendations/${encodeURIComponent(accepted.request_id)}`, false, wanted);
+}
+
+// The signed-in person's own recommendations (options: k, genres, exclude_genres, include_history, ...).
+export async function recommendMine(options, wanted = () => true) {
+  const accepted = await call("POST", "me/recommendations", options, true);
+  return finished(`me/requests/${encodeURIComponent(accepted.request_id)}`, true, wanted);
+}
+
+// The signed-in person's profile: their ratings by genre and their highest-rated movies.
+export async function myProfile(wanted = () => true) {
+  const accepted = await call("POST", "me/profile", undefined, true);
+  return finished(`me/requests/${encodeURIComponent(accepted.request_id)}`, true, wanted);
+}
+
+// Store the signed-in person's new ratings: their next recommendation request folds them in.
+export function postMyEvents(events) {
+  return call("POST", "me/events", { events }, true);
+}
+
+// Delete everything the service keeps of the signed-in person (their ratings, requests and results).
+export function forgetMe() {
+  return call("DELETE", "me", undefined, true);
 }

@@ -1,15 +1,17 @@
-// The page: hash routes (#/user/19, #/new, #/similar/1, #/profile/19, #/about), the known-user, profile and
-// about views; the new-visitor and similar-movies views live in their own modules.
+// The page: hash routes (#/user, #/new, #/similar/1, #/profile, #/account, #/about), the signed-in person's
+// recommendations and profile and the about view; the account, new-visitor and similar-movies views live in their
+// own modules.
 
-import { getJson, getSiteConfig, postEvents, recommend } from "./api.js";
+import { initAccount, showAccount } from "./account.js";
+import * as auth from "./auth.js";
+import { getJson, getSiteConfig, myProfile, postMyEvents, recommendMine } from "./api.js";
 import { announce, el, fillList, paintStars, run, showError, starControl } from "./render.js";
 import { initSimilar, showSimilar } from "./similar.js";
 import { initVisitor, showVisitor } from "./visitor.js";
 
-const VIEWS = ["user", "new", "similar", "profile", "about"];
+const VIEWS = ["user", "new", "similar", "profile", "account", "about"];
 const view = (name) => document.getElementById(`view-${name}`);
 let model = null; // GET /model, loaded once
-let site = { events: false }; // site.json: what this site lets the page do (ratings only where the operator allows)
 
 async function loadModel() {
   if (!model) model = await getJson("model");
@@ -34,14 +36,7 @@ function genreChecks(container, genres, name, onChange) {
 
 const checked = (container) => [...container.querySelectorAll("input:checked")].map((i) => i.value);
 
-function exampleLinks(container, route) {
-  const users = (model && model.example_users) || [];
-  container.replaceChildren(
-    ...users.flatMap((u, i) => [i ? ", " : "", el("a", { href: `#/${route}/${encodeURIComponent(u)}` }, String(u))]),
-  );
-}
-
-// ------------------------------------------------------------------ known user
+// ------------------------------------------------------------------ the signed-in person's recommendations
 
 function userFilters() {
   const v = view("user");
@@ -51,35 +46,32 @@ function userFilters() {
   };
 }
 
-async function showUser(userId) {
+async function showUser() {
   const v = view("user");
-  const input = v.querySelector("#user-id");
-  if (userId === undefined) return;
-  input.value = userId;
+  if (!auth.account()) {
+    v.querySelector("#user-results").hidden = true;
+    return;
+  }
   const { genres, exclude_genres } = userFilters();
-  const body = { user_id: asId(userId), k: 10, include_history: true, include_popular: true };
+  const body = { k: 10, include_history: true, include_popular: true };
   if (genres.length) body.genres = genres;
   if (exclude_genres.length) body.exclude_genres = exclude_genres;
-  const result = await run(v, `Finding recommendations for user ${userId}…`, (wanted) => recommend(body, wanted));
+  const result = await run(v, "Finding recommendations for you…", (wanted) => recommendMine(body, wanted));
   if (!result) return;
-  announce(`${result.items.length} recommendations for user ${userId}.`);
+  announce(`${result.items.length} recommendations for you.`);
   const personal = result.strategy !== "popular";
   v.querySelector("#h-personal").textContent = personal
-    ? `Recommended for user ${userId}`
-    : `User ${userId} is not in the training data: the most popular movies instead`;
+    ? "Recommended for you"
+    : "The model does not know your taste yet: the most popular movies instead";
   v.querySelector("#user-match-note").hidden = !personal; // the popular fallback has no match figure
   const used = result.events_used || 0;
   v.querySelector("#user-events").textContent = used
     ? `Updated with ${used} rating${used === 1 ? "" : "s"} given since the model was trained.`
-    : site.events
-      ? "Rate a recommended movie you have seen: the list updates at once."
-      : "Rating is turned off on this site.";
+    : "Rate a recommended movie you have seen: the list updates at once.";
   fillList(v.querySelector("#user-personal"), result.items, {
     ranked: true,
     empty: "No movie passes these filters.",
-    extra: site.events
-      ? (m) => el("div", { class: "rate-row" }, starControl(m, null, (value, group) => rateFor(userId, m, value, group), "known"))
-      : null,
+    extra: (m) => el("div", { class: "rate-row" }, starControl(m, null, (value, group) => rateFor(m, value, group), "known")),
   });
   const popular = result.popular || [];
   fillList(v.querySelector("#user-popular"), popular, { ranked: true, empty: "No movie passes these filters." });
@@ -91,65 +83,47 @@ async function showUser(userId) {
 }
 
 // A rating of a recommended movie: stored as an event, then the list is asked for again (it folds the rating in).
-async function rateFor(userId, movie, value, group) {
+async function rateFor(movie, value, group) {
   const v = view("user");
   paintStars(group, value);
   const stored = await run(
     v,
     `Saving your rating of ${movie.title}…`,
-    () => postEvents(asId(userId), [{ movie_id: movie.movie_id, rating: value }]),
+    () => postMyEvents([{ movie_id: movie.movie_id, rating: value }]),
     "rate",
   );
   if (!stored) {
     paintStars(group, 0); // not stored: the stars say so
     return;
   }
-  // Reload the list only if the page still shows this user (the visitor may have moved on meanwhile).
-  if (location.hash.startsWith("#/user/") && routeArgument() === userId) showUser(userId);
-}
-
-// Ids are opaque and sent as typed, as strings (the API takes "19" for an integer id, and keeps "0042" intact).
-const asId = (text) => String(text).trim();
-
-// A user-id form: submitting it goes to #/<route>/<id> (or shows it again when that is already the address).
-function idForm(form, input, route, show) {
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const id = input.value.trim();
-    if (!id) return;
-    const target = `#/${route}/${encodeURIComponent(id)}`;
-    if (location.hash === target) show(id);
-    else location.hash = target;
-  });
+  // Reload the list only if the page still shows it (the person may have moved on meanwhile).
+  if (location.hash.startsWith("#/user")) showUser();
 }
 
 function initUser() {
   const v = view("user");
-  idForm(v.querySelector("#user-form"), v.querySelector("#user-id"), "user", showUser);
   let timer = null;
   const refilter = () => {
     clearTimeout(timer);
-    const id = routeArgument();
-    if (id !== undefined && !v.querySelector("#user-results").hidden) timer = setTimeout(() => showUser(id), 250);
+    if (!v.querySelector("#user-results").hidden) timer = setTimeout(() => showUser(), 250);
   };
   genreChecks(v.querySelector('[data-genres="include"]'), model.genres, "include", refilter);
   genreChecks(v.querySelector('[data-genres="exclude"]'), model.genres, "exclude", refilter);
-  exampleLinks(v.querySelector("#user-examples"), "user");
 }
 
-// ------------------------------------------------------------------ user profile
+// ------------------------------------------------------------------ the signed-in person's profile
 
-async function showProfile(userId) {
+async function showProfile() {
   const v = view("profile");
-  if (userId === undefined) return;
-  v.querySelector("#profile-id").value = userId;
-  const result = await run(v, `Reading the profile of user ${userId}…`, (wanted) =>
-    recommend({ profile_of: asId(userId) }, wanted),
-  );
+  if (!auth.account()) {
+    v.querySelector("#profile-results").hidden = true;
+    return;
+  }
+  const result = await run(v, "Reading your profile…", (wanted) => myProfile(wanted));
   if (!result) return;
-  announce(`Profile of user ${result.user_id}: ${result.n_ratings} ratings.`);
+  announce(`Your profile: ${result.n_ratings} ratings.`);
   v.querySelector("#profile-summary").textContent =
-    `User ${result.user_id} rated ${result.n_ratings} movies, ${result.mean_rating.toFixed(2)} on average.`;
+    `You rated ${result.n_ratings} movies, ${result.mean_rating.toFixed(2)} on average.`;
   const rows = result.genres.map((g) =>
     el(
       "tr",
@@ -177,11 +151,6 @@ function bar(share) {
   return node;
 }
 
-function initProfile() {
-  const v = view("profile");
-  idForm(v.querySelector("#profile-form"), v.querySelector("#profile-id"), "profile", showProfile);
-  exampleLinks(v.querySelector("#profile-examples"), "profile");
-}
 
 // ------------------------------------------------------------------ about
 
@@ -236,16 +205,26 @@ function route() {
   document.title = `${view(current).querySelector("h1").textContent} · Movie recommender`;
   if (shown !== null && shown !== current) view(current).querySelector("h1").focus();
   shown = current;
-  if (current === "user") showUser(arg);
-  else if (current === "profile") showProfile(arg);
+  if (current === "user") showUser();
+  else if (current === "profile") showProfile();
   else if (current === "similar") showSimilar(arg);
   else if (current === "new") showVisitor();
+  else if (current === "account") showAccount();
   else showAbout();
 }
 
+// Who is signed in shows in the page (what it offers, the header's link); a change re-shows the current view.
+function session(person) {
+  document.body.dataset.session = person ? "in" : "out";
+  document.getElementById("nav-account").textContent = person ? "Your account" : "Sign in";
+  if (shown !== null) route();
+}
+
 async function start() {
+  let site = { auth: null };
   try {
     [, site] = await Promise.all([loadModel(), getSiteConfig()]);
+    session(await auth.init(site.auth).catch(() => null));
   } catch (error) {
     // Without the model card there are no genres or example users: say why, and try again on the next navigation.
     const name = VIEWS.find((n) => location.hash.startsWith(`#/${n}`)) || "user";
@@ -256,7 +235,8 @@ async function start() {
     return;
   }
   initUser();
-  initProfile();
+  initAccount(view("account"), site.auth !== null);
+  auth.onChange(session);
   initSimilar(view("similar"));
   initVisitor(view("new"), model, genreChecks);
   window.addEventListener("hashchange", route);

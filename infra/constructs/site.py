@@ -35,6 +35,22 @@ from infra.site_routes import SITE_CONFIG, cloudfront_function, site_config
 from infra.web_headers import CONTENT_SECURITY_POLICY, HSTS_MAX_AGE_S
 
 API_PATH = "/api/*"
+AUTH_PATH = "/auth"  # web/auth.js posts the page's Cognito calls here (the local gateway answers the same path)
+# POST /auth -> POST / at Cognito's endpoint; anything else is refused in the API's error shape.
+AUTH_FUNCTION = """function handler(event) {
+  var request = event.request;
+  if (request.method === "POST") {
+    request.uri = "/";
+    return request;
+  }
+  return {
+    statusCode: 405,
+    statusDescription: "Method Not Allowed",
+    headers: {"content-type": {value: "application/json"}, allow: {value: "POST"}},
+    body: {encoding: "text", data: JSON.stringify({error: {code: "method_not_allowed", message: "POST only"}})}
+  };
+}
+"""
 API_KEY_HEADER = "x-api-key"
 HSTS_MAX_AGE = cdk.Duration.seconds(HSTS_MAX_AGE_S)
 # Headers the API reads (the body's type, the client's idempotency key); never Host, which must be API Gateway's.
@@ -62,8 +78,9 @@ class SiteProps:
     waf: bool
     web_acl_arn: str | None
     waf_rate_limit: int
-    # Whether the page may post events (POST /api/events): anyone who can load it may then rate as any user id.
-    events: bool = False
+    # The user pool's app client the page signs people in with (site.json); its Cognito calls go to /auth, which
+    # CloudFront sends to the regional Cognito endpoint. None: no accounts, the page offers no sign-in.
+    auth_client_id: str | None = None
     domain_name: str | None = None
     certificate_arn: str | None = None
     # A new version is a new secret and API key (new logical ids): CloudFormation creates them, switches the
@@ -172,7 +189,10 @@ class Site(Construct):
                 response_headers_policy=headers,
                 allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
             ),
-            additional_behaviors={API_PATH: self._api_behavior(props.api, key_value, headers, props.events)},
+            additional_behaviors={
+                API_PATH: self._api_behavior(props.api, key_value, headers),
+                **({AUTH_PATH: self._auth_behavior(headers)} if props.auth_client_id else {}),
+            },
             domain_names=[props.domain_name] if props.domain_name else None,
             certificate=certificate,
             minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021 if certificate else None,
@@ -194,7 +214,7 @@ class Site(Construct):
             "Files",
             sources=[
                 s3deploy.Source.asset(str(props.web_dir), exclude=[".*", "**/.*", SITE_CONFIG]),
-                s3deploy.Source.json_data(SITE_CONFIG, site_config(props.events)),
+                s3deploy.Source.json_data(SITE_CONFIG, site_config(props.auth_client_id)),
             ],
             destination_bucket=self.bucket,
             # Browsers revalidate every load (file names carry no hash); edges keep a day, invalidated on deploy.
@@ -242,14 +262,50 @@ class Site(Construct):
             ),
         )
 
+    def _auth_behavior(self, headers: cloudfront.IResponseHeadersPolicy) -> cloudfront.BehaviorOptions:
+        """``/auth``: the page's Cognito calls (web/auth.js) to the stack's regional Cognito endpoint, so that the page
+        stays same-origin (one CSP for the local and the deployed page). Only POST; never cached; the call's own
+        headers (X-Amz-Target, Content-Type) forwarded, and the path rewritten to Cognito's ``/``."""
+        to_root = cloudfront.Function(
+            self,
+            "AuthPath",
+            code=cloudfront.FunctionCode.from_inline(AUTH_FUNCTION),
+            runtime=cloudfront.FunctionRuntime.JS_2_0,
+            comment="The page's Cognito calls: POST /auth -> POST / at Cognito",
+        )
+        forward = cloudfront.OriginRequestPolicy(
+            self,
+            "AuthRequests",
+            origin_request_policy_name=self._account_wide_name("AuthRequests", 128),
+            comment="Cognito's API: its target and content type",
+            query_string_behavior=cloudfront.OriginRequestQueryStringBehavior.none(),
+            header_behavior=cloudfront.OriginRequestHeaderBehavior.allow_list("X-Amz-Target", "Content-Type"),
+            cookie_behavior=cloudfront.OriginRequestCookieBehavior.none(),
+        )
+        return cloudfront.BehaviorOptions(
+            origin=origins.HttpOrigin(
+                f"cognito-idp.{cdk.Aws.REGION}.{cdk.Aws.URL_SUFFIX}",
+                protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
+                origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2],
+            ),
+            viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+            allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
+            cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
+            origin_request_policy=forward,
+            response_headers_policy=headers,
+            function_associations=[
+                cloudfront.FunctionAssociation(function=to_root, event_type=cloudfront.FunctionEventType.VIEWER_REQUEST)
+            ],
+        )
+
     def _api_behavior(
-        self, api: apigw.RestApi, key_value: str, headers: cloudfront.IResponseHeadersPolicy, events: bool
+        self, api: apigw.RestApi, key_value: str, headers: cloudfront.IResponseHeadersPolicy
     ) -> cloudfront.BehaviorOptions:
         # The page's routes only (infra.site_routes): the page key must not open DELETE /users/{id} to anyone.
         strip_prefix = cloudfront.Function(
             self,
             "StripApiPrefix",
-            code=cloudfront.FunctionCode.from_inline(cloudfront_function(events)),
+            code=cloudfront.FunctionCode.from_inline(cloudfront_function()),
             runtime=cloudfront.FunctionRuntime.JS_2_0,
             comment="The page's API routes only (others 403); /api/recommendations -> /recommendations",
         )

@@ -119,8 +119,8 @@ def _announce(stack: LocalStack, artifact: Path, workers: int, connection: Path)
     print(f"Web page: {stack.url}/ (its calls go through /api/, which adds the key)", flush=True)
     if stack.user_pool is not None:
         print(
-            f"Accounts: user pool {stack.user_pool.pool_id} (moto's Cognito); try the /me routes with a token from "
-            "python -m infra.accounts --local sign-up EMAIL PASSWORD",
+            f"Accounts: user pool {stack.user_pool.pool_id} (moto's Cognito): sign up on the page (any confirmation "
+            "code works), or python -m infra.accounts --local sign-up EMAIL PASSWORD for a token",
             flush=True,
         )
 

@@ -2,8 +2,10 @@
 
 * ``/`` and the page's files come from ``web/`` with the deployed site's security headers.
 * ``/api/...`` is the API as the page reaches it through CloudFront: only the page's routes pass
-  (``infra.site_routes``, with events on: the local stack listens on loopback only), the prefix is stripped and the
-  API key is added by the gateway, so the browser never holds it. ``/site.json`` says what the page may do.
+  (``infra.site_routes``), the prefix is stripped and the page's API key is added by the gateway, so the browser never
+  holds it. ``/site.json`` names the user pool's app client; ``/auth/`` passes the page's Cognito calls (sign-up,
+  sign-in, refresh, sign-out, deleting the account) to the user pool's endpoint (moto's), as CloudFront passes them
+  to Cognito's.
 * Any other path is the API as API Gateway serves it: unknown routes get a JSON 404, undeclared methods a JSON 405
   with ``Allow``, a missing or wrong ``x-api-key`` a JSON 403, a personal route (``/me...``) without a valid token
   a JSON 401 (:mod:`infra.local.auth`, as API Gateway's Cognito authoriser); the rest becomes a REST proxy event for
@@ -18,6 +20,8 @@ import hmac
 import json
 import logging
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,12 @@ ROOT = Path(__file__).resolve().parents[2]
 WEB_ROOT = ROOT / "web"
 API_PREFIX = "/api"
 API_KEY_HEADER = "x-api-key"
+# The page's Cognito calls (web/auth.js), at /auth/ on the page's origin.
+AUTH_PATH = "/auth"
+COGNITO_TARGET_PREFIX = "AWSCognitoIdentityProviderService."
+AUTH_OPERATIONS = frozenset(
+    {"SignUp", "ConfirmSignUp", "ResendConfirmationCode", "InitiateAuth", "GlobalSignOut", "DeleteUser", "GetUser"}
+)
 # The ids API Gateway would report for the two keys (requestContext.identity.apiKeyId): the page's, which the
 # gateway adds to /api/ calls, and the operator's, which the caller sends.
 PAGE_KEY_ID = "local-page-key"
@@ -91,14 +101,13 @@ class Gateway:
         invoke_api: Callable[[dict], dict],
         api_key: str | None,
         web_root: Path = WEB_ROOT,
-        page_events: bool = True,
         user_pool: UserPool | None = None,
     ) -> None:
         """``user_pool``: whose tokens the personal routes take (None: sign-in is off, they answer 401)."""
         self.invoke_api = invoke_api
         self.api_key = api_key
         self.web_root = web_root
-        self.page_events = page_events
+        self.user_pool = user_pool
         self.verifier = TokenVerifier(user_pool) if user_pool is not None else None
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -120,14 +129,17 @@ class Gateway:
         method = request.method
         via_cdn = full_path.startswith(API_PREFIX + "/")
         path = full_path[len(API_PREFIX) :] if via_cdn else full_path
+        if full_path.rstrip("/") == AUTH_PATH:
+            return self._auth(request)
         if method in ("GET", "HEAD") and not via_cdn:
             if full_path == "/" + site_routes.SITE_CONFIG:
-                config = json.dumps(site_routes.site_config(self.page_events))
+                client_id = self.user_pool.client_id if self.user_pool else None
+                config = json.dumps(site_routes.site_config(client_id))
                 return Response(config, content_type=STATIC_TYPES[".json"], headers=STATIC_HEADERS)
             page = static_file(full_path, self.web_root)
             if page is not None:
                 return self._static(page)
-        if via_cdn and not site_routes.allowed(method, path, self.page_events):
+        if via_cdn and not site_routes.allowed(method, path):
             return Response(
                 site_routes.refusal_body(method, path),
                 status=403,
@@ -169,6 +181,66 @@ class Gateway:
             claims=claims,
         )
         return self._proxy_response(self.invoke_api(event))
+
+    def _auth(self, request: Request) -> Response:
+        """A Cognito API call of the page's, passed to the user pool's endpoint unsigned, as a browser sends it to
+        Cognito (only the operations the page uses: the others need AWS credentials anyway)."""
+        target = request.headers.get("X-Amz-Target", "")
+        operation = target.removeprefix(COGNITO_TARGET_PREFIX)
+        if request.method != "POST" or operation == target or operation not in AUTH_OPERATIONS:
+            return error(403, "forbidden", f"{request.method} {target or AUTH_PATH} is not a sign-in call")
+        if self.user_pool is None:
+            return error(404, "not_found", "sign-in is not set up on this stack")
+        if operation == "DeleteUser":
+            return self._delete_user(request.get_data(cache=False))
+        region = self.user_pool.region
+        forwarded = urllib.request.Request(
+            self.user_pool.endpoint_url.rstrip("/") + "/",
+            data=request.get_data(cache=False),
+            method="POST",
+            headers={
+                "Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Target": target,
+                # moto's server finds the service by the credential scope of a signature; Cognito needs none here
+                "Authorization": f"AWS4-HMAC-SHA256 Credential=local/20260101/{region}/cognito-idp/aws4_request",
+            },
+        )
+        try:
+            with urllib.request.urlopen(forwarded, timeout=10) as answer:
+                status, body = answer.status, answer.read()
+        except urllib.error.HTTPError as refused:
+            status, body = refused.code, refused.read()
+        except OSError:
+            return error(503, "auth_unavailable", "the sign-in service cannot be reached")
+        headers = {"Cache-Control": "no-store"}
+        return Response(body, status=status, content_type="application/x-amz-json-1.1", headers=headers)
+
+    def _delete_user(self, body: bytes) -> Response:
+        """Cognito's DeleteUser (a person deleting their own account with their access token), which moto 5.2.5
+        lacks: the same two steps Cognito takes, the token's user (GetUser) and that user deleted (AdminDeleteUser)."""
+        import boto3
+        from botocore.exceptions import ClientError
+
+        pool = self.user_pool
+        cognito = boto3.client(
+            "cognito-idp",
+            endpoint_url=pool.endpoint_url,
+            region_name=pool.region,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        try:
+            token = json.loads(body or b"{}").get("AccessToken", "")
+            username = cognito.get_user(AccessToken=token)["Username"]
+            cognito.admin_delete_user(UserPoolId=pool.pool_id, Username=username)
+        except ClientError as exc:
+            found = exc.response.get("Error", {})
+            answer = {"__type": found.get("Code", "NotAuthorizedException"), "message": found.get("Message", "")}
+            return Response(json.dumps(answer), status=400, content_type="application/x-amz-json-1.1")
+        except (ValueError, AttributeError):
+            answer = {"__type": "InvalidParameterException", "message": "the body is not a JSON object"}
+            return Response(json.dumps(answer), status=400, content_type="application/x-amz-json-1.1")
+        return Response("{}", status=200, content_type="application/x-amz-json-1.1")
 
     @staticmethod
     def _proxy_response(result: dict) -> Response:

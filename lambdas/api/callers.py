@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from lambdas.service.errors import Unauthorized
+from lambdas.service.errors import Forbidden, Unauthorized
 from lambdas.settings import Settings
 
 Kind = Literal["operator", "person", "visitor"]
@@ -47,6 +47,29 @@ def of(event: dict[str, Any], settings: Settings) -> Caller:
     if settings.page_api_key_id and key_id == settings.page_api_key_id:
         return Caller(VISITOR)
     return Caller(OPERATOR)
+
+
+# What an anonymous visitor may ask POST /recommendations for: nothing that reads a user's data.
+VISITOR_KINDS = frozenset({"cold_start", "similar"})
+
+
+def check_request(caller: Caller, kind: str) -> None:
+    """403 unless ``caller`` may submit a request of ``kind``: an operator anything; anyone else (a visitor; a
+    person uses ``/me``) recommendations from ratings they send, and similar movies."""
+    if caller.kind == OPERATOR or kind in VISITOR_KINDS:
+        return
+    if kind == "batch":
+        raise Forbidden("forbidden", "a batch (user_ids) needs an operator's API key")
+    raise Forbidden(
+        "forbidden",
+        "a user's recommendations and profile are theirs: sign in and ask POST /me/recommendations or /me/profile",
+    )
+
+
+def operator_only(caller: Caller, what: str) -> None:
+    """403 unless ``caller`` is an operator."""
+    if caller.kind != OPERATOR:
+        raise Forbidden("forbidden", f"{what} needs an operator's API key (a person signed in: use /me)")
 
 
 def person(event: dict[str, Any], settings: Settings) -> Caller:

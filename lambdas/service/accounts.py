@@ -52,6 +52,16 @@ def account(services: Services, sub: str) -> Account:
     return Account(sub, canonical_id(sub), False)
 
 
+def account_of(services: Services, user_id: int | str) -> str | None:
+    """The ``sub`` of the account data-set user ``user_id`` is linked to, or None."""
+    item = services.dynamodb.get_item(
+        TableName=services.settings.events_table_name,
+        Key=_key(LINKED_PARTITION + canonical_id(user_id)),
+        ConsistentRead=True,
+    ).get("Item")
+    return item["sub"]["S"] if item else None
+
+
 def link(services: Services, sub: str, user_id: int | str) -> Account:
     """Link account ``sub`` to data-set user ``user_id``. Refused (409) when the account is linked already or the
     user belongs to another account; the person's ratings kept under ``sub`` so far stay there (say so to them)."""

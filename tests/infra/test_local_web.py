@@ -36,7 +36,7 @@ def test_the_page_and_its_modules_are_served_with_security_headers(stack):
     assert b'<script type="module" src="app.js">' in body
     assert "script-src 'self'" in headers["Content-Security-Policy"]
     assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "DENY"
-    for name in ("app.js", "api.js", "render.js", "similar.js", "visitor.js", "style.css"):
+    for name in ("app.js", "api.js", "auth.js", "account.js", "render.js", "similar.js", "visitor.js", "style.css"):
         status, headers, body = fetch(f"{stack.url}/{name}")
         assert status == 200 and body == (WEB_ROOT / name).read_bytes(), name
     assert fetch(f"{stack.url}/app.js")[1]["Content-Type"].startswith("text/javascript")
@@ -46,7 +46,7 @@ def test_the_page_and_its_modules_are_served_with_security_headers(stack):
 
 def test_the_api_answers_under_api_with_status_urls_there(stack):
     client = Client(f"{stack.url}/api")
-    accepted = client.submit({"user_id": 3, "k": 3})
+    accepted = client.submit({"similar_to": 1, "k": 3})
     assert accepted["status_url"] == f"{stack.url}/api/recommendations/{accepted['request_id']}"
     assert client.wait(accepted["request_id"], timeout_s=30)["status"] == "COMPLETED"
     assert client.request("GET", "/movies?q=movie").status == 200
@@ -68,37 +68,80 @@ def test_anything_else_is_a_json_404(stack, path):
 
 
 def test_the_page_reaches_only_its_own_routes_and_forgetting_a_user_needs_a_key(stack):
-    """/api/ passes what the page does (infra.site_routes); DELETE /users/{id} and unknown routes get a JSON 403
-    there, as from the deployed CloudFront Function, and nothing is deleted; with the API key it works."""
+    """/api/ passes what the page does (infra.site_routes); events for any user, DELETE /users/{id} and unknown
+    routes get a JSON 403 there, as from the deployed CloudFront Function, and nothing is stored or deleted; with the
+    API key it works."""
     page = Client(f"{stack.url}/api")
-    assert page.request("POST", "/events", {"user_id": 3, "events": [{"movie_id": 1, "rating": 4}]}).status == 200
-    for method, path in (("DELETE", "/users/3"), ("GET", "/nope"), ("PUT", "/recommendations"), ("OPTIONS", "/model")):
+    events = [("POST", "/events")]
+    refusals = (("DELETE", "/users/3"), ("GET", "/nope"), ("PUT", "/recommendations"), ("OPTIONS", "/model"))
+    operator = Client(stack.url, stack.api_key)
+    assert operator.request("POST", "/events", {"user_id": 3, "events": [{"movie_id": 1, "rating": 4}]}).status == 200
+    for method, path in (*events, *refusals):
         refused = page.request(method, path)
         assert refused.status == 403, (method, path)
         assert refused.body["error"] == {
             "code": "forbidden",
             "message": f"{method} {path} is not available through the web page; call the API with an API key",
         }
-    keyed = Client(stack.url, stack.api_key).request("DELETE", "/users/3")
+    keyed = operator.request("DELETE", "/users/3")
     assert keyed.status == 200 and keyed.body["events_deleted"] == 1
     status, _, body = fetch(f"{stack.url}/site.json")
-    assert status == 200 and json.loads(body) == {"events": True}
+    assert status == 200 and json.loads(body) == {"auth": {"client_id": stack.user_pool.client_id}}
 
 
-def test_a_gateway_without_page_events_refuses_them_and_says_so_in_site_json():
-    calls = []
+def test_a_visitor_asks_only_for_what_needs_no_users_data(stack):
+    """Through the page, without signing in: similar movies and recommendations from ratings sent inline pass; a
+    user's recommendations or profile, and a batch, are refused (403), nothing queued."""
+    page = Client(f"{stack.url}/api")
+    assert page.request("POST", "/recommendations", {"ratings": {"1": 5}}).status == 202
+    for body in ({"user_id": 3}, {"profile_of": 3}, {"user_ids": [1, 2]}):
+        refused = page.request("POST", "/recommendations", body)
+        assert refused.status == 403 and refused.body["error"]["code"] == "forbidden", body
+    assert "sign in" in page.request("POST", "/recommendations", {"user_id": 3}).body["error"]["message"]
 
-    def api(event: dict) -> dict:
-        calls.append(event)
-        return {"statusCode": 200, "body": "{}"}
 
-    app = Gateway(api, api_key="k", page_events=False)
-    client = werkzeug.test.Client(app)
-    refused = client.post("/api/events", json={"user_id": 3, "events": []})
-    assert refused.status_code == 403 and refused.json["error"]["code"] == "forbidden"
-    assert client.get("/site.json").json == {"events": False}
-    assert client.post("/events", json={}, headers={"x-api-key": "k"}).status_code == 200  # with a key: the API's
-    assert len(calls) == 1
+def test_the_pages_sign_in_calls_reach_the_user_pool_and_nothing_else_does(stack):
+    """/auth passes the page's Cognito calls to moto's Cognito, as CloudFront passes them to Cognito; an operation
+    the page does not use (an admin one) is refused before it leaves, and a gateway without a pool has no sign-in."""
+
+    def cognito(operation: str, body: dict) -> tuple[int, dict]:
+        request = urllib.request.Request(
+            f"{stack.url}/auth/",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Target": f"AWSCognitoIdentityProviderService.{operation}",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as refused:
+            return refused.code, json.loads(refused.read())
+
+    client_id = stack.user_pool.client_id
+    email, password = "web@example.com", "a password 1"
+    attributes = [{"Name": "email", "Value": email}]
+    status, signed = cognito(
+        "SignUp", {"ClientId": client_id, "Username": email, "Password": password, "UserAttributes": attributes}
+    )
+    assert status == 200 and signed["UserConfirmed"] is False
+    confirm = {"ClientId": client_id, "Username": email, "ConfirmationCode": "123456"}
+    assert cognito("ConfirmSignUp", confirm)[0] == 200
+    credentials = {"USERNAME": email, "PASSWORD": password}
+    status, tokens = cognito(
+        "InitiateAuth", {"ClientId": client_id, "AuthFlow": "USER_PASSWORD_AUTH", "AuthParameters": credentials}
+    )
+    assert status == 200 and tokens["AuthenticationResult"]["IdToken"]
+    me = Client(f"{stack.url}/api", token=tokens["AuthenticationResult"]["IdToken"]).me()
+    assert me["email"] == email and me["linked"] is False
+    status, refused = cognito("AdminDeleteUser", {"UserPoolId": stack.user_pool.pool_id, "Username": email})
+    assert status == 403 and refused["error"]["code"] == "forbidden"
+    bare = werkzeug.test.Client(Gateway(lambda event: {"statusCode": 200, "body": "{}"}, api_key="k"))
+    assert bare.get("/site.json").json == {"auth": None}
+    answer = bare.post("/auth/", data="{}", headers={"X-Amz-Target": "AWSCognitoIdentityProviderService.SignUp"})
+    assert answer.status_code == 404
 
 
 def test_static_files_never_leave_the_web_folder(tmp_path):

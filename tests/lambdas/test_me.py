@@ -141,7 +141,9 @@ def test_deleting_a_linked_account_forgets_its_user_and_frees_the_link(me_flow, 
 
 
 def test_one_user_belongs_to_one_account(me_flow):
+    assert accounts.account_of(me_flow.services, 19) is None
     accounts.link(me_flow.services, ANNA["sub"], 19)
+    assert accounts.account_of(me_flow.services, "19") == ANNA["sub"]
     with pytest.raises(Conflict, match="linked to another account"):
         accounts.link(me_flow.services, BEN["sub"], "19")
     with pytest.raises(Conflict, match="linked to user 19 already"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 
 import pytest
 
@@ -20,6 +21,35 @@ SERIOUS = ("serious", "critical")
 # A personalised card's figure: the match, with one decimal
 MATCH = re.compile(r"^(\d+\.\d)% match$")
 REASON = re.compile(r"^Because you rated ")
+
+
+PASSWORD = "a page password 1"
+SESSION = "recommender.session"  # web/auth.js's localStorage key
+WRONG = "The e-mail address or the password is wrong."
+
+
+def person(site, user=None) -> dict:
+    """A new confirmed account (as signing up and confirming on the page makes one), linked by an operator to
+    data-set user ``user`` when given: its e-mail address, sub and refresh token."""
+    from infra.accounts import running_target, sign_up
+    from lambdas.service import accounts
+
+    email = f"p{uuid.uuid4().hex[:12]}@example.com"
+    made = sign_up(running_target(site), email, PASSWORD)
+    if user is not None:
+        earlier = accounts.account_of(site.services, user)
+        if earlier is not None:  # another test's person had this user: one user, one account
+            accounts.unlink(site.services, earlier)
+        accounts.link(site.services, made["sub"], user)
+    return {"email": email, **made}
+
+
+def signed_in(page, site, user=None) -> dict:
+    """The page opens signed in as a new person (the refresh token a sign-in keeps, as after a reload)."""
+    who = person(site, user)
+    kept = json.dumps({"refresh": who["refresh_token"], "email": who["email"]})
+    page.add_init_script(f"localStorage.setItem({json.dumps(SESSION)}, {json.dumps(kept)})")
+    return who
 
 
 def model_card(site) -> dict:
@@ -79,16 +109,16 @@ def accessibility_problems(page) -> list[str]:
 def test_known_user_sees_personal_and_popular_lists_and_live_genre_filters(page, site, screenshots):
     card = model_card(site)
     user = card["example_users"][0]
-    # GIVEN the page; WHEN a person picks one of the suggested users
+    # GIVEN a person signed in whose account an operator linked to a user of the training data
+    signed_in(page, site, user)
     page.goto(f"{site.url}/")
-    page.get_by_role("link", name=str(user), exact=True).first.click()
 
     # THEN their top 10, the popular top 10 and the movies they rated highest are shown side by side
     personal = page.locator("#user-personal li.card")
     expect(personal).to_have_count(10)
     expect(page.locator("#user-popular li.card")).to_have_count(10)
     expect(page.locator("#user-history li.card").first).to_contain_text("Rated")
-    expect(page.get_by_role("heading", name=f"Recommended for user {user}")).to_be_visible()
+    expect(page.get_by_role("heading", name="Recommended for you")).to_be_visible()
     expect(personal.first.get_by_text(MATCH)).to_be_visible()
     expect(personal.first.get_by_text(REASON)).to_be_visible()
     expect(page.locator("#view-user")).not_to_contain_text("Predicted rating")
@@ -97,7 +127,8 @@ def test_known_user_sees_personal_and_popular_lists_and_live_genre_filters(page,
     # WHEN "only this genre" is ticked, THEN the lists follow at once, without pressing Recommend again
     genre = card["genres"][0]
     page.get_by_text("Genre filters").click()
-    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/api/recommendations")) as sent:
+    mine = "/api/me/recommendations"
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith(mine)) as sent:
         page.locator('[data-genres="include"]').get_by_label(genre, exact=True).check()
     assert sent.value.request.post_data_json["genres"] == [genre]
     expect(page.locator("#view-user")).to_have_attribute("aria-busy", "false")
@@ -121,21 +152,22 @@ def test_a_request_shows_its_pending_state_while_it_is_polled(page, site):
             return route.fulfill(status=200, content_type="application/json", body=json.dumps(doc))
         return route.continue_()
 
-    page.route(re.compile(r".*/api/recommendations/[0-9a-f-]{36}(\?wait=\d+)?$"), hold)
-    user = model_card(site)["example_users"][0]
-    page.goto(f"{site.url}/#/user/{user}")
-    expect(page.get_by_role("status")).to_contain_text(f"Finding recommendations for user {user}")
+    page.route(re.compile(r".*/api/me/requests/[0-9a-f-]{36}(\?wait=\d+)?$"), hold)
+    signed_in(page, site, model_card(site)["example_users"][0])
+    page.goto(f"{site.url}/#/user")
+    expect(page.get_by_role("status")).to_contain_text("Finding recommendations for you")
     expect(page.locator("#view-user")).to_have_attribute("aria-busy", "true")
     expect(page.locator("#user-personal li.card")).to_have_count(10)
     expect(page.locator("#view-user")).to_have_attribute("aria-busy", "false")
-    expect(page.get_by_role("status")).to_have_text(f"10 recommendations for user {user}.")
+    expect(page.get_by_role("status")).to_have_text("10 recommendations for you.")
     assert pending["left"] == 0  # the page kept asking through the PENDING answers
     assert pending["waits"] == ["wait=10"] * 4  # each a long-poll
 
 
 def test_a_known_users_cards_say_why_and_their_match_never_increases_down_the_list(page, site):
     user = model_card(site)["example_users"][0]
-    page.goto(f"{site.url}/#/user/{user}")
+    signed_in(page, site, user)
+    page.goto(f"{site.url}/#/user")
     cards = page.locator("#user-personal li.card")
     expect(cards).to_have_count(10)
     expect(page.locator("#user-match-note")).to_contain_text("the share of the catalogue that ranks below")
@@ -214,8 +246,9 @@ def test_the_reason_words_follow_the_api_reasons(page, site):
         }
         return route.fulfill(status=200, content_type="application/json", body=json.dumps(doc))
 
-    page.route(re.compile(r".*/api/recommendations/[0-9a-f-]{36}(\?wait=\d+)?$"), answer)
-    page.goto(f"{site.url}/#/user/{user}")
+    page.route(re.compile(r".*/api/me/requests/[0-9a-f-]{36}(\?wait=\d+)?$"), answer)
+    signed_in(page, site, user)
+    page.goto(f"{site.url}/#/user")
     cards = page.locator("#user-personal li.card")
     expect(cards).to_have_count(4)
     # THEN only the ratings that lift a movie are named, the first with "stars", a half star as 4.5, one star singular
@@ -230,10 +263,11 @@ def test_the_reason_words_follow_the_api_reasons(page, site):
     expect(page.locator("#user-personal")).not_to_contain_text("Predicted")
 
 
-def test_an_unknown_user_gets_the_popular_list_and_each_card_says_how_popular(page, site):
-    page.goto(f"{site.url}/#/user/nobody-{model_card(site)['model_version'][:6]}")
+def test_a_new_person_gets_the_popular_list_and_each_card_says_how_popular(page, site):
+    signed_in(page, site)  # not linked to a data-set user, no ratings yet
+    page.goto(f"{site.url}/#/user")
     expect(
-        page.get_by_role("heading", name=re.compile("is not in the training data: the most popular movies"))
+        page.get_by_role("heading", name="The model does not know your taste yet: the most popular movies instead")
     ).to_be_visible()
     cards = page.locator("#user-personal li.card")
     expect(cards).to_have_count(10)
@@ -368,11 +402,9 @@ def test_title_search_finds_the_trailing_article_form(page, site):
 
 def test_user_profile_shows_taste_by_genre_and_history(page, site, screenshots):
     user = model_card(site)["example_users"][1]
+    signed_in(page, site, user)
     page.goto(f"{site.url}/#/profile")
-    view = page.locator("#view-profile")
-    view.get_by_label("User id").fill(str(user))
-    view.get_by_role("button", name="Show profile").click()
-    expect(page.locator("#profile-summary")).to_contain_text(f"User {user} rated")
+    expect(page.locator("#profile-summary")).to_contain_text("You rated")
     rows = page.locator("#profile-genres tr")
     expect(rows.first).to_be_visible()
     shares = [int(re.match(r"(\d+)%", t).group(1)) for t in page.locator(".bar-label").all_inner_texts()]
@@ -382,9 +414,10 @@ def test_user_profile_shows_taste_by_genre_and_history(page, site, screenshots):
 
 
 def test_a_refused_request_is_explained_in_words(page, site):
-    page.goto(f"{site.url}/#/profile/no-such-user-42")
+    signed_in(page, site)  # no model was trained on this person: their profile is refused
+    page.goto(f"{site.url}/#/profile")
     alert = page.locator("#view-profile").get_by_role("alert")
-    expect(alert).to_have_text(re.compile("^That user is not in the model's training data"))
+    expect(alert).to_have_text(re.compile("^The model does not know you yet"))
     expect(page.locator("#profile-results")).to_be_hidden()
     assert "{" not in alert.inner_text()
 
@@ -398,13 +431,15 @@ def test_about_shows_the_served_model(page, site, screenshots):
     page.screenshot(path=screenshots / "about-desktop.png", full_page=True)
 
 
-@pytest.mark.parametrize("route", ["#/user/{user}", "#/new", "#/similar/{movie}", "#/profile/{user}", "#/about"])
+@pytest.mark.parametrize("route", ["#/user", "#/new", "#/similar/{movie}", "#/profile", "#/account", "#/about"])
 def test_every_view_fits_a_phone_and_passes_the_accessibility_check(browser, site, screenshots, route):
     user = model_card(site)["example_users"][0]
     movie = popular(site, limit=1)[0]["movie_id"]
     context = browser.new_context(viewport=PHONE)
     page = context.new_page()
     try:
+        if route in ("#/user", "#/profile"):
+            signed_in(page, site, user)
         if route == "#/new":
             page.add_init_script(
                 "localStorage.setItem('movie-recommender.visitor.v1', JSON.stringify("
@@ -412,7 +447,7 @@ def test_every_view_fits_a_phone_and_passes_the_accessibility_check(browser, sit
             )
         page.goto(f"{site.url}/{route.format(user=user, movie=movie)}")
         expect(page.locator("body")).to_have_attribute("data-ready", "true")
-        if route != "#/about":
+        if route not in ("#/about", "#/account"):
             expect(page.locator(".view:not([hidden]) li.card").first).to_be_visible()
         expect(page.get_by_role("status")).not_to_have_class(re.compile("pending"))
         width = page.evaluate("document.documentElement.scrollWidth")
@@ -425,8 +460,8 @@ def test_every_view_fits_a_phone_and_passes_the_accessibility_check(browser, sit
 
 
 def test_the_desktop_views_pass_the_accessibility_check(page, site):
-    user = model_card(site)["example_users"][0]
-    for route in (f"#/user/{user}", f"#/profile/{user}", "#/about"):
+    signed_in(page, site, model_card(site)["example_users"][0])
+    for route in ("#/user", "#/profile", "#/account", "#/about"):
         page.goto(f"{site.url}/{route}")
         expect(page.locator("body")).to_have_attribute("data-ready", "true")
         expect(page.get_by_role("status")).not_to_have_class(re.compile("pending"))
@@ -435,7 +470,8 @@ def test_the_desktop_views_pass_the_accessibility_check(page, site):
 
 def test_a_known_user_rates_a_recommended_movie_and_the_list_changes_at_once(page, site, screenshots):
     user = model_card(site)["example_users"][-1]  # a user no other test rates for
-    page.goto(f"{site.url}/#/user/{user}")
+    signed_in(page, site, user)
+    page.goto(f"{site.url}/#/user")
     personal = page.locator("#user-personal li.card")
     expect(personal).to_have_count(10)
     first = personal.first
@@ -444,7 +480,7 @@ def test_a_known_user_rates_a_recommended_movie_and_the_list_changes_at_once(pag
     expect(page.locator("#user-events")).to_contain_text("Rate a recommended movie")
 
     # WHEN they give it half a star (they saw it and disliked it)
-    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/api/events")) as sent:
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/api/me/events")) as sent:
         first.get_by_role("radio", name="0.5 stars").check(force=True)
     assert sent.value.status == 200
     assert sent.value.request.post_data_json["events"] == [{"movie_id": int(movie_id), "rating": 0.5}]
@@ -457,12 +493,119 @@ def test_a_known_user_rates_a_recommended_movie_and_the_list_changes_at_once(pag
     page.screenshot(path=screenshots / "known-user-rated.png", full_page=True)
 
 
-def test_where_the_site_turns_ratings_off_the_known_user_view_offers_none(page, site):
-    # GIVEN a site whose site.json says the page may not post events (a deployed stack's default: site_events off)
-    page.route("**/site.json", lambda route: route.fulfill(json={"events": False}))
-    user = model_card(site)["example_users"][0]
-    page.goto(f"{site.url}/#/user/{user}")
-    # THEN the list has no rating control, and the note says why
+def test_signed_out_the_personal_views_ask_to_sign_in_and_call_nothing(page, site):
+    calls = []
+    page.on("request", lambda r: calls.append(r.url) if "/api/me" in r.url else None)
+    for route, view in (("#/user", "#view-user"), ("#/profile", "#view-profile")):
+        page.goto(f"{site.url}/{route}")
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        expect(page.locator(view).get_by_role("link", name=re.compile("^Sign in"))).to_be_visible()
+        expect(page.locator(f"{view} li.card")).to_have_count(0)
+    expect(page.get_by_role("navigation").get_by_role("link", name="Sign in")).to_be_visible()
+    assert calls == []
+
+
+def test_a_person_signs_up_confirms_signs_out_and_in_and_deletes_their_account(page, site, screenshots):
+    email = f"new{uuid.uuid4().hex[:10]}@example.com"
+    page.goto(f"{site.url}/#/account")
+    # WHEN they create an account THEN the page asks for the e-mailed code (moto's Cognito takes any)
+    signup = page.locator("#sign-up-form")
+    signup.get_by_label("E-mail address").fill(email)
+    signup.get_by_label(re.compile("^Password")).fill(PASSWORD)
+    signup.get_by_role("button", name="Create account").click()
+    page.get_by_label("Code").fill("123456")
+    page.get_by_role("button", name="Confirm").click()
+    # THEN they are signed in, on their recommendations (popular: the model does not know them yet)
+    expect(page).to_have_url(re.compile(r"#/user$"))
+    expect(page.get_by_role("navigation").get_by_role("link", name="Your account")).to_be_visible()
     expect(page.locator("#user-personal li.card")).to_have_count(10)
-    expect(page.locator("#user-events")).to_have_text("Rating is turned off on this site.")
-    expect(page.locator("#user-personal").get_by_role("radio")).to_have_count(0)
+
+    # AND a reload keeps them signed in; signing out forgets the session
+    page.reload()
+    expect(page.locator("#user-personal li.card")).to_have_count(10)
+    page.goto(f"{site.url}/#/account")
+    expect(page.get_by_text(f"Signed in as {email}.")).to_be_visible()
+    page.screenshot(path=screenshots / "account-desktop.png", full_page=True)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("navigation").get_by_role("link", name="Sign in")).to_be_visible()
+    assert page.evaluate(f"localStorage.getItem({json.dumps(SESSION)})") is None
+
+    # WHEN a wrong password is typed THEN it is said in words; the right one signs them in again
+    signin = page.locator("#sign-in-form")
+    signin.get_by_label("E-mail address").fill(email)
+    signin.get_by_label("Password").fill("not the password 1")
+    signin.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#view-account").get_by_role("alert")).to_have_text(WRONG)
+    expected_refusal(page)
+    signin.get_by_label("Password").fill(PASSWORD)
+    signin.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"#/user$"))
+
+    # WHEN they rate a movie and then delete their account THEN the rating and the account are gone
+    expect(page.locator("#user-personal li.card")).to_have_count(10)
+    expect(page.locator("#view-user")).to_have_attribute("aria-busy", "false")
+    first = page.locator("#user-personal li.card").first
+    with page.expect_response(lambda r: r.url.endswith("/api/me/events")) as sent:
+        first.get_by_role("radio", name="4 stars", exact=True).click(force=True)
+    assert sent.value.status == 200
+    sub = sent.value.json()["user_id"]
+    page.goto(f"{site.url}/#/account")
+    page.get_by_role("button", name="Delete my account and data").click()
+    with page.expect_response(lambda r: r.request.method == "DELETE" and r.url.endswith("/api/me")) as gone:
+        page.get_by_role("button", name="Yes, delete everything").click()
+    assert gone.value.json()["events_deleted"] == 1
+    expect(page.get_by_role("status")).to_contain_text("Deleted: 1 ratings")
+    expect(page.get_by_role("navigation").get_by_role("link", name="Sign in")).to_be_visible()
+    from lambdas.service import events as events_service
+
+    assert events_service.for_user(site.services, sub) == []
+    signin.get_by_label("E-mail address").fill(email)
+    signin.get_by_label("Password").fill(PASSWORD)
+    signin.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#view-account").get_by_role("alert")).to_have_text(WRONG)
+    expected_refusal(page)
+
+
+def expected_refusal(page) -> None:
+    """Cognito refuses a wrong password with HTTP 400, which the browser logs as a failed load: expected here."""
+    failed = [p for p in page.problems if "status of 400" in p]
+    assert len(failed) == 1, page.problems
+    page.problems.remove(failed[0])
+
+
+def test_two_people_side_by_side_each_see_only_their_own(browser, site):
+    """Two browsers, two people (one linked to a data-set user, one new who rated a movie): each sees their own
+    list and profile, and their requests carry their own token."""
+    card = model_card(site)
+    contexts, pages = [], []
+    for user in (card["example_users"][1], None):
+        context = browser.new_context()
+        contexts.append(context)
+        opened = context.new_page()
+        opened.who = signed_in(opened, site, user)
+        pages.append(opened)
+    try:
+        anna, ben = pages
+        # Ben, new, rates the first movie of his (popular) list with 5 stars
+        ben.goto(f"{site.url}/#/user")
+        expect(ben.locator("#user-personal li.card")).to_have_count(10)
+        expect(ben.locator("#view-user")).to_have_attribute("aria-busy", "false")
+        first = ben.locator("#user-personal li.card").first
+        rated = first.get_attribute("data-movie-id")
+        with ben.expect_response(lambda r: r.url.endswith("/api/me/events")) as sent:
+            first.get_by_role("radio", name="5 stars", exact=True).click(force=True)
+        assert sent.value.json()["user_id"] == ben.who["sub"]
+        expect(ben.locator("#user-events")).to_have_text("Updated with 1 rating given since the model was trained.")
+        # Anna, user of the data set, sees her own list and profile, untouched by Ben's rating
+        anna.goto(f"{site.url}/#/user")
+        expect(anna.get_by_role("heading", name="Recommended for you")).to_be_visible()
+        expect(anna.locator("#user-events")).to_have_text(re.compile("^Rate a recommended movie you have seen"))
+        anna.goto(f"{site.url}/#/profile")
+        expect(anna.locator("#profile-summary")).to_contain_text("You rated")
+        ben.goto(f"{site.url}/#/profile")
+        expect(ben.locator("#view-profile").get_by_role("alert")).to_contain_text("The model does not know you yet")
+        ben_ids = ben.locator("#user-personal li.card").evaluate_all("cs => cs.map(c => c.dataset.movieId)")
+        assert rated not in ben_ids
+    finally:
+        for context in contexts:
+            context.close()

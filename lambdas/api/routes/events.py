@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 import contract
+from lambdas.api import callers
 from lambdas.api.answers import INTERNAL, error
 from lambdas.api.models import EventsRequest, EventsResponse
 from lambdas.service import events as events_service
@@ -34,6 +35,10 @@ router = Router()
     responses={
         200: {"description": "Stored", "content": {content_types.APPLICATION_JSON: {"model": EventsResponse}}},
         400: error("The body is not valid JSON"),
+        403: error(
+            "No valid API key in `x-api-key` (`forbidden`, before the API function runs), or the web page's key: "
+            "a signed-in person posts their own with `POST /me/events` (`forbidden`)"
+        ),
         413: error("The body is larger than 64 KB (`body_too_large`)"),
         415: error("The body is not application/json (`unsupported_media_type`)"),
         422: error("The JSON breaks the contract (`validation_error`) or a rating is off scale (`invalid_rating`)"),
@@ -42,6 +47,8 @@ router = Router()
     },
 )
 def post_events(request: Annotated[EventsRequest, Body()]) -> Response[EventsResponse]:
+    caller = callers.of(router.current_event.raw_event, get_services().settings)
+    callers.operator_only(caller, "storing a user's events")
     return store(request)
 
 

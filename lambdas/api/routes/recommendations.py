@@ -21,7 +21,6 @@ from lambdas.api.models import UUID_PATTERN, RecommendationRequest, StatusRespon
 from lambdas.service import status as status_service
 from lambdas.service import submit as submit_service
 from lambdas.service.aws import get_services
-from lambdas.service.errors import Forbidden
 from lambdas.service.logs import logger
 from lambdas.settings import PARTITION_KEY
 
@@ -61,8 +60,9 @@ _waited = threading.local()
         },
         400: error("The body is not valid JSON"),
         403: error(
-            "No valid API key in `x-api-key` (`forbidden`, before the API function runs), or a batch (`user_ids`) "
-            "from the web page: batches are for operators (`forbidden`)"
+            "No valid API key in `x-api-key` (`forbidden`, before the API function runs), or, from the web page (an "
+            "anonymous visitor), a request for a user's data (`user_id`, `profile_of`: sign in and use `/me`) or a "
+            "batch (`user_ids`: operators only) (`forbidden`)"
         ),
         409: error("The Idempotency-Key was used before with a different body (`idempotency_conflict`)"),
         413: error("The body is larger than 64 KB (`body_too_large`)"),
@@ -92,9 +92,7 @@ def submit_request(
 ) -> Response[SubmitResponse]:
     services = get_services()
     caller = callers.of(router.current_event.raw_event, services.settings)
-    if request.kind == "batch" and caller.kind != callers.OPERATOR:
-        # one batch scores up to 100 users and stores a result as large: an operator's job, not a page's
-        raise Forbidden("forbidden", "a batch (user_ids) needs an operator's API key")
+    callers.check_request(caller, request.kind)
     return accept(router, request, idempotency_key, caller, "/recommendations")
 
 

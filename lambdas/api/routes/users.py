@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 
+from lambdas.api import callers
 from lambdas.api.answers import INTERNAL, error
 from lambdas.api.models import MAX_ID_LENGTH, NOT_BLANK, ForgetResponse
 from lambdas.service import events as events_service
@@ -30,6 +31,10 @@ router = Router()
     tags=["events"],
     responses={
         200: {"description": "Deleted", "content": {content_types.APPLICATION_JSON: {"model": ForgetResponse}}},
+        403: error(
+            "No valid API key in `x-api-key` (`forbidden`, before the API function runs), or the web page's key: "
+            "a signed-in person deletes their own data with `DELETE /me` (`forbidden`)"
+        ),
         404: error("The path holds characters no route takes, such as control characters (`not_found`)"),
         422: error("The user id is blank or too long (`validation_error`)"),
         503: error("The deletion could not finish now; repeating it is safe", retry_after=True),
@@ -41,6 +46,7 @@ def forget_user(
         str, PathParam(min_length=1, max_length=MAX_ID_LENGTH, pattern=NOT_BLANK, description="The user's id")
     ],
 ) -> Response[ForgetResponse]:
+    callers.operator_only(callers.of(router.current_event.raw_event, get_services().settings), "forgetting a user")
     return forget(router, user_id)
 
 

@@ -98,8 +98,9 @@ def distribution_config(template: Template, ids: dict[str, str]) -> dict:
     return template.to_json()["Resources"][ids["distribution"]]["Properties"]["DistributionConfig"]
 
 
-def api_behavior(template: Template, ids: dict[str, str]) -> dict:
-    (behavior,) = distribution_config(template, ids)["CacheBehaviors"]
+def api_behavior(template: Template, ids: dict[str, str], path: str = "/api/*") -> dict:
+    """The distribution's behaviour for ``path`` (the API's, or ``/auth``, the page's Cognito calls)."""
+    (behavior,) = [b for b in distribution_config(template, ids)["CacheBehaviors"] if b["PathPattern"] == path]
     return behavior
 
 

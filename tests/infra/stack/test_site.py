@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -16,7 +17,6 @@ from tests.infra.stack.helpers import (
     SSE_S3,
     api_behavior,
     arn,
-    build_stack,
     distribution_config,
     origin,
     ref_id,
@@ -163,14 +163,15 @@ def test_api_behaviour_forwards_to_the_stage_uncached_with_the_key_from_secrets_
     assert {"Ref": ids["api"]} in api_origin["DomainName"]["Fn::Select"][1]["Fn::Split"][1]["Fn::Join"][1]
     assert api_origin["OriginPath"]["Fn::Join"][1][0] == "/"  # "/" + the stage name taken from the API's URL
 
-    ((policy_id, policy),) = template.find_resources("AWS::CloudFront::OriginRequestPolicy").items()
-    assert behavior["OriginRequestPolicyId"] == {"Ref": policy_id}
+    policy_id = behavior["OriginRequestPolicyId"]["Ref"]
+    policy = template.find_resources("AWS::CloudFront::OriginRequestPolicy")[policy_id]
     config = policy["Properties"]["OriginRequestPolicyConfig"]
     assert config["QueryStringsConfig"] == {"QueryStringBehavior": "all"}
     assert config["HeadersConfig"] == {"HeaderBehavior": "whitelist", "Headers": ["Content-Type", "Idempotency-Key"]}
     assert config["CookiesConfig"] == {"CookieBehavior": "none"}
 
-    (function_id,) = template.find_resources("AWS::CloudFront::Function")
+    functions = template.find_resources("AWS::CloudFront::Function").items()
+    (function_id,) = [k for k, f in functions if "API routes" in f["Properties"]["FunctionConfig"]["Comment"]]
     assert behavior["FunctionAssociations"] == [
         {"EventType": "viewer-request", "FunctionARN": {"Fn::GetAtt": [function_id, "FunctionARN"]}}
     ]
@@ -185,9 +186,11 @@ def test_api_behaviour_forwards_to_the_stage_uncached_with_the_key_from_secrets_
     assert secret["GenerateSecretString"] == {"ExcludePunctuation": True, "IncludeSpace": False, "PasswordLength": 40}
 
 
-def run_viewer_function(template, method: str, uri: str) -> dict:
-    """The stack's CloudFront Function, run in Node on one viewer request; returns what it returns."""
-    (function,) = template.find_resources("AWS::CloudFront::Function").values()
+def run_viewer_function(template, method: str, uri: str, which: str = "API routes") -> dict:
+    """One of the stack's CloudFront Functions (by its comment), run in Node on one viewer request; returns what it
+    returns."""
+    functions = template.find_resources("AWS::CloudFront::Function").values()
+    (function,) = [f for f in functions if which in f["Properties"]["FunctionConfig"]["Comment"]]
     assert function["Properties"]["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
     code = function["Properties"]["FunctionCode"]
     event = {"request": {"method": method, "uri": uri, "querystring": {"q": {"value": "alien"}}, "headers": {}}}
@@ -205,6 +208,11 @@ def run_viewer_function(template, method: str, uri: str) -> dict:
         ("GET", "/api/movies", "/movies"),
         ("GET", "/api/model", "/model"),
         ("GET", "/api/openapi.json", "/openapi.json"),
+        ("GET", "/api/me", "/me"),
+        ("POST", "/api/me/recommendations", "/me/recommendations"),
+        ("GET", "/api/me/requests/3f2a-9c", "/me/requests/3f2a-9c"),
+        ("POST", "/api/me/events", "/me/events"),
+        ("DELETE", "/api/me", "/me"),
     ],
 )
 def test_viewer_request_function_passes_the_pages_routes_without_the_api_prefix(template, method, uri, expected):
@@ -218,7 +226,7 @@ def test_viewer_request_function_passes_the_pages_routes_without_the_api_prefix(
     ("method", "uri"),
     [
         ("DELETE", "/api/users/19"),
-        ("POST", "/api/events"),  # site_events is off by default
+        ("POST", "/api/events"),  # a person posts their own with /me/events
         ("GET", "/api/users/19"),
         ("PUT", "/api/recommendations"),
         ("OPTIONS", "/api/recommendations"),
@@ -229,7 +237,7 @@ def test_viewer_request_function_passes_the_pages_routes_without_the_api_prefix(
     ],
 )
 def test_viewer_request_function_refuses_everything_else_with_a_json_403(template, method, uri):
-    """The page's key must not open DELETE /users/{id} (or events, unless site_events) to anyone on the internet:
+    """The page's key must not open DELETE /users/{id} or events for any user to anyone on the internet:
     CloudFront answers 403 in the API's error shape, the same message as the local gateway's."""
     from infra.site_routes import refusal_message
 
@@ -240,7 +248,7 @@ def test_viewer_request_function_refuses_everything_else_with_a_json_403(templat
     assert body == {"error": {"code": "forbidden", "message": refusal_message(method, uri[4:])}}
 
 
-def site_json(app: cdk.App, template: Template) -> dict:
+def site_json(app: cdk.App, template: Template) -> str:
     """The ``site.json`` a BucketDeployment of the stack uploads (one of its source assets holds it)."""
     folder = Path(app.synth().directory)
     keys = [
@@ -249,21 +257,34 @@ def site_json(app: cdk.App, template: Template) -> dict:
         for k in d["Properties"]["SourceObjectKeys"]
     ]
     (found,) = [p for k in keys if (p := folder / f"asset.{k.removesuffix('.zip')}" / "site.json").exists()]
-    return json.loads(found.read_text())
+    return found.read_text()
 
 
-def test_the_page_is_told_it_may_not_post_events_by_default(stack, template):
-    assert site_json(stack.node.root, template) == {"events": False}
+def test_the_page_is_told_its_user_pools_client(stack, template):
+    """site.json names the app client, a deploy-time value: the asset holds CDK's marker, the deployment its value."""
+    assert re.fullmatch(r'\{"auth":\{"client_id":<<marker:0x[0-9a-f]+:0>>\}\}', site_json(stack.node.root, template))
+    client = stack.resolve(stack.accounts.client.user_pool_client_id)  # {"Ref": <the app client>}
+    deployments = template.find_resources("Custom::CDKBucketDeployment").values()
+    markers = [m for d in deployments for m in d["Properties"].get("SourceMarkers", []) if m]
+    assert [list(m) for m in markers] == [["<<marker:0xbaba:0>>"]]
+    assert markers[0]["<<marker:0xbaba:0>>"] == {"Fn::Join": ["", ['"', client, '"']]}
 
 
-def test_site_events_opens_post_events_to_the_page_and_says_so_in_site_json(outdir, fake_artifact):
-    app, stack = build_stack(
-        outdir / "site-events", fake_artifact, site_events="true", **{"aws:cdk:bundling-stacks": []}
-    )
-    template = Template.from_stack(stack)
-    assert run_viewer_function(template, "POST", "/api/events")["uri"] == "/events"
-    assert run_viewer_function(template, "DELETE", "/api/users/19")["statusCode"] == 403
-    assert site_json(app, template) == {"events": True}
+def test_the_pages_sign_in_calls_go_to_the_regional_cognito_endpoint(template, ids):
+    """/auth (web/auth.js's Cognito calls) goes to cognito-idp in the stack's region over HTTPS, never cached, with
+    its X-Amz-Target and Content-Type; a viewer function sends POST to Cognito's / and refuses other methods."""
+    behavior = api_behavior(template, ids, "/auth")
+    assert behavior["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # managed CachingDisabled
+    auth_origin = origin(template, ids, behavior["TargetOriginId"])
+    assert auth_origin["DomainName"] == {
+        "Fn::Join": ["", ["cognito-idp.", {"Ref": "AWS::Region"}, ".", {"Ref": "AWS::URLSuffix"}]]
+    }
+    assert auth_origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    policies = template.find_resources("AWS::CloudFront::OriginRequestPolicy")
+    config = policies[behavior["OriginRequestPolicyId"]["Ref"]]["Properties"]["OriginRequestPolicyConfig"]
+    assert config["HeadersConfig"] == {"HeaderBehavior": "whitelist", "Headers": ["X-Amz-Target", "Content-Type"]}
+    assert run_viewer_function(template, "POST", "/auth", "Cognito")["uri"] == "/"
+    assert run_viewer_function(template, "GET", "/auth", "Cognito")["statusCode"] == 405
 
 
 def test_web_acl_rate_limits_per_ip_with_managed_rules_when_deployed_in_us_east_1(template, ids):
