@@ -23,8 +23,11 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# The suite on TEST_WORKERS processes (pytest-xdist), a test file's tests in one of them (module fixtures such as a
+# local stack start once): 419 s instead of 659 s on this 2-core machine (2026-12-07).
+TEST_WORKERS ?= 2
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The whole story on this machine: train + export when no artifact exists, start the local stack (moto + the
 # Lambda handlers), submit a known-user, a cold-start, a similar-movies and a batch request, poll, print.

@@ -246,7 +246,7 @@ def test_status_reads_a_result_stored_in_s3(flow, lambda_context):
     [
         ("not-a-uuid", 400, "invalid_request_id"),
         ("2f1d7c1e-8a7b-4c3d-9e5f-0a1b2c3d4e5", 400, "invalid_request_id"),
-        (str(uuid.uuid4()), 404, "not_found"),
+        ("0b0e7c2a-5d4f-4e6a-9c1b-3f2e1d0c9b8a", 404, "not_found"),  # a well-formed id never issued
     ],
 )
 def test_malformed_or_unknown_request_id(flow, lambda_context, request_id, status, code):
