@@ -150,6 +150,10 @@ class StackConfig:
     # WAF in front of the page and /api/*: per-IP rate limit plus AWS managed rules. CloudFront web ACLs exist only
     # in us-east-1: there the stack creates one; elsewhere give an existing one's ARN (web_acl_arn), else none.
     waf: bool = True
+    # A REGIONAL web ACL on the API stage (every region): requests per IP per 5 minutes for direct callers of the
+    # execute-api endpoint (the page's calls, from CloudFront, are limited per viewer by the CloudFront web ACL).
+    api_waf: bool = True
+    api_waf_rate_limit: int = 15_000
     web_acl_arn: str | None = None
     # Requests per client IP per 5 minutes before WAF blocks that IP (WAF's minimum is 10).
     waf_rate_limit: int = 1000
@@ -221,6 +225,8 @@ class StackConfig:
             problems.append("web_acl_arn must be a CLOUDFRONT-scope WAFv2 web ACL ARN (arn:aws:wafv2:us-east-1:...)")
         if self.site_key_version < 1:
             problems.append("site_key_version must be >= 1")
+        if not 10 <= self.api_waf_rate_limit <= 2_000_000_000:
+            problems.append(f"api_waf_rate_limit must be 10-2000000000 (WAF's range), not {self.api_waf_rate_limit}")
         if not 10 <= self.waf_rate_limit <= 2_000_000_000:
             problems.append(f"waf_rate_limit must be 10-2000000000 (WAF's range), not {self.waf_rate_limit}")
         return problems

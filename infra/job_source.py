@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import tarfile
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +34,8 @@ def files() -> list[tuple[str, Path]]:
 
 
 def build(out: Path) -> Path:
-    """Write the tarball to ``out`` (a temporary file renamed: never half written); returns ``out``."""
+    """Write the tarball to ``out`` (a temporary file of this process's own, renamed: never half written, and two
+    synths at once, e.g. test workers, each rename a whole file); returns ``out``."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, path in files():
@@ -43,8 +46,14 @@ def build(out: Path) -> Path:
             info.uname = info.gname = ""
             tar.addfile(info, io.BytesIO(data))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0, filename="") as gz:
-        gz.write(raw.getvalue())
-    tmp.replace(out)
+    handle, name = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(handle, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0, filename="") as gz:
+            gz.write(raw.getvalue())
+        os.chmod(tmp, 0o644)
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return out

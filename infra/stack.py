@@ -28,6 +28,7 @@ from infra.constructs import (
     Site,
 )
 from infra.constructs.api import ApiProps
+from infra.constructs.api_firewall import ApiFirewall
 from infra.constructs.function import FunctionProps
 from infra.constructs.model_store import CATALOGUE_FILES, ModelStoreProps
 from infra.constructs.monitoring import MonitoringProps
@@ -304,6 +305,24 @@ class RecommenderStack(cdk.Stack):
             )
             # A call made with the page's key is an anonymous visitor's (lambdas.api.callers)
             self.api.handler.function.add_environment(ENV_NAMES["page_api_key_id"], self.site.api_key.key_id)
+
+        self.api_firewall: ApiFirewall | None = None
+        if c.api_waf:
+            self.api_firewall = ApiFirewall(
+                self,
+                "ApiFirewall",
+                stage=self.api.api.deployment_stage,
+                rate_limit=c.api_waf_rate_limit,
+                page_key_value=self.site.key_value if self.site is not None else None,
+            )
+        else:
+            acknowledge(
+                self.api.api,
+                "AwsSolutions-APIG3",
+                "No REGIONAL web ACL on the stage (-c api_waf=false, a web ACL has a monthly fee at rest): the web "
+                "page's traffic passes the CloudFront web ACL in us-east-1, and direct calls need an API key bound "
+                "to a throttled usage plan (or SigV4 with -c auth=iam).",
+            )
 
         self.monitoring = Monitoring(
             self,

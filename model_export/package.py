@@ -117,6 +117,22 @@ def copy_code(dest: Path) -> None:
         )
 
 
+def _fill_cache(dest: Path, deps_cache: Path, removed: int) -> None:
+    """Copy the installed dependencies to ``deps_cache`` whole or not at all: staged in a folder of this process's
+    own and renamed, so that two builds at once (test workers synthesizing the stack) never mix their copies; the
+    second rename fails on the first's complete cache, which is as good, and its staging is dropped."""
+    deps_cache.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{deps_cache.name}.", dir=deps_cache.parent))
+    shutil.copytree(dest, staging, dirs_exist_ok=True)
+    (staging / ".complete").write_text(str(removed))
+    if deps_cache.exists() and not (deps_cache / ".complete").exists():
+        shutil.rmtree(deps_cache, ignore_errors=True)  # a leftover of a build that died half-way
+    try:
+        staging.rename(deps_cache)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def build(
     dest: Path,
     artifact: Path | None = None,
@@ -145,9 +161,7 @@ def build(
             install(dest, requirements, arch)
         removed = trim(dest)
         if deps_cache is not None:
-            shutil.rmtree(deps_cache, ignore_errors=True)
-            shutil.copytree(dest, deps_cache)
-            (deps_cache / ".complete").write_text(str(removed))
+            _fill_cache(dest, deps_cache, removed)
     deps = dir_size(dest)
     copy_code(dest)
     code = dir_size(dest) - deps

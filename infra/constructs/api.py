@@ -262,14 +262,6 @@ class RecommendationsApi(Construct):
             "when idle. CloudFront caches the static page.",
         )
         checkov.skip(self.access_logs, "CKV_AWS_158", checkov.LOG_GROUP_KMS)
-        acknowledge(
-            self.api,
-            "AwsSolutions-APIG3",
-            "No REGIONAL web ACL on the stage: behind CloudFront it would see CloudFront's addresses, not the "
-            "viewers', so per-IP limits cannot work there; the web page's traffic passes the CloudFront web ACL "
-            "(per-IP rate limit, managed rules; infra/constructs/site.py), and direct calls need an API key bound "
-            "to a throttled usage plan (or SigV4 with -c auth=iam).",
-        )
         if use_key:
             acknowledge(
                 self.api,

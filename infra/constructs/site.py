@@ -141,6 +141,7 @@ class Site(Construct):
         )
         # A dynamic reference, resolved by CloudFormation at deploy time: the template holds the secret's ARN only.
         key_value = self.api_key_secret.secret_value.unsafe_unwrap()
+        self.key_value = key_value  # the API's firewall exempts the page's calls from its per-IP count
         # Its own key on its own usage plan: the page's traffic as a whole is held to page_throttle_rate, apart from
         # operators' keys (the API's plan), so a flood through the page leaves operators their share of the stage.
         self.api_key = apigw.ApiKey(

@@ -187,3 +187,26 @@ def test_the_api_function_knows_the_pages_key(template, ids):
     """Calls made with the page's key are anonymous visitors' (lambdas.api.callers): the function gets its id."""
     function = template.find_resources("AWS::Lambda::Function")[ids["api_function"]]
     assert function["Properties"]["Environment"]["Variables"]["PAGE_API_KEY_ID"] == {"Ref": ids["site_key"]}
+
+
+def test_a_regional_web_acl_limits_direct_callers_per_ip_on_the_stage(template, stack, ids):
+    """In every region: a REGIONAL web ACL on the stage blocks an address past api_waf_rate_limit requests in 5
+    minutes, except the page's calls (they carry the page's key from CloudFront, whose addresses many viewers share:
+    the CloudFront web ACL limits those per viewer), and applies AWS's IP reputation list."""
+    acl_id = stack.resolve(stack.get_logical_id(stack.api_firewall.web_acl))
+    acl = template.find_resources("AWS::WAFv2::WebACL")[acl_id]["Properties"]
+    assert acl["Scope"] == "REGIONAL" and acl["DefaultAction"] == {"Allow": {}}
+    rate, reputation = acl["Rules"]
+    assert rate["Action"] == {"Block": {}}
+    limit = rate["Statement"]["RateBasedStatement"]
+    assert (limit["AggregateKeyType"], limit["Limit"], limit["EvaluationWindowSec"]) == ("IP", 15000, 300)
+    page_key = limit["ScopeDownStatement"]["NotStatement"]["Statement"]["ByteMatchStatement"]
+    assert page_key["FieldToMatch"] == {"SingleHeader": {"Name": "x-api-key"}}
+    assert page_key["PositionalConstraint"] == "EXACTLY"
+    assert page_key["SearchString"] == {
+        "Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": ids["key_secret"]}, ":SecretString:::}}"]]
+    }
+    assert reputation["Statement"]["ManagedRuleGroupStatement"]["Name"] == "AWSManagedRulesAmazonIpReputationList"
+    (association,) = template.find_resources("AWS::WAFv2::WebACLAssociation").values()
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+    assert ref_id(stack, stack.api.api.deployment_stage) in json.dumps(association["Properties"]["ResourceArn"])

@@ -53,7 +53,9 @@ def test_checkov_skips_follow_the_options(template, edge_stack):
     assert ("AWS::CloudFront::Distribution", "CKV_AWS_174") in default
     assert ("AWS::CloudFront::Distribution", "CKV_AWS_174") not in edge
     assert ("AWS::WAFv2::WebACL", "CKV_AWS_192") in default
-    assert ("AWS::WAFv2::WebACL", "CKV_AWS_192") not in edge
+    # with a given CloudFront web ACL, the one the stack creates is the stage's REGIONAL one, skipped for itself
+    edge_acls = Template.from_stack(edge_stack).find_resources("AWS::WAFv2::WebACL").values()
+    assert [acl["Properties"]["Scope"] for acl in edge_acls] == ["REGIONAL"]
 
 
 def test_checkov_skip_check_is_live():

@@ -71,15 +71,33 @@ def test_iam_auth_option_signs_requests_instead_of_an_api_key(iam_template):
     )
     iam_template.has_resource_properties("AWS::Lambda::Function", {"Architectures": ["arm64"], "Runtime": "python3.12"})
     assert iam_template.find_resources("AWS::CloudWatch::Dashboard") == {}
-    # AND -c site=false: no page, no distribution, no web ACL, no key secret
-    for kind in ("AWS::CloudFront::Distribution", "AWS::WAFv2::WebACL", "AWS::SecretsManager::Secret"):
+    # AND -c site=false: no page, no distribution, no CloudFront web ACL, no key secret (the stage's REGIONAL one
+    # stays, with no page key to exempt)
+    for kind in ("AWS::CloudFront::Distribution", "AWS::SecretsManager::Secret"):
         assert iam_template.find_resources(kind) == {}
+    assert cloudfront_acls(iam_template) == {}
+    (regional,) = iam_template.find_resources("AWS::WAFv2::WebACL").values()
+    assert "ScopeDownStatement" not in regional["Properties"]["Rules"][0]["Statement"]["RateBasedStatement"]
+
+
+def cloudfront_acls(template: Template) -> dict:
+    """The template's CLOUDFRONT web ACLs (the API stage's REGIONAL one is there in any case)."""
+    acls = template.find_resources("AWS::WAFv2::WebACL").items()
+    return {k: v for k, v in acls if v["Properties"]["Scope"] == "CLOUDFRONT"}
+
+
+def test_api_waf_can_be_turned_off(outdir, fake_artifact):
+    """-c api_waf=false: no REGIONAL web ACL and no association; cdk-nag's finding is acknowledged instead."""
+    _, stack = build_stack(outdir / "noapiwaf", fake_artifact, api_waf="false", **{"aws:cdk:bundling-stacks": []})
+    template = Template.from_stack(stack)
+    assert set(cloudfront_acls(template)) == set(template.find_resources("AWS::WAFv2::WebACL"))
+    assert template.find_resources("AWS::WAFv2::WebACLAssociation") == {}
 
 
 def test_a_given_web_acl_is_attached_in_any_region_instead_of_creating_one(edge_stack):
     """-c web_acl_arn: no web ACL and no region condition in the template; the distribution uses the given one."""
     template = Template.from_stack(edge_stack)
-    assert template.find_resources("AWS::WAFv2::WebACL") == {}
+    assert cloudfront_acls(template) == {}
     assert "Conditions" not in template.to_json()
     config = distribution_config(template, {"distribution": ref_id(edge_stack, edge_stack.site.distribution)})
     assert config["WebACLId"] == GIVEN_WEB_ACL
@@ -122,7 +140,7 @@ def test_waf_can_be_turned_off(outdir, fake_artifact):
     """-c waf=false: no web ACL, no condition, no WebACLId on the distribution, no WebAclArn output."""
     _, stack = build_stack(outdir / "nowaf", fake_artifact, waf="false", **{"aws:cdk:bundling-stacks": []})
     template = Template.from_stack(stack)
-    assert template.find_resources("AWS::WAFv2::WebACL") == {}
+    assert cloudfront_acls(template) == {}
     config = distribution_config(template, {"distribution": ref_id(stack, stack.site.distribution)})
     assert "WebACLId" not in config
     assert OUTPUT_WEB_ACL not in template.to_json()["Outputs"]
