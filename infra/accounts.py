@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -70,7 +70,7 @@ def stack_target(stack: str, region: str | None) -> Target:
     missing = [k for k in (OUTPUT_EVENTS_TABLE, OUTPUT_USER_POOL, OUTPUT_USER_POOL_CLIENT) if k not in outputs]
     if missing:
         raise PublishError(f"stack {stack!r} has no output {', '.join(missing)} (deployed before accounts?)")
-    settings = replace(Settings(), events_table_name=outputs[OUTPUT_EVENTS_TABLE], region=session.region_name)
+    settings = Settings(events_table_name=outputs[OUTPUT_EVENTS_TABLE], region=session.region_name)
     return Target(
         Services(settings, session),
         session.client("cognito-idp"),

@@ -124,9 +124,7 @@ def run(
             publish.write_decision(aws.s3, loop.data_bucket, layout, run_id, outcome)
             raise
         seconds["train"] = round(time.perf_counter() - t0, 2)
-        t0 = time.perf_counter()
-        outcome = publish.conclude(aws.s3, aws.ssm, aws.settings, loop, opt / "model", record, seconds=seconds)
-        seconds["publish"] = round(time.perf_counter() - t0, 2)  # the same dict: the outcome file lacks only this
+        outcome = publish.conclude(aws.s3, aws.ssm, aws.settings, loop, opt / "model", record, seconds)
     return outcome
 
 

@@ -32,6 +32,8 @@ PAGE_ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", r"/me/requests/[^/]+"),
     ("POST", r"/me/events"),
 )
+# The header API Gateway reads the API key from; CloudFront (the local gateway) adds the page's key in it.
+API_KEY_HEADER = "x-api-key"
 # The page reads this file (served next to index.html) to know the user pool's app client it signs people in with.
 SITE_CONFIG = "site.json"
 FORBIDDEN_CODE = "forbidden"

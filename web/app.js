@@ -179,7 +179,7 @@ function showAbout() {
 
 // ------------------------------------------------------------------ routing
 
-// The argument of the current route (#/user/19 -> "19"); undefined when there is none or it is malformed.
+// The argument of the current route (#/similar/1 -> "1"); undefined when there is none or it is malformed.
 function routeArgument() {
   const rest = location.hash.replace(/^#\//, "").split("/").slice(1);
   if (!rest.length || !rest.join("/")) return undefined;

@@ -15,14 +15,8 @@ from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from infra import checkov
-
-API_KEY_HEADER = "x-api-key"
-
-
-def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
-    return wafv2.CfnWebACL.VisibilityConfigProperty(
-        cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
-    )
+from infra.constructs import waf
+from infra.site_routes import API_KEY_HEADER
 
 
 class ApiFirewall(Construct):
@@ -46,31 +40,8 @@ class ApiFirewall(Construct):
                 not_statement=wafv2.CfnWebACL.NotStatementProperty(statement=from_page)
             )
         rules = [
-            wafv2.CfnWebACL.RuleProperty(
-                name="RateLimitPerIp",
-                priority=0,
-                action=wafv2.CfnWebACL.RuleActionProperty(block={}),
-                statement=wafv2.CfnWebACL.StatementProperty(
-                    rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                        aggregate_key_type="IP",
-                        limit=rate_limit,
-                        evaluation_window_sec=300,
-                        scope_down_statement=scope_down,
-                    )
-                ),
-                visibility_config=_visibility("ApiRateLimitPerIp"),
-            ),
-            wafv2.CfnWebACL.RuleProperty(
-                name="AWSManagedRulesAmazonIpReputationList",
-                priority=1,
-                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
-                statement=wafv2.CfnWebACL.StatementProperty(
-                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                        vendor_name="AWS", name="AWSManagedRulesAmazonIpReputationList"
-                    )
-                ),
-                visibility_config=_visibility("ApiIpReputation"),
-            ),
+            waf.rate_limit_per_ip("RateLimitPerIp", 0, rate_limit, scope_down),
+            waf.aws_managed("AWSManagedRulesAmazonIpReputationList", 1, metric="ApiIpReputation"),
         ]
         self.web_acl = wafv2.CfnWebACL(
             self,
@@ -79,7 +50,7 @@ class ApiFirewall(Construct):
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
             description="Per-IP rate limit for direct callers of the API stage, and the AWS IP reputation list",
             rules=rules,
-            visibility_config=_visibility("RecommenderApi"),
+            visibility_config=waf.visibility("RecommenderApi"),
         )
         wafv2.CfnWebACLAssociation(self, "Stage", resource_arn=stage.stage_arn, web_acl_arn=self.web_acl.attr_arn)
         checkov.skip(

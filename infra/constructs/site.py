@@ -29,9 +29,10 @@ from constructs import Construct
 
 from infra import checkov
 from infra.config import ConfigError
+from infra.constructs import waf
 from infra.constructs.model_store import log_lifecycle, noncurrent_lifecycle
 from infra.nag import acknowledge
-from infra.site_routes import SITE_CONFIG, cloudfront_function, site_config
+from infra.site_routes import API_KEY_HEADER, SITE_CONFIG, cloudfront_function, site_config
 from infra.web_headers import CONTENT_SECURITY_POLICY, HSTS_MAX_AGE_S
 
 API_PATH = "/api/*"
@@ -51,7 +52,6 @@ AUTH_FUNCTION = """function handler(event) {
   };
 }
 """
-API_KEY_HEADER = "x-api-key"
 HSTS_MAX_AGE = cdk.Duration.seconds(HSTS_MAX_AGE_S)
 # Headers the API reads (the body's type, the client's idempotency key); never Host, which must be API Gateway's.
 FORWARDED_HEADERS = ("Content-Type", "Idempotency-Key")
@@ -354,46 +354,8 @@ class Site(Construct):
     def _web_acl(self, rate_limit: int, condition: cdk.CfnCondition) -> wafv2.CfnWebACL:
         """The CLOUDFRONT web ACL: a per-IP rate limit, then the managed rule groups; created under ``condition``."""
 
-        def visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
-            return wafv2.CfnWebACL.VisibilityConfigProperty(
-                cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
-            )
-
-        rules = [
-            wafv2.CfnWebACL.RuleProperty(
-                name="RateLimitPerIp",
-                priority=0,
-                action=wafv2.CfnWebACL.RuleActionProperty(block={}),
-                statement=wafv2.CfnWebACL.StatementProperty(
-                    rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                        aggregate_key_type="IP", limit=rate_limit, evaluation_window_sec=300
-                    )
-                ),
-                visibility_config=visibility("RateLimitPerIp"),
-            )
-        ]
-        for priority, name, counted in MANAGED_RULES:
-            rules.append(
-                wafv2.CfnWebACL.RuleProperty(
-                    name=name,
-                    priority=priority,
-                    override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
-                    statement=wafv2.CfnWebACL.StatementProperty(
-                        managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                            vendor_name="AWS",
-                            name=name,
-                            rule_action_overrides=[
-                                wafv2.CfnWebACL.RuleActionOverrideProperty(
-                                    name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={})
-                                )
-                                for rule in counted
-                            ]
-                            or None,
-                        )
-                    ),
-                    visibility_config=visibility(name),
-                )
-            )
+        rules = [waf.rate_limit_per_ip("RateLimitPerIp", 0, rate_limit)]
+        rules += [waf.aws_managed(name, priority, counted) for priority, name, counted in MANAGED_RULES]
         acl = wafv2.CfnWebACL(
             self,
             "WebAcl",
@@ -401,7 +363,7 @@ class Site(Construct):
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
             description="Per-IP rate limit and AWS managed rules in front of the web page and its API",
             rules=rules,
-            visibility_config=visibility("RecommenderSite"),
+            visibility_config=waf.visibility("RecommenderSite"),
         )
         acl.cfn_options.condition = condition
         return acl

@@ -38,7 +38,7 @@ from infra.local.proxy_event import api_event, route_of
 ROOT = Path(__file__).resolve().parents[2]
 WEB_ROOT = ROOT / "web"
 API_PREFIX = "/api"
-API_KEY_HEADER = "x-api-key"
+API_KEY_HEADER = site_routes.API_KEY_HEADER
 # The page's Cognito calls (web/auth.js), at /auth/ on the page's origin.
 AUTH_PATH = "/auth"
 COGNITO_TARGET_PREFIX = "AWSCognitoIdentityProviderService."

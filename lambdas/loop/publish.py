@@ -56,12 +56,20 @@ def record(
 
 
 def conclude(
-    s3: Any, ssm: Any, settings: Settings, loop: LoopSettings, model: Path, record_: dict[str, Any], **extra: Any
+    s3: Any,
+    ssm: Any,
+    settings: Settings,
+    loop: LoopSettings,
+    model: Path,
+    record_: dict[str, Any],
+    seconds: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """A run's end, deployed and local alike: the gate's decision on the job's ``evaluation.json`` in ``model``
     (the job's model folder), the candidate published or stopped (:func:`record`), and the run's outcome (``record_``,
-    the gather step's record, with the action, version, served version before and the gate's decision, plus
-    ``extra``) written beside the run's files and returned."""
+    the gather step's record, with the action, version, served version before and the gate's decision) written
+    beside the run's files and returned. ``seconds``: the run's step timings so far, recorded with this step's
+    (``publish``) added."""
+    started = time.perf_counter()
     decision = gate.decide(json.loads((model / EVALUATION).read_text()), loop)
     published = record(s3, ssm, settings, model / ARTIFACT, decision, record_["run_id"])
     outcome = {
@@ -70,8 +78,9 @@ def conclude(
         "version": published["version"],
         "before": published["before"],
         "gate": decision,
-        **extra,
     }
+    if seconds is not None:
+        outcome["seconds"] = {**seconds, "publish": round(time.perf_counter() - started, 2)}
     write_decision(s3, loop.data_bucket, Layout(loop.data_prefix), record_["run_id"], outcome)
     return outcome
 
