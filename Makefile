@@ -5,7 +5,7 @@ SYSTEM_PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv test lint demo local retrain bench-replay openapi train export bench bench-search bench-similar bench-explain bench-events bench-quality bench-synthetic ablation tune lr-find package clean loadtest fuzz scan bench-train bench-learn
+.PHONY: venv test lint demo local retrain bench-replay openapi train export bench bench-search bench-similar bench-explain bench-events bench-quality bench-synthetic ablation tune lr-find package clean loadtest flood fuzz scan bench-train bench-learn
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ local: venv
 LOADTEST_ARGS ?=
 loadtest: venv
 	$(PY) -m bench.loadtest $(LOADTEST_ARGS)
+	$(PY) -m bench.flood
+
+# An anonymous flood through the page's /api/ at 3 x its usage plan while an operator works, with the deployed
+# throttles; fails if an operator's request is refused or the plan lets too much through (writes artifacts/flood.md).
+flood: venv
+	$(PY) -m bench.flood
 
 # schemathesis against the local stack: every check and phase, seed 42, 500 examples (the tests run 25).
 fuzz: venv

@@ -196,9 +196,14 @@ def drive(url: str, api_key: str | None, bodies: list[tuple[str, dict]], concurr
 class LocalStackProcess:
     """``python -m infra.local`` in its own process; its URL and key from its first lines."""
 
-    def __init__(self, artifact: Path, workers: int, window_s: float = 0.0, log: Path | None = None) -> None:
+    def __init__(
+        self, artifact: Path, workers: int, window_s: float = 0.0, log: Path | None = None, throttle: bool = False
+    ) -> None:
+        """``throttle``: hold calls to the deployed usage plans (off for the load test, which measures the stack's
+        own capacity, above an operator key's 50 requests/s; on for the flood, bench.flood)."""
         cmd = [sys.executable, "-m", "infra.local", "--port", "0", "--artifact", str(artifact)]
         cmd += ["--workers", str(workers), "--batching-window", str(window_s), "--quiet"]
+        cmd += [] if throttle else ["--no-throttle"]
         env = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
         self.log = log.open("a") if log else None
         self.proc = subprocess.Popen(
@@ -277,15 +282,20 @@ def all_calls(stack: LocalStackProcess) -> dict[str, int]:
     return calls
 
 
+def served_model(stack: LocalStackProcess) -> tuple[Connection, dict, list[Any]]:
+    """An operator's connection to ``stack``, its model card and the ids of its 50 most popular movies."""
+    conn = Connection(stack.url, stack.api_key)
+    _, model = conn.call("GET", "/model")
+    _, page = conn.call("GET", "/movies?limit=50")
+    return conn, model, [m["movie_id"] for m in page["movies"]]
+
+
 def run_one(
     artifact: Path, workers: int, n: int, concurrency: int, seed: int, window_s: float = 0.0, log: Path | None = None
 ) -> RunStats:
     stack = LocalStackProcess(artifact, workers, window_s, log)
     try:
-        conn = Connection(stack.url, stack.api_key)
-        _, model = conn.call("GET", "/model")
-        _, page = conn.call("GET", "/movies?limit=50")
-        movies = [m["movie_id"] for m in page["movies"]]
+        conn, model, movies = served_model(stack)
         rng = random.Random(seed)
         # warm-up: enough requests at once that every worker process loads the model (its cold start)
         warm, warm_errors, _ = drive(

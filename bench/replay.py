@@ -176,7 +176,10 @@ def replay(
         "windows": [],
     }
     frozen = Engine(first)
-    with LocalStack(first, workers=1, api_processes=1, api_key=None) as stack, tempfile.TemporaryDirectory() as tmp:
+    with (
+        LocalStack(first, workers=1, api_processes=1, api_key=None, limits=None) as stack,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         aws = local_aws(stack_connection(stack))
         loop = LoopSettings(data_bucket=aws.settings.bucket_name)
         if min_users is not None:

@@ -117,6 +117,9 @@ class StackConfig:
     # through the page cannot take the stage's whole limit from operators.
     page_throttle_rate: float = 20.0
     page_throttle_burst: int = 40
+    # Long-polls (GET ...?wait=S) waiting at once per pool (the operators'; the page's), across the API function's
+    # containers: each holds an invocation for up to 20 s; beyond it `wait` is answered at once. 0: no cap.
+    long_poll_slots: int = 30
     auth: str = "api_key"  # "api_key" (key + usage plan) or "iam" (SigV4)
     cors_origins: tuple[str, ...] = ()
     stage_name: str = "v1"
@@ -204,6 +207,8 @@ class StackConfig:
             problems.append("write_units_alarm must be >= 1 and budget_usd >= 0")
         if self.throttle_rate <= 0 or self.throttle_burst < 1:
             problems.append("throttle_rate must be > 0 and throttle_burst >= 1")
+        if self.long_poll_slots < 0:
+            problems.append("long_poll_slots must be >= 0 (0: no cap)")
         if not (0 < self.page_throttle_rate <= self.throttle_rate and self.page_throttle_burst >= 1):
             problems.append("page_throttle_rate must be > 0 and at most throttle_rate, page_throttle_burst >= 1")
         problems += self._site_problems()

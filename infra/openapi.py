@@ -31,7 +31,9 @@ DESCRIPTION = (
     "Every call needs the API key in `x-api-key` (403 `forbidden` without it, answered before the API function "
     "runs), in AWS as in the local stack (`python -m infra.local` prints its key). The web page's calls go "
     "through `/api/`, where CloudFront (or the local gateway) adds the key, so the browser never holds it. An "
-    "undeclared method on a declared path gets 405 with `Allow` from the local gateway (403 from API Gateway).\n\n"
+    "undeclared method on a declared path gets 405 with `Allow` from the local gateway (403 from API Gateway). "
+    "Calls over the key's usage plan (the page's is shared by every visitor and lower than an operator's) or the "
+    "stage's throttle get 429 `throttled`, in AWS as in the local stack.\n\n"
     "A person signed in (an Amazon Cognito user pool; locally, the local stack's) uses the `/me` routes with their "
     "ID token in `Authorization: Bearer <token>`: their user id comes from the token, never from the request (401 "
     "`unauthorized` without a valid token, answered before the API function runs). A request is read back only by "
@@ -64,15 +66,25 @@ FORBIDDEN = {
 }
 
 
+THROTTLED = {
+    "description": (
+        "Over the caller's usage plan (the web page's shared one, or an operator key's) or the stage's throttle "
+        "(`throttled`): refused before the API function runs; retry later"
+    ),
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+}
+
+
 PERSONAL = "/me"  # the signed-in person's routes: the API key and a token
 
 
 def _with_gateway_answers(doc: dict) -> dict:
-    """Answers the gateway gives before the handler runs, on every operation: 403 without a valid API key; and the
-    personal routes' token."""
+    """Answers the gateway gives before the handler runs, on every operation: 403 without a valid API key, 429 over a
+    throttle; and the personal routes' token."""
     for path, operations in doc["paths"].items():
         for operation in operations.values():
             operation["responses"].setdefault("403", FORBIDDEN)
+            operation["responses"].setdefault("429", THROTTLED)
             if path == PERSONAL or path.startswith(PERSONAL + "/"):
                 operation["security"] = [{"apiKey": [], "cognito": []}]
             operation["responses"] = dict(sorted(operation["responses"].items()))

@@ -37,6 +37,7 @@ API_KEY_HEADER = "x-api-key"
 # The page reads this file (served next to index.html) to know the user pool's app client it signs people in with.
 SITE_CONFIG = "site.json"
 FORBIDDEN_CODE = "forbidden"
+NOT_ALLOWED_CODE = "method_not_allowed"
 REFUSAL = " is not available through the web page; call the API with an API key"
 
 
@@ -45,12 +46,31 @@ def allowed(method: str, path: str) -> bool:
     return any(m == method and re.fullmatch(p, path) for m, p in PAGE_ROUTES)
 
 
+def methods_for(path: str) -> tuple[str, ...]:
+    """The methods the page may use on ``path`` (in ``PAGE_ROUTES``' order; empty: not a path of the page's)."""
+    found: list[str] = []
+    for m, p in PAGE_ROUTES:
+        if re.fullmatch(p, path) and m not in found:
+            found.append(m)
+    return tuple(found)
+
+
 def refusal_message(method: str, path: str) -> str:
     return f"{method} {path}{REFUSAL}"
 
 
-def refusal_body(method: str, path: str) -> str:
-    return json.dumps({"error": {"code": FORBIDDEN_CODE, "message": refusal_message(method, path)}})
+def not_allowed_message(method: str, allow: tuple[str, ...]) -> str:
+    return f"{method} is not allowed here; use {', '.join(allow)}"
+
+
+def refusal(method: str, path: str) -> tuple[int, dict[str, str], str]:
+    """What CloudFront answers to a call the page may not make: 405 with ``Allow`` for another method on one of the
+    page's paths (as the API answers an undeclared method), else 403; the API's JSON error shape either way."""
+    allow = methods_for(path)
+    if allow:
+        body = {"error": {"code": NOT_ALLOWED_CODE, "message": not_allowed_message(method, allow)}}
+        return 405, {"Allow": ", ".join(allow)}, json.dumps(body)
+    return 403, {}, json.dumps({"error": {"code": FORBIDDEN_CODE, "message": refusal_message(method, path)}})
 
 
 def site_config(client_id: str | None) -> dict:
@@ -60,25 +80,40 @@ def site_config(client_id: str | None) -> dict:
 
 
 def cloudfront_function() -> str:
-    """The viewer-request CloudFront Function (cloudfront-js-2.0): refuse what the page may not call, else strip the
-    ``/api`` prefix (API Gateway's routes start at ``/recommendations``)."""
+    """The viewer-request CloudFront Function (cloudfront-js-2.0): refuse what the page may not call (:func:`refusal`),
+    else strip the ``/api`` prefix (API Gateway's routes start at ``/recommendations``)."""
     table = json.dumps([[m, f"^{p}$"] for m, p in PAGE_ROUTES])
     return f"""var ROUTES = {table};
 function handler(event) {{
   var request = event.request;
   var path = request.uri.substring(4);
   var method = request.method;
+  var allow = [];
   for (var i = 0; i < ROUTES.length; i++) {{
-    if (ROUTES[i][0] === method && new RegExp(ROUTES[i][1]).test(path)) {{
-      request.uri = path;
-      return request;
+    if (new RegExp(ROUTES[i][1]).test(path)) {{
+      if (ROUTES[i][0] === method) {{
+        request.uri = path;
+        return request;
+      }}
+      if (allow.indexOf(ROUTES[i][0]) < 0) allow.push(ROUTES[i][0]);
     }}
   }}
-  var message = request.method + " " + path + {json.dumps(REFUSAL)};
+  var headers = {{"content-type": {{value: "application/json"}}, "cache-control": {{value: "no-store"}}}};
+  if (allow.length > 0) {{
+    headers["allow"] = {{value: allow.join(", ")}};
+    var refused = method + " is not allowed here; use " + allow.join(", ");
+    return {{
+      statusCode: 405,
+      statusDescription: "Method Not Allowed",
+      headers: headers,
+      body: {{encoding: "text", data: JSON.stringify({{error: {{code: "{NOT_ALLOWED_CODE}", message: refused}}}})}}
+    }};
+  }}
+  var message = method + " " + path + {json.dumps(REFUSAL)};
   return {{
     statusCode: 403,
     statusDescription: "Forbidden",
-    headers: {{"content-type": {{value: "application/json"}}, "cache-control": {{value: "no-store"}}}},
+    headers: headers,
     body: {{encoding: "text", data: JSON.stringify({{error: {{code: "{FORBIDDEN_CODE}", message: message}}}})}}
   }};
 }}

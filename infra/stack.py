@@ -76,6 +76,7 @@ API_FIELDS = (
     "ttl_days",
     "max_body_bytes",
     "cors_allow_origins",
+    "long_poll_slots",
 )
 
 RETENTION = {
@@ -227,6 +228,7 @@ class RecommenderStack(cdk.Stack):
             ttl_days=shared.ttl_days,
             # The same origins as API Gateway's preflight: the function's own answers carry the CORS headers.
             cors_allow_origins=",".join(c.cors_origins),
+            long_poll_slots=c.long_poll_slots,
         )
         api_env = (
             environment(api_settings, API_FIELDS) | powertools | {"POWERTOOLS_SERVICE_NAME": f"{SERVICE_NAME}-api"}

@@ -55,6 +55,7 @@ ENV_VARS = {
     "INLINE_RESULT_MAX_BYTES": "inline_result_max_bytes",
     "CORS_ALLOW_ORIGINS": "cors_allow_origins",
     "PAGE_API_KEY_ID": "page_api_key_id",
+    "LONG_POLL_SLOTS": "long_poll_slots",
     "AWS_ENDPOINT_URL": "endpoint_url",
     "AWS_ENDPOINT_URL_DYNAMODB": "dynamodb_endpoint_url",
     "AWS_REGION": "region",
@@ -94,6 +95,9 @@ class Settings:
     # The id of the API key CloudFront adds to the web page's calls (API Gateway reports the key of each call): a
     # call made with it is an anonymous visitor's, whatever it asks. Empty: no page, every key is an operator's.
     page_api_key_id: str = ""
+    # Long-polls waiting at once per pool of callers (the operators'; the page's), across the API function's
+    # containers (lambdas.service.waiting); beyond it `wait` is answered at once. 0: no cap.
+    long_poll_slots: int = 30
     endpoint_url: str | None = None
     # DynamoDB's own endpoint, when it is not endpoint_url's (the local stack serves it from a process of its own)
     dynamodb_endpoint_url: str | None = None

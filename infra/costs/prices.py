@@ -49,6 +49,16 @@ class Prices:
     sfn_per_1000_transitions: float = 0.025
     scheduler_per_million: float = 1.00
     s3_storage_gb_month: float = 0.023
+    # Accounts and abuse bounds: AWS WAF per web ACL-month, per rule-month (a managed rule group counts as one), per
+    # million requests inspected; Cognito user pools (Essentials, the stack's feature plan) per monthly active user
+    # beyond the free ones; AWS Budgets, per budget-day beyond the free ones.
+    waf_web_acl_month: float = 5.00
+    waf_rule_month: float = 1.00
+    waf_per_million: float = 0.60
+    cognito_essentials_free_mau: int = 10_000
+    cognito_essentials_per_mau: float = 0.015
+    budgets_free: int = 2
+    budget_per_day: float = 0.02
 
     def lambda_gb_s(self, architecture: str) -> float:
         """The per-GB-second price of ``x86_64`` or ``arm64``."""
@@ -160,6 +170,30 @@ SOURCES: tuple[Source, ...] = (
         "not found in the stored pages: the list prices we believe (Scheduler: 14 M invocations a month free)",
         False,
         "UNVERIFIED",
+    ),
+    Source(
+        "AWS WAF per web ACL-month / rule-month / million requests",
+        "5.00 / 1.00 / 0.60",
+        "c3x.dev 'AWS WAF cost explained'; awsnegotiations.com 'AWS WAF Pricing Strategy' (2026); the AWS blog "
+        "'Cost-effective ways for securing your web applications using AWS WAF' (the model, without the numbers)",
+        False,
+        "third-party, consistent; blocked requests are inspected (billed) too; the AWS managed groups used here "
+        "(IP reputation, common rule set) carry no subscription fee",
+    ),
+    Source(
+        "Cognito user pools, Essentials, per MAU",
+        "0.015 beyond 10,000 MAU",
+        "not found in the stored pages: the AWS page (German, Japanese copies) states the older 50,000-MAU free tier "
+        "without the feature plans' numbers; c3x.dev and awsnegotiations.com describe the Essentials tier's free band",
+        False,
+        "UNVERIFIED; a user counts once a month whatever it does (sign-in, token refresh, sign-up)",
+    ),
+    Source(
+        "AWS Budgets, per budget-day",
+        "0.02 beyond the first two budgets",
+        "docs.aws.amazon.com/awsaccountbilling/latest/aboutv2/budgets-managing-costs.html ('Your first two active "
+        "budgets are free of charge. Each additional active budget costs $0.02 per day')",
+        True,
     ),
     Source(
         "Personalize User-Personalization-v2",

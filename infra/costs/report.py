@@ -211,6 +211,20 @@ def _window_table(a: Assumptions, rates: Sequence[float], windows: Sequence[floa
     )
 
 
+def _guard_table() -> str:
+    from infra.costs.guard import SCENARIOS, month
+
+    months = [month(usage) for _, usage in SCENARIOS]
+    rows = []
+    for i, line in enumerate(months[0]):
+        cells = [usd(m[i].usd) for m in months]
+        if line.hop == "Total":
+            rows.append(("**Total**", "", *(f"**{c}**" for c in cells)))
+        else:
+            rows.append((line.hop, " / ".join(m[i].quantity for m in months), *cells))
+    return table(("what", "counted", *(f"USD, {name}" for name, _ in SCENARIOS)), rows)
+
+
 def _latency_table(a: Assumptions) -> str:
     rows = [(h.hop, f"{h.ms:.0f}", h.source) for h in latency_budget(a)]
     rows[-1] = (f"**{rows[-1][0]}**", f"**{rows[-1][1]}**", "")
@@ -283,6 +297,17 @@ def sections(a: Assumptions, rates: Sequence[float] = RATES) -> list[Section]:
                 " says how); Personalize's training charge is for its default weekly retraining of the same data"
                 " (the ml-25m figure is a linear extrapolation: AWS publishes none).",
                 *_retraining_tables(),
+            ),
+        ),
+        Section(
+            "h",
+            "(h) Accounts and abuse bounds, per month",
+            (
+                "The web ACLs bill whether or not anything comes (and a refused flood's requests too), the user pool"
+                " per person active in the month (infra/costs/guard.py). At a hundred thousand people a month the"
+                " user pool is most of it (Essentials, the plan the stack sets; its per-person price is not verified"
+                " here, see the sources):",
+                _guard_table(),
             ),
         ),
         Section("f", "(f) A cold start (not in the warm total)", (cold,)),

@@ -23,7 +23,14 @@ from infra.client import local_connection_file
 from infra.local.connection import stack_connection
 from infra.local.moto_patches import MotoPatchError
 from infra.local.processes import stop_resource_tracker
-from infra.local.stack import DEFAULT_API_PROCESSES, DEFAULT_ARTIFACT, DEFAULT_PORT, DEFAULT_WORKERS, LocalStack
+from infra.local.stack import (
+    DEFAULT_API_PROCESSES,
+    DEFAULT_ARTIFACT,
+    DEFAULT_PORT,
+    DEFAULT_WORKERS,
+    DEPLOYED_LIMITS,
+    LocalStack,
+)
 from infra.local.wait import on_sigterm_interrupt, wait_for_interrupt
 
 
@@ -55,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--visibility-timeout", type=int, default=5, help="seconds before a failed message retries")
     parser.add_argument("--no-auth", action="store_true", help="accept API calls without the API key")
+    parser.add_argument(
+        "--no-throttle",
+        action="store_true",
+        help=f"no usage-plan throttling (deployed: the page {DEPLOYED_LIMITS.page_rate:g}/s, burst "
+        f"{DEPLOYED_LIMITS.page_burst}; an operator key {DEPLOYED_LIMITS.operator_rate:g}/s, burst "
+        f"{DEPLOYED_LIMITS.operator_burst})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no access log lines")
     args = parser.parse_args(argv)
     if args.workers < 1:
@@ -70,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         visibility_timeout_s=args.visibility_timeout,
         api_key=None if args.no_auth else "",
         access_log=not args.quiet,
+        limits=None if args.no_throttle else DEPLOYED_LIMITS,
     )
     try:
         stack.start()

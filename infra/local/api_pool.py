@@ -20,6 +20,7 @@ from infra.config import StackConfig
 from infra.local.auth import UserPool
 from infra.local.context import LambdaContext
 from infra.local.processes import Flag, ProcessPool, leave_signals_to_parent
+from infra.local.throttle import Limits, Throttle
 
 API_FUNCTION = "recommender-api-local"
 # The deployed API function's timeout and memory, as the context reports them.
@@ -36,6 +37,8 @@ class ApiConfig:
     access_log: bool = False
     log_level: str = "WARNING"
     user_pool: UserPool | None = None
+    # API Gateway's usage plans and stage throttle (None: no throttling, as for the fuzzer and the load test)
+    limits: Limits | None = None
 
 
 def listening_socket(port: int, backlog: int) -> socket.socket:
@@ -47,8 +50,9 @@ def listening_socket(port: int, backlog: int) -> socket.socket:
     return sock
 
 
-def run(config: ApiConfig, sock: socket.socket, stop: Any, ready: Any) -> None:
-    """One API process: configure the services, serve the gateway on ``sock`` until ``stop`` is set."""
+def run(config: ApiConfig, sock: socket.socket, stop: Any, ready: Any, throttle: Throttle | None = None) -> None:
+    """One API process: configure the services, serve the gateway on ``sock`` until ``stop`` is set (``throttle``:
+    the buckets every process shares)."""
     leave_signals_to_parent()
     import boto3
 
@@ -72,7 +76,7 @@ def run(config: ApiConfig, sock: socket.socket, stop: Any, ready: Any) -> None:
         context = LambdaContext(API_FUNCTION, timeout_s=API_TIMEOUT_S, memory_limit_in_mb=API_MEMORY_MB)
         return lambda_handler(event, context)
 
-    app = gateway.Gateway(invoke, config.api_key, user_pool=config.user_pool)
+    app = gateway.Gateway(invoke, config.api_key, user_pool=config.user_pool, throttle=throttle)
     server = gateway.make_server(app, access_log=config.access_log, fd=sock)
     thread = threading.Thread(target=server.serve_forever, name="local-api", daemon=True)
     thread.start()
@@ -93,6 +97,7 @@ class ApiPool(ProcessPool):
         self.config = config
         self.socket = listening_socket(port, backlog)
         self.port = self.socket.getsockname()[1]
+        self.throttle = Throttle(config.limits, self._ctx) if config.limits is not None else None
 
     def start(self, timeout_s: float = 60) -> None:
         readies = [self._start(i) for i in range(len(self.processes))]
@@ -104,7 +109,10 @@ class ApiPool(ProcessPool):
     def _start(self, i: int) -> Flag:
         ready = Flag(self._ctx)
         process = self._ctx.Process(
-            target=run, args=(self.config, self.socket, self._stop, ready), name=f"local-api-{i}", daemon=True
+            target=run,
+            args=(self.config, self.socket, self._stop, ready, self.throttle),
+            name=f"local-api-{i}",
+            daemon=True,
         )
         process.start()
         self.processes[i] = process

@@ -7,7 +7,8 @@
   sign-in, refresh, sign-out, deleting the account) to the user pool's endpoint (moto's), as CloudFront passes them
   to Cognito's.
 * Any other path is the API as API Gateway serves it: unknown routes get a JSON 404, undeclared methods a JSON 405
-  with ``Allow``, a missing or wrong ``x-api-key`` a JSON 403, a personal route (``/me...``) without a valid token
+  with ``Allow``, a missing or wrong ``x-api-key`` a JSON 403, a call over its usage plan's or the stage's
+  throttle a JSON 429 (:mod:`infra.local.throttle`), a personal route (``/me...``) without a valid token
   a JSON 401 (:mod:`infra.local.auth`, as API Gateway's Cognito authoriser); the rest becomes a REST proxy event for
   the API handler, with the key's id (the page's or the operator's) and the token's claims where API Gateway puts
   them. Every answer is JSON, down to an HTTP request the server cannot parse.
@@ -34,6 +35,7 @@ from infra import site_routes, web_headers
 from infra.local import endpoint
 from infra.local.auth import TokenError, TokenVerifier, UserPool
 from infra.local.proxy_event import api_event, route_of
+from infra.local.throttle import OPERATOR, PAGE, Throttle
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_ROOT = ROOT / "web"
@@ -102,13 +104,16 @@ class Gateway:
         api_key: str | None,
         web_root: Path = WEB_ROOT,
         user_pool: UserPool | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
-        """``user_pool``: whose tokens the personal routes take (None: sign-in is off, they answer 401)."""
+        """``user_pool``: whose tokens the personal routes take (None: sign-in is off, they answer 401).
+        ``throttle``: the usage plans' and the stage's limits (None: none)."""
         self.invoke_api = invoke_api
         self.api_key = api_key
         self.web_root = web_root
         self.user_pool = user_pool
         self.verifier = TokenVerifier(user_pool) if user_pool is not None else None
+        self.throttle = throttle
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         request = Request(environ)
@@ -140,11 +145,12 @@ class Gateway:
             if page is not None:
                 return self._static(page)
         if via_cdn and not site_routes.allowed(method, path):
+            status, headers, body = site_routes.refusal(method, path)
             return Response(
-                site_routes.refusal_body(method, path),
-                status=403,
+                body,
+                status=status,
                 content_type="application/json",
-                headers={"Cache-Control": "no-store"},  # as the CloudFront Function answers
+                headers={"Cache-Control": "no-store", **headers},  # as the CloudFront Function answers
             )
         route = route_of(path)
         if route is None:
@@ -168,6 +174,10 @@ class Gateway:
                 claims = self.verifier.claims(request.headers.get("Authorization"))
             except TokenError as exc:
                 return error(401, "unauthorized", str(exc))
+        # As API Gateway: the usage plan's throttle after the key and the authoriser (a refused call costs no token)
+        if self.throttle is not None and not self.throttle.allow(PAGE if via_cdn else OPERATOR):
+            # API Gateway's THROTTLED answer, in the shape the stack's Default4xx gateway response gives it
+            return error(429, "throttled", "Too Many Requests")
         headers.append(("X-Forwarded-Proto", request.scheme))
         event = api_event(
             "GET" if method == "HEAD" else method,

@@ -35,6 +35,7 @@ from typing import Any
 import boto3
 
 from contract import is_artifact
+from infra.config import StackConfig
 from infra.local import endpoint, gateway
 from infra.local.api_pool import ApiConfig, ApiPool
 from infra.local.auth import UserPool, create_pool
@@ -42,6 +43,7 @@ from infra.local.context import LOCAL_REGION
 from infra.local.moto_patches import MotoPatchError
 from infra.local.poller import PollerConfig, WorkerPool
 from infra.local.resources import create_resources, local_settings
+from infra.local.throttle import Limits
 from lambdas.service import aws, model_files, model_store
 from lambdas.settings import Settings
 
@@ -50,6 +52,8 @@ DEFAULT_ARTIFACT = ROOT / "artifacts" / "artifact"
 DEFAULT_PORT = 8765
 DEFAULT_WORKERS = 2
 DEFAULT_API_PROCESSES = 2
+# The deployed stack's usage plans and stage throttle (infra.config's defaults), held by the local gateway too.
+DEPLOYED_LIMITS = Limits.of(StackConfig())
 ENDPOINT_START_S = 60
 LOCAL_CACHE_S = 2  # seconds the processes keep the model-version parameter's value (60 in AWS)
 
@@ -71,8 +75,11 @@ class LocalStack:
         api_key: str | None = "",
         access_log: bool = False,
         worker_log_level: str = "WARNING",
+        limits: Limits | None = DEPLOYED_LIMITS,
     ) -> None:
-        """``api_key``: "" generates one (printed by the CLI), None turns the key check off."""
+        """``api_key``: "" generates one (printed by the CLI), None turns the key check off. ``limits``: API
+        Gateway's throttles the gateway holds calls to (429 over them); None: none (a load test or a fuzzer that
+        measures the stack, not the limits)."""
         self.artifact_dir = Path(artifact_dir)
         self.port = port
         self.workers = workers
@@ -84,6 +91,7 @@ class LocalStack:
         self.api_key = secrets.token_urlsafe(24) if api_key == "" else api_key
         self.access_log = access_log
         self.worker_log_level = worker_log_level
+        self.limits = limits
         self.url = ""
         self.endpoint_url = ""  # SQS, S3
         self.dynamodb_endpoint_url = ""
@@ -152,7 +160,13 @@ class LocalStack:
 
         self.api = ApiPool(
             self.api_processes,
-            ApiConfig(asdict(self.settings), self.api_key, access_log=self.access_log, user_pool=self.user_pool),
+            ApiConfig(
+                asdict(self.settings),
+                self.api_key,
+                access_log=self.access_log,
+                user_pool=self.user_pool,
+                limits=self.limits,
+            ),
             self.port,
             gateway.LISTEN_BACKLOG,
         )

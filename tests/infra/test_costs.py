@@ -139,3 +139,17 @@ def test_the_retraining_loop_costs_a_week_as_counted_by_hand():
     assert lines["S3"] == pytest.approx((1.0 + 4 * 0.05 * 2) * 0.023 * 12 / 52)
     assert lines["Total"] == pytest.approx(sum(v for k, v in lines.items() if k != "Total"))
     assert personalize_week(shape) == pytest.approx(10 * PRICES.personalize_training_hour)
+
+
+def test_the_abuse_bounds_cost_a_month_as_counted_by_hand():
+    from infra.costs.guard import Usage, month
+
+    lines = {line.hop: line.usd for line in month(Usage(2.0, 3.0, 100_000, 1.0), cloudfront_waf=True, api_waf=True)}
+    assert lines["WAF on the API stage (regional web ACL)"] == pytest.approx(5 + 2 * 1 + 2.0 * 0.60)
+    assert lines["WAF on CloudFront (us-east-1)"] == pytest.approx(5 + 3 * 1 + 3.0 * 0.60)
+    assert lines["Cognito user pool (Essentials)"] == pytest.approx((100_000 - 10_000) * 0.015)
+    assert lines["AWS Budgets"] == 0  # one budget: the first two are free
+    assert lines["Long-poll slots (a conditional put and a delete per waiting GET)"] == pytest.approx(2 * 0.625)
+    assert lines["Total"] == pytest.approx(sum(v for k, v in lines.items() if k != "Total"))
+    without = {line.hop for line in month(Usage(2.0, 3.0, 0, 1.0), cloudfront_waf=False, api_waf=False)}
+    assert not any(hop.startswith("WAF") for hop in without)

@@ -23,7 +23,7 @@ def test_the_committed_cost_page_is_what_the_model_renders():
 def test_the_page_holds_every_table_of_the_report_and_says_how_it_was_made():
     text = page()
     tables = [block for block in report(Assumptions()).split("\n\n") if block.startswith("|")]
-    assert len(tables) == 11  # (a)-(f), the sources, and (g) at two data shapes
+    assert len(tables) == 12  # (a)-(f), the sources, (g) at two data shapes, (h) the abuse bounds
     for block in tables:
         assert block in text
     assert PAGE_COMMAND in text

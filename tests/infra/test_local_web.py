@@ -69,11 +69,11 @@ def test_anything_else_is_a_json_404(stack, path):
 
 def test_the_page_reaches_only_its_own_routes_and_forgetting_a_user_needs_a_key(stack):
     """/api/ passes what the page does (infra.site_routes); events for any user, DELETE /users/{id} and unknown
-    routes get a JSON 403 there, as from the deployed CloudFront Function, and nothing is stored or deleted; with the
-    API key it works."""
+    routes get a JSON 403 there (another method on a page's path 405), as from the deployed CloudFront Function, and
+    nothing is stored or deleted; with the API key it works."""
     page = Client(f"{stack.url}/api")
     events = [("POST", "/events")]
-    refusals = (("DELETE", "/users/3"), ("GET", "/nope"), ("PUT", "/recommendations"), ("OPTIONS", "/model"))
+    refusals = (("DELETE", "/users/3"), ("GET", "/nope"))
     operator = Client(stack.url, stack.api_key)
     assert operator.request("POST", "/events", {"user_id": 3, "events": [{"movie_id": 1, "rating": 4}]}).status == 200
     for method, path in (*events, *refusals):
@@ -82,6 +82,14 @@ def test_the_page_reaches_only_its_own_routes_and_forgetting_a_user_needs_a_key(
         assert refused.body["error"] == {
             "code": "forbidden",
             "message": f"{method} {path} is not available through the web page; call the API with an API key",
+        }
+    # another method on one of the page's own paths: 405 with Allow, as the API answers an undeclared method
+    for method, path, allow in (("PUT", "/recommendations", "POST"), ("OPTIONS", "/model", "GET")):
+        refused = page.request(method, path)
+        assert (refused.status, refused.headers.get("Allow")) == (405, allow), (method, path)
+        assert refused.body["error"] == {
+            "code": "method_not_allowed",
+            "message": f"{method} is not allowed here; use {allow}",
         }
     keyed = operator.request("DELETE", "/users/3")
     assert keyed.status == 200 and keyed.body["events_deleted"] == 1

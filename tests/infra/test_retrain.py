@@ -79,7 +79,7 @@ def served_version(client: Client, timeout_s: float = 15.0, not_: str | None = N
 def test_the_loop_publishes_a_better_model_stops_a_broken_one_and_does_nothing_without_events(
     small_artifact, small_model_dir
 ):
-    with LocalStack(small_artifact, workers=1, api_processes=1, api_key=None) as stack:
+    with LocalStack(small_artifact, workers=1, api_processes=1, api_key=None, limits=None) as stack:
         aws = local_aws(stack_connection(stack))
         loop = LoopSettings(data_bucket=aws.settings.bucket_name, min_users=5, ndcg_margin=0.05, rmse_margin=0.05)
         data = small_model_dir.parent

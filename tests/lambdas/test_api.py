@@ -38,10 +38,13 @@ def post(context, body, headers: dict | None = None, raw: bool = False) -> tuple
     return _answer(api.lambda_handler(event, context))
 
 
-def get(context, request_id: str, headers: dict | None = None) -> tuple[int, dict, dict]:
+def get(context, request_id: str, headers: dict | None = None, query: dict | None = None) -> tuple[int, dict, dict]:
     event = load_event("api_get_recommendation.json")
     event["path"] = f"/recommendations/{request_id}"
     event["pathParameters"] = {"request_id": request_id}
+    if query:
+        event["queryStringParameters"] = query
+        event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
     event["requestContext"]["path"] = f"/prod/recommendations/{request_id}"
     for name, value in (headers or {}).items():
         event["headers"][name] = value

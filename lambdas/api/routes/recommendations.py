@@ -20,6 +20,7 @@ from lambdas.api.answers import INTERNAL, error
 from lambdas.api.models import UUID_PATTERN, RecommendationRequest, StatusResponse, SubmitResponse
 from lambdas.service import status as status_service
 from lambdas.service import submit as submit_service
+from lambdas.service import waiting
 from lambdas.service.aws import get_services
 from lambdas.service.logs import logger
 from lambdas.settings import PARTITION_KEY
@@ -200,10 +201,16 @@ def _long_poll(event: dict, context: LambdaContext) -> dict | None:
         return None
     if not _UUID.match(request_id):
         return None
-    try:
-        item, _ = status_service.wait_until_finished(
-            get_services(), request_id, int(raw), lambda: context.get_remaining_time_in_millis() / 1000
-        )
-    except (BotoCoreError, ClientError):
-        return None
+    services = get_services()
+    pool = "operator" if callers.of(event, services.settings).kind == callers.OPERATOR else "page"
+    with waiting.slot(services, pool, int(raw)) as held:
+        if not held:
+            logger.info("long-poll refused: the pool's slots are taken", extra={"pool": pool})
+            return None  # answered at once, as wait=0
+        try:
+            item, _ = status_service.wait_until_finished(
+                services, request_id, int(raw), lambda: context.get_remaining_time_in_millis() / 1000
+            )
+        except (BotoCoreError, ClientError):
+            return None
     return item

@@ -188,7 +188,13 @@ def test_context_values_are_typed_and_range_checked():
     """-c values arrive as strings: they are converted, and out-of-range ones are refused."""
     config = StackConfig.from_mapping({"worker_memory_mb": "2048", "retain_data": "true", "cors_origins": "a,b"})
     assert (config.worker_memory_mb, config.retain_data, config.cors_origins) == (2048, True, ("a", "b"))
-    for bad in ({"max_receive_count": "6"}, {"auth": "none"}, {"log_retention_days": "10"}, {"max_concurrency": "1"}):
+    for bad in (
+        {"max_receive_count": "6"},
+        {"auth": "none"},
+        {"log_retention_days": "10"},
+        {"max_concurrency": "1"},
+        {"long_poll_slots": "-1"},
+    ):
         with pytest.raises(ConfigError):
             StackConfig.from_mapping(bad)
 

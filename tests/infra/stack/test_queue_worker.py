@@ -6,6 +6,7 @@ import json
 
 from aws_cdk.assertions import Match
 
+from infra.config import StackConfig
 from lambdas.settings import ENV_VARS, Settings
 from tests.infra.stack.helpers import arn
 
@@ -148,4 +149,5 @@ def test_api_function_environment(template, ids):
         "RESULT_TTL_DAYS": "7",
         "MAX_BODY_BYTES": str(defaults.max_body_bytes),
         "PAGE_API_KEY_ID": {"Ref": ids["site_key"]},  # calls with the page's key are anonymous visitors'
+        "LONG_POLL_SLOTS": str(StackConfig().long_poll_slots),  # waiting long-polls per pool of callers
     }

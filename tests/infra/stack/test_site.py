@@ -228,9 +228,6 @@ def test_viewer_request_function_passes_the_pages_routes_without_the_api_prefix(
         ("DELETE", "/api/users/19"),
         ("POST", "/api/events"),  # a person posts their own with /me/events
         ("GET", "/api/users/19"),
-        ("PUT", "/api/recommendations"),
-        ("OPTIONS", "/api/recommendations"),
-        ("HEAD", "/api/model"),  # API Gateway has no HEAD methods: refused here rather than its own 403
         ("GET", "/api/recommendations/a/b"),
         ("GET", "/api/openapiXjson"),
         ("GET", "/api/"),
@@ -239,13 +236,35 @@ def test_viewer_request_function_passes_the_pages_routes_without_the_api_prefix(
 def test_viewer_request_function_refuses_everything_else_with_a_json_403(template, method, uri):
     """The page's key must not open DELETE /users/{id} or events for any user to anyone on the internet:
     CloudFront answers 403 in the API's error shape, the same message as the local gateway's."""
-    from infra.site_routes import refusal_message
+    from infra.site_routes import refusal
 
     answer = run_viewer_function(template, method, uri)
     assert answer["statusCode"] == 403
     assert answer["headers"]["content-type"] == {"value": "application/json"}
-    body = json.loads(answer["body"]["data"])
-    assert body == {"error": {"code": "forbidden", "message": refusal_message(method, uri[4:])}}
+    assert json.loads(answer["body"]["data"]) == json.loads(refusal(method, uri[4:])[2])
+    assert json.loads(answer["body"]["data"])["error"]["code"] == "forbidden"
+
+
+@pytest.mark.parametrize(
+    ("method", "uri", "allow"),
+    [
+        ("PUT", "/api/recommendations", "POST"),
+        ("OPTIONS", "/api/recommendations", "POST"),
+        ("HEAD", "/api/model", "GET"),  # API Gateway has no HEAD methods: refused here rather than its own 403
+        ("POST", "/api/me", "GET, DELETE"),
+        ("DELETE", "/api/recommendations/3f2a-9c", "GET"),
+    ],
+)
+def test_viewer_request_function_answers_another_method_on_a_page_path_with_405_and_allow(template, method, uri, allow):
+    """As the API answers an undeclared method: 405, ``Allow``, the same body as the local gateway's."""
+    from infra.site_routes import refusal
+
+    answer = run_viewer_function(template, method, uri)
+    status, headers, body = refusal(method, uri[4:])
+    assert answer["statusCode"] == status == 405
+    assert answer["headers"]["allow"] == {"value": allow} and headers == {"Allow": allow}
+    assert json.loads(answer["body"]["data"]) == json.loads(body)
+    assert json.loads(body)["error"]["code"] == "method_not_allowed"
 
 
 def site_json(app: cdk.App, template: Template) -> str:
