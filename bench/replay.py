@@ -75,10 +75,11 @@ def _calls(window: Any) -> list[tuple[str, list[dict]]]:
 
 def _served_engine(aws: Any, cache: Path) -> Any:
     """The engine of the version the local stack serves (downloaded once per version)."""
+    from contract.serving import parse
     from lambdas.engine import Engine
 
     s = aws.settings
-    version = aws.ssm.get_parameter(Name=s.model_version_parameter)["Parameter"]["Value"]
+    version = parse(aws.ssm.get_parameter(Name=s.model_version_parameter)["Parameter"]["Value"]).served
     folder = cache / version
     if not folder.exists():
         prefix = f"{s.model_prefix}{version}/"

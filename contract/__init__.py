@@ -5,7 +5,9 @@
 * :mod:`contract.ids`: one canonical form of a user or movie id;
 * :mod:`contract.movie_index`: the movie index document export writes and the API reads;
 * :mod:`contract.events_file`: the stored-events file the export writes and training reads;
-* :mod:`contract.api`: request statuses and the long-poll limit.
+* :mod:`contract.api`: request statuses and the long-poll limit;
+* :mod:`contract.serving`: what the served-version parameter holds (one version, or an experiment's two) and which
+  variant a user is assigned to.
 
 The artifact and id names are also importable from here (``import contract; contract.verify(...)``).
 """

@@ -213,9 +213,17 @@ def _movie_line(rank: int, m: dict) -> str:
     return f"{line}\n         {why}" if why else line
 
 
+def _variant(res: dict) -> str:
+    """Which model made a list: the served one, or an experiment's candidate (with its version)."""
+    variant = res.get("variant", "served")
+    if res.get("experiment"):
+        return f" [{variant} model {res['model_version']}, experiment {res['experiment']}]"
+    return f" [{variant} model]"
+
+
 def _user_lines(res: dict) -> list[str]:
     who = f"user {res['user_id']}" if "user_id" in res else "new user"
-    lines = [f"{who}: {res['strategy']}"]
+    lines = [f"{who}: {res['strategy']}{_variant(res)}"]
     if res.get("unknown_movies"):
         lines.append(f"  unknown movie ids ignored: {', '.join(map(str, res['unknown_movies']))}")
     if res.get("history"):
@@ -237,6 +245,8 @@ def format_status(doc: dict) -> str:
     result = doc.get("result")
     if result is None:
         return "\n".join(lines)
+    if result["strategy"] not in ("batch", "personalized", "popular", "cold_start"):
+        lines[0] += _variant(result)
     if result["strategy"] == "similar":
         lines.append(f"movies similar to {_movie_line(0, result['movie']).split('. ', 1)[1]}")
         lines += [_movie_line(i, m) for i, m in enumerate(result["items"], 1)]

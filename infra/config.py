@@ -120,6 +120,15 @@ class StackConfig:
     # Long-polls (GET ...?wait=S) waiting at once per pool (the operators'; the page's), across the API function's
     # containers: each holds an invocation for up to 20 s; beyond it `wait` is answered at once. 0: no cap.
     long_poll_slots: int = 30
+    # Experiments (infra.experiment, contract.serving): a candidate's share of users, the window after which it is
+    # decided (or once min_users are counted in each variant), the days a list's ratings are counted over, and the
+    # one-sided non-inferiority test on hit rate that decides (confidence, margin).
+    canary_share: float = 0.10
+    experiment_window_days: float = 7.0
+    experiment_min_users: int = 200
+    experiment_horizon_days: float = 7.0
+    experiment_confidence: float = 0.95
+    experiment_margin: float = 0.02
     auth: str = "api_key"  # "api_key" (key + usage plan) or "iam" (SigV4)
     cors_origins: tuple[str, ...] = ()
     stage_name: str = "v1"
@@ -207,6 +216,8 @@ class StackConfig:
             problems.append("write_units_alarm must be >= 1 and budget_usd >= 0")
         if self.throttle_rate <= 0 or self.throttle_burst < 1:
             problems.append("throttle_rate must be > 0 and throttle_burst >= 1")
+        if not 0 < self.canary_share < 1 or not 0.5 <= self.experiment_confidence < 1:
+            problems.append("canary_share must be in (0, 1) and experiment_confidence in [0.5, 1)")
         if self.long_poll_slots < 0:
             problems.append("long_poll_slots must be >= 0 (0: no cap)")
         if not (0 < self.page_throttle_rate <= self.throttle_rate and self.page_throttle_burst >= 1):

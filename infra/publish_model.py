@@ -25,6 +25,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from contract import MANIFEST
+from contract.serving import parse
 from infra.config import DEFAULT_STACK_NAME, OUTPUT_BUCKET, OUTPUT_MODEL_PARAMETER, OUTPUT_SITE_URL, UNPUBLISHED
 from lambdas.settings import Settings
 
@@ -138,7 +139,8 @@ def gate_note(s3: Any, target: Target, version: str) -> str:
 
 
 def current_version(ssm: Any, target: Target) -> str:
-    return ssm.get_parameter(Name=target.parameter)["Parameter"]["Value"]
+    """The version served to everyone (during an experiment: the served one, not the candidate)."""
+    return parse(ssm.get_parameter(Name=target.parameter)["Parameter"]["Value"]).served
 
 
 def previous_version(ssm: Any, target: Target) -> str:
@@ -147,7 +149,7 @@ def previous_version(ssm: Any, target: Target) -> str:
     kwargs = {"Name": target.parameter}
     while True:
         page = ssm.get_parameter_history(**kwargs)
-        history += [p["Value"] for p in page["Parameters"]]
+        history += [parse(p["Value"]).served for p in page["Parameters"]]
         if not page.get("NextToken"):
             break
         kwargs["NextToken"] = page["NextToken"]

@@ -210,6 +210,8 @@ class RecommenderStack(cdk.Stack):
         # ... and the user's newest events (one Query of the index by time per user_id request); it deletes a
         # result object whose request was deleted meanwhile (DELETE /users/{id}).
         self.events.grant_newest_read(worker.role)
+        # ... and logs each list it makes for a user under that user (lambdas.service.lists: batches of puts)
+        self.events.grant_table(worker.role, "dynamodb:BatchWriteItem")
         self.model_store.grant_results_delete(worker.role)
         self.model_store.grant_model_read(worker.role)
         self.model_store.grant_results_write(worker.role)
@@ -358,6 +360,9 @@ class RecommenderStack(cdk.Stack):
             "GATE_MIN_USERS": str(c.gate_min_users),
             "GATE_NDCG_MARGIN": str(c.gate_ndcg_margin),
             "GATE_RMSE_MARGIN": str(c.gate_rmse_margin),
+            "EXPERIMENT_HORIZON_DAYS": str(c.experiment_horizon_days),
+            "EXPERIMENT_CONFIDENCE": str(c.experiment_confidence),
+            "EXPERIMENT_MARGIN": str(c.experiment_margin),
         }
         assert set(loop) <= set(loop_settings.ENV_VARS)
         names = ("events_table_name", "bucket_name", "model_prefix", "model_version_parameter")

@@ -56,6 +56,7 @@ ENV_VARS = {
     "CORS_ALLOW_ORIGINS": "cors_allow_origins",
     "PAGE_API_KEY_ID": "page_api_key_id",
     "LONG_POLL_SLOTS": "long_poll_slots",
+    "LIST_LOG_DAYS": "list_log_days",
     "AWS_ENDPOINT_URL": "endpoint_url",
     "AWS_ENDPOINT_URL_DYNAMODB": "dynamodb_endpoint_url",
     "AWS_REGION": "region",
@@ -98,6 +99,8 @@ class Settings:
     # Long-polls waiting at once per pool of callers (the operators'; the page's), across the API function's
     # containers (lambdas.service.waiting); beyond it `wait` is answered at once. 0: no cap.
     long_poll_slots: int = 30
+    # Days each list shown to a user is kept in the events table (lambdas.service.lists; 0: none logged).
+    list_log_days: int = 30
     endpoint_url: str | None = None
     # DynamoDB's own endpoint, when it is not endpoint_url's (the local stack serves it from a process of its own)
     dynamodb_endpoint_url: str | None = None

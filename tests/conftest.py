@@ -25,6 +25,10 @@ GENRES = ["Action", "Comedy", "Drama", "Horror", "Sci-Fi"]
 @pytest.fixture(scope="session")
 def small_model_dir(tmp_path_factory) -> Path:
     """A small model trained on seeded synthetic ratings with movie metadata (genres, years)."""
+    return train_small(tmp_path_factory, epochs=4)
+
+
+def train_small(tmp_path_factory, epochs: int) -> Path:
     pytest.importorskip("keras")
     import numpy as np
 
@@ -50,7 +54,7 @@ def small_model_dir(tmp_path_factory) -> Path:
         "--out",
         str(out),
         "--epochs",
-        "4",
+        str(epochs),
         "--dim",
         "8",
         "--hidden",
@@ -75,6 +79,16 @@ def small_artifact(small_model_dir, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("artifact") / "artifact"
     export(small_model_dir, out, log=lambda *_: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def candidate_artifact(tmp_path_factory) -> Path:
+    """Another small model (the same data, one more epoch: another version), for experiments with two models."""
+    from model_export.export import export
+
+    out = tmp_path_factory.mktemp("candidate") / "artifact"
+    export(train_small(tmp_path_factory, epochs=5), out, log=lambda *_: None)
     return out
 
 

@@ -125,9 +125,11 @@ export async function recommend(body, wanted = () => true) {
 }
 
 // The signed-in person's own recommendations (options: k, genres, exclude_genres, include_history, ...).
+// The result carries the request's id (``request_id``), which a rating of one of its movies names.
 export async function recommendMine(options, wanted = () => true) {
   const accepted = await call("POST", "me/recommendations", options, true);
-  return finished(`me/requests/${encodeURIComponent(accepted.request_id)}`, true, wanted);
+  const result = await finished(`me/requests/${encodeURIComponent(accepted.request_id)}`, true, wanted);
+  return { ...result, request_id: accepted.request_id };
 }
 
 // The signed-in person's profile: their ratings by genre and their highest-rated movies.

@@ -71,7 +71,8 @@ async function showUser() {
   fillList(v.querySelector("#user-personal"), result.items, {
     ranked: true,
     empty: "No movie passes these filters.",
-    extra: (m) => el("div", { class: "rate-row" }, starControl(m, null, (value, group) => rateFor(m, value, group), "known")),
+    extra: (m) =>
+      el("div", { class: "rate-row" }, starControl(m, null, (value, group) => rateFor(m, value, group, result.request_id), "known")),
   });
   const popular = result.popular || [];
   fillList(v.querySelector("#user-popular"), popular, { ranked: true, empty: "No movie passes these filters." });
@@ -82,14 +83,15 @@ async function showUser() {
   v.querySelector("#user-results").hidden = false;
 }
 
-// A rating of a recommended movie: stored as an event, then the list is asked for again (it folds the rating in).
-async function rateFor(movie, value, group) {
+// A rating of a recommended movie: stored as an event naming the list it came from (the request's id: what the
+// experiment report counts), then the list is asked for again (it folds the rating in).
+async function rateFor(movie, value, group, requestId) {
   const v = view("user");
   paintStars(group, value);
   const stored = await run(
     v,
     `Saving your rating of ${movie.title}…`,
-    () => postMyEvents([{ movie_id: movie.movie_id, rating: value }]),
+    () => postMyEvents([{ movie_id: movie.movie_id, rating: value, ...(requestId ? { request_id: requestId } : {}) }]),
     "rate",
   );
   if (!stored) {

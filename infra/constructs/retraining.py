@@ -152,6 +152,14 @@ class Retraining(Construct):
             resource_arns=[p.model_store.bucket.arn_for_objects(f"{p.model_store.props.model_prefix}*/manifest.json")],
         )
         p.model_store.version_parameter.grant_read(self.start.role)
+        # a running experiment decided at the start of a run (lambdas.loop.experiment): the outcome recorded in the
+        # candidate's manifest, the parameter pointed at the winner
+        iam.Grant.add_to_principal(
+            grantee=self.start.role,
+            actions=["s3:PutObject"],
+            resource_arns=[p.model_store.bucket.arn_for_objects(f"{p.model_store.props.model_prefix}*/manifest.json")],
+        )
+        p.model_store.version_parameter.grant_write(self.start.role)
         # finish: the job's output and the decision; the candidate into the model store; the version switch.
         self.data_bucket.grant_read(self.finish.role, f"{p.data_prefix}runs/*")
         self.data_bucket.grant_put(self.finish.role, f"{p.data_prefix}runs/*")

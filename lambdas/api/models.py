@@ -271,13 +271,23 @@ class Movie(ResponseModel):
     )
 
 
-class UserResult(ResponseModel):
+class Produced(ResponseModel):
+    """Which model produced a result: its version and, while a candidate is tried on a share of users
+    (contract.serving), the variant the user is assigned to and the experiment."""
+
+    model_version: str
+    variant: Literal["served", "candidate"] = Field(
+        "served", description="`candidate` for a user in the share of an experiment's candidate model, else `served`"
+    )
+    experiment: str | None = Field(None, description="The experiment running when the result was made, if any")
+
+
+class UserResult(Produced):
     """One user's list: a known user, a cold-start user or the popularity fallback."""
 
     strategy: Literal["personalized", "popular", "cold_start"]
     user_id: int | str | None = None
     items: list[Movie]
-    model_version: str
     events_used: int | None = Field(
         None,
         description=(
@@ -293,14 +303,13 @@ class UserResult(ResponseModel):
     unknown_movies: list[int | str] | None = Field(None, description="Movie ids in `ratings` the model does not know")
 
 
-class SimilarResult(ResponseModel):
+class SimilarResult(Produced):
     """Movies similar to ``movie`` in ``items``, best first: its nearest neighbours by co-occurrence in the training
     ratings (the artifact's neighbour table; older artifacts: cosine similarity of the model's item factors)."""
 
     strategy: Literal["similar"]
     movie: Movie
     items: list[Movie]
-    model_version: str
 
 
 class GenreTaste(ResponseModel):
@@ -313,7 +322,7 @@ class GenreTaste(ResponseModel):
     liked: int = Field(description="How many of them the user rated 4 or more")
 
 
-class ProfileResult(ResponseModel):
+class ProfileResult(Produced):
     """A known user's profile: ratings summary, taste by genre (most-rated genre first) and highest-rated movies."""
 
     strategy: Literal["profile"]
@@ -322,15 +331,13 @@ class ProfileResult(ResponseModel):
     mean_rating: float
     genres: list[GenreTaste]
     history: list[Movie] = Field(description="Highest-rated first (most recent first among equal ratings)")
-    model_version: str
 
 
-class BatchResult(ResponseModel):
+class BatchResult(Produced):
     """One list per requested user, in request order."""
 
     strategy: Literal["batch"]
     results: list[UserResult]
-    model_version: str
 
 
 class ErrorDetail(ResponseModel):
@@ -441,6 +448,15 @@ class Event(BaseModel):
         json_schema_extra=_no_default,
     )
 
+    request_id: Annotated[str, StringConstraints(pattern=UUID_PATTERN)] = Field(  # type: ignore[assignment]  # absent: None; a null is refused
+        None,
+        description=(
+            "The recommendation request whose list the rated movie was shown in, when the rating came from one: "
+            "counted by the experiment report (lambdas.loop.experiment)"
+        ),
+        json_schema_extra=_no_default,
+    )
+
     @model_validator(mode="after")
     def _not_in_the_future(self) -> Event:
         if self.timestamp is not None and self.timestamp > time.time() + FUTURE_SKEW_S:
@@ -487,6 +503,7 @@ class ForgetResponse(ResponseModel):
 
     user_id: str
     events_deleted: int = Field(description="The user's stored events")
+    lists_deleted: int = Field(0, description="The lists the user was shown, kept to count what they did next")
     requests_deleted: int = Field(description="Requests naming the user, with their results (table and bucket)")
 
 

@@ -1,6 +1,6 @@
 """A run's first step: read the base data's pointer, every stored event and the forgotten users, apply new
-forgetting to the base data, split the events (:mod:`.plan`) and write the run's files; or say there is nothing to
-do.
+forgetting to the base data, decide a running experiment (:mod:`.experiment`: promote or roll back, or wait), split
+the events (:mod:`.plan`) and write the run's files; or say there is nothing to do.
 
 Its record (``plan.json``, and what the state machine passes on) names the training job's channels as S3 URIs:
 ``data`` (the base version's folder), ``events`` (the run's events and held-out files) and ``served`` (the served
@@ -16,7 +16,8 @@ from typing import Any
 
 import contract
 from contract import events_file
-from lambdas.loop import base_data, plan, table
+from contract.serving import parse
+from lambdas.loop import base_data, experiment, plan, table
 from lambdas.loop.layout import EVENTS, HELDOUT, Layout
 from lambdas.loop.settings import LoopSettings
 from lambdas.settings import UNPUBLISHED, Settings
@@ -30,7 +31,7 @@ def served_model(s3: Any, ssm: Any, settings: Settings) -> tuple[str | None, dic
     """The served version and its manifest, or (None, None) when nothing is published."""
     version = settings.model_version
     if settings.model_version_parameter:
-        version = ssm.get_parameter(Name=settings.model_version_parameter)["Parameter"]["Value"].strip()
+        version = parse(ssm.get_parameter(Name=settings.model_version_parameter)["Parameter"]["Value"]).served
     if not version or version == UNPUBLISHED:
         return None, None
     key = f"{settings.model_prefix}{version}/{contract.MANIFEST}"
@@ -62,7 +63,33 @@ def gather(
         raise base_data.BaseDataError(
             f"no base data in s3://{loop.data_bucket}/{layout.pointer}: upload it with python -m infra.base_data"
         )
-    contents = table.read(table.scan(dynamodb, settings.events_table_name), now_ms - settle_ms)
+    parameter = settings.model_version_parameter
+    running = experiment.current(ssm, parameter).experiment if parameter else None
+    watched = experiment.Collector()
+    items = table.scan(dynamodb, settings.events_table_name)
+    contents = table.read(watched.watch(items) if running else items, now_ms - settle_ms)
+    decided = None
+    if running is not None:
+        # the experiment first: a promotion makes the candidate the served model this run trains against
+        decision = experiment.judge(
+            running,
+            watched.items,
+            now_ms / 1000,
+            loop.experiment_horizon_days,
+            loop.experiment_confidence,
+            loop.experiment_margin,
+        )
+        decided = {"experiment": running.experiment, "action": decision.action, "reason": decision.reason}
+        if decision.action != experiment.WAIT:
+            decided["serving"] = experiment.end(
+                ssm,
+                s3,
+                settings.model_version_parameter,
+                settings.bucket_name,
+                settings.model_prefix,
+                decision.action == experiment.PROMOTE,
+                decision.as_dict(),
+            )
     forgotten = contents.forgotten
     if forgotten:
         pending = {u: at for u, at in forgotten.items() if at > pointer.get("forgotten_through", 0)}
@@ -81,6 +108,7 @@ def gather(
         "forgotten": len(forgotten),
         "events_stored": len(events),
         "new": split.new,
+        **({"experiment": decided} if decided else {}),
     }
     if split.nothing_to_do:
         return {**record, "action": "none", "reason": split.reason}

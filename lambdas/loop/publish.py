@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import contract
+from contract.serving import parse
 from contract.training_job import ARTIFACT, EVALUATION
 from lambdas.loop import gate
 from lambdas.loop.layout import Layout
@@ -49,7 +50,7 @@ def record(
     s3.put_object(Bucket=settings.bucket_name, Key=prefix + contract.MANIFEST, Body=body)
     before = None
     if settings.model_version_parameter:
-        before = ssm.get_parameter(Name=settings.model_version_parameter)["Parameter"]["Value"]
+        before = parse(ssm.get_parameter(Name=settings.model_version_parameter)["Parameter"]["Value"]).served
         if decision["publish"] and before != version:
             ssm.put_parameter(Name=settings.model_version_parameter, Value=version, Type="String", Overwrite=True)
     return {"version": version, "published": bool(decision["publish"]), "before": before or UNPUBLISHED}

@@ -16,6 +16,9 @@ ENV_VARS = {
     "GATE_MIN_USERS": "min_users",
     "GATE_NDCG_MARGIN": "ndcg_margin",
     "GATE_RMSE_MARGIN": "rmse_margin",
+    "EXPERIMENT_HORIZON_DAYS": "experiment_horizon_days",
+    "EXPERIMENT_CONFIDENCE": "experiment_confidence",
+    "EXPERIMENT_MARGIN": "experiment_margin",
 }
 
 
@@ -36,6 +39,12 @@ class LoopSettings:
     # the served model's plus rmse_margin (0: not worse).
     ndcg_margin: float = 0.005
     rmse_margin: float = 0.0
+    # A running experiment (contract.serving) is decided at the start of each run (lambdas.loop.experiment): a list's
+    # ratings counted over experiment_horizon_days; one-sided non-inferiority on hit rate at experiment_confidence,
+    # margin experiment_margin.
+    experiment_horizon_days: float = 7.0
+    experiment_confidence: float = 0.95
+    experiment_margin: float = 0.02
 
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout_share < 1.0:

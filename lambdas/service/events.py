@@ -58,6 +58,7 @@ from lambdas.settings import (
 
 KEY_PREFIX = "e#"
 REQUEST_PREFIX = "r#"
+LIST_PREFIX = "l#"  # a list shown to the user (lambdas.service.lists)
 POINTER_PARTITION = "requests#"
 BATCH_WRITE = 25  # DynamoDB's BatchWriteItem limit
 # DELETE /users/{id}: deletes in flight at once, requests per chunk, and the most seconds one call spends (the API
@@ -96,6 +97,7 @@ def items(request: EventsRequest, now: float | None = None) -> list[dict[str, An
                 "rating": Decimal(str(e.rating)),
                 "timestamp": e.timestamp if e.timestamp is not None else int(now),
                 EVENTS_TIME_KEY: int(now * 1000),
+                **({"request_id": e.request_id} if e.request_id else {}),
             }
         )
     return out
@@ -216,25 +218,28 @@ def forget(services: Services, user_id: int | str, budget_s: float | None = None
     key = user_key(user_id)
     tombstone(services, key)
     events = _keys(services, key, KEY_PREFIX)
+    shown = _keys(services, key, LIST_PREFIX)  # the lists they were shown (lambdas.service.lists), deleted alike
     pointers = _keys(services, POINTER_PARTITION + key, REQUEST_PREFIX)
-    batches = [[(key, k) for k in events[i : i + BATCH_WRITE]] for i in range(0, len(events), BATCH_WRITE)]
+    both = events + shown
+    batches = [[(key, k) for k in both[i : i + BATCH_WRITE]] for i in range(0, len(both), BATCH_WRITE)]
     events_done, requests_done, deleted = 0, 0, 0
 
     def stop_if_late() -> None:
-        if time.monotonic() <= deadline or (events_done == len(events) and requests_done == len(pointers)):
+        if time.monotonic() <= deadline or (events_done == len(both) and requests_done == len(pointers)):
             return
         logger.info(
             "user partly forgotten",
             extra={
-                "events_deleted": events_done,
+                "events_deleted": min(events_done, len(events)),
                 "requests_deleted": deleted,
                 "requests_left": len(pointers) - requests_done,
             },
         )
         raise Unavailable(
             "forget_incomplete",
-            f"deleted {events_done:,} of the user's {len(events):,} events and went through {requests_done:,} of "
-            f"their {len(pointers):,} requests ({deleted:,} deleted, the rest already gone) in {budget_s:g} s; "
+            f"deleted {events_done:,} of the user's {len(both):,} events (and lists shown) and went through "
+            f"{requests_done:,} of their {len(pointers):,} requests ({deleted:,} deleted, the rest already gone) in "
+            f"{budget_s:g} s; "
             "repeat the call to carry on",
             headers={"Retry-After": "1"},
         )
@@ -251,7 +256,7 @@ def forget(services: Services, user_id: int | str, budget_s: float | None = None
             _delete_keys(services, [(POINTER_PARTITION + key, k) for k in keys])
             requests_done += len(keys)
             stop_if_late()
-    counts = {"events_deleted": len(events), "requests_deleted": deleted}
+    counts = {"events_deleted": len(events), "lists_deleted": len(shown), "requests_deleted": deleted}
     logger.info("user forgotten", extra=counts)
     return counts
 
@@ -277,6 +282,14 @@ def _delete_keys(services: Services, keys: list[tuple[str, str]]) -> None:
     ]
     for start in range(0, len(deletes), BATCH_WRITE):
         _batch_write(services, {services.settings.events_table_name: deletes[start : start + BATCH_WRITE]})
+
+
+def batch_write(services: Services, items: list[dict[str, Any]]) -> None:
+    """Puts of plain-valued items into the events table, 25 a call (what DynamoDB leaves unprocessed sent again)."""
+    name = services.settings.events_table_name
+    puts = [{"PutRequest": {"Item": {k: _SERIALIZE.serialize(v) for k, v in it.items()}}} for it in items]
+    for start in range(0, len(puts), BATCH_WRITE):
+        _batch_write(services, {name: puts[start : start + BATCH_WRITE]})
 
 
 def _keys(services: Services, partition: str, prefix: str) -> list[str]:

@@ -1,8 +1,10 @@
 """The served artifact in S3: published under ``<model_prefix><model_version>/``, loaded once per container.
 
 The version comes from the settings: ``MODEL_VERSION``, or the SSM parameter named by ``MODEL_VERSION_PARAMETER``
-(re-read every ``model_version_cache_s``, so publishing a model needs no code deploy). The worker keeps one
-:class:`~lambdas.engine.Engine` in memory and the files under ``model_cache_dir`` (``/tmp`` survives between
+(re-read every ``model_version_cache_s``, so publishing a model needs no code deploy); while an experiment runs the
+parameter names two versions (:mod:`contract.serving`). The worker keeps an
+:class:`~lambdas.engine.Engine` in memory per version served (one, or two during an experiment) and the files under
+``model_cache_dir`` (``/tmp`` survives between
 invocations of a warm container, so a re-created engine skips the download). The engine is imported lazily: the API
 handler imports this package without numpy or onnxruntime.
 """
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 import contract
+from contract.serving import Serving, parse
 from lambdas.service.aws import Services
 from lambdas.service.logs import logger
 
@@ -45,38 +48,49 @@ def publish(services: Services, artifact_dir: str | Path) -> str:
 
 
 def model_version(services: Services) -> str:
-    """The version to serve: the SSM parameter's value if one is configured (cached), else ``model_version``."""
+    """The version served to everyone not in an experiment's candidate share."""
+    return serving(services).served
+
+
+def serving(services: Services) -> Serving:
+    """What is served: the SSM parameter's value if one is configured (cached), else ``model_version``."""
     s = services.settings
     name = s.model_version_parameter
     if not name:
-        return s.model_version
+        return Serving(s.model_version)
     cached = _versions.get(name)
     if cached is not None and time.monotonic() - cached[0] < s.model_version_cache_s:
-        return cached[1]
+        return parse(cached[1])
     try:
         value = services.ssm.get_parameter(Name=name)["Parameter"]["Value"].strip()
-    except (BotoCoreError, ClientError):
+        parse(value)
+    except (BotoCoreError, ClientError, ValueError):
         if cached is None:
             raise
-        # a throttled or unreachable SSM must not stop a worker that already knows a version
+        # a throttled or unreachable SSM (or a value that does not parse) must not stop a worker that knows one
         logger.warning("model version parameter unreadable; keeping the last value", exc_info=True)
-        return cached[1]
+        return parse(cached[1])
     _versions[name] = (time.monotonic(), value)
-    return value
+    return parse(value)
 
 
-def get_engine(services: Services) -> Engine:
-    """The engine for the configured model version: from memory, else ``model_cache_dir``, else S3."""
+def get_engine(services: Services, version: str | None = None) -> Engine:
+    """The engine for ``version`` (default: the served one), which must be one the parameter serves now: from
+    memory, else ``model_cache_dir``, else S3. Engines of versions no longer served are dropped."""
     s = services.settings
     with _lock:
-        version = model_version(services)
+        now = serving(services)
+        version = version or now.served
         if not version or not s.bucket_name:
             raise ModelConfigError("no model version (MODEL_VERSION or MODEL_VERSION_PARAMETER) or no BUCKET_NAME")
+        if version not in now.versions:
+            raise ModelConfigError(f"version {version} is not served now (serving {', '.join(now.versions)})")
         key = (s.bucket_name, s.model_prefix, version)
         engine = _engines.get(key)
         if engine is None:
-            engine = _load(services, version)
-            _engines.clear()  # one model per container
+            engine = _load(services, version, keep=now.versions)
+            for stale in [k for k in _engines if k[2] not in now.versions]:
+                del _engines[stale]  # at most the versions served now stay in memory
             _engines[key] = engine
         return engine
 
@@ -88,14 +102,14 @@ def clear_cache() -> None:
         _versions.clear()
 
 
-def _load(services: Services, version: str) -> Engine:
+def _load(services: Services, version: str, keep: tuple[str, ...] = ()) -> Engine:
     from lambdas.engine import ArtifactError, Engine
 
     t0 = time.perf_counter()
     local = Path(services.settings.model_cache_dir) / version
     downloaded = False
     if not contract.is_artifact(local):
-        _download(services, version, local)
+        _download(services, version, local, keep)
         downloaded = True
     try:
         engine = Engine(local)
@@ -103,7 +117,7 @@ def _load(services: Services, version: str) -> Engine:
         if downloaded:
             raise
         logger.warning("cached artifact failed verification; downloading again", extra={"path": str(local)})
-        _download(services, version, local)
+        _download(services, version, local, keep)
         engine = Engine(local)
     if engine.model_version != version:
         raise ModelConfigError(f"artifact under {version} reports model_version {engine.model_version}")
@@ -119,10 +133,11 @@ def _load(services: Services, version: str) -> Engine:
     return engine
 
 
-def _download(services: Services, version: str, local: Path) -> None:
+def _download(services: Services, version: str, local: Path, keep: tuple[str, ...] = ()) -> None:
     """Download every object of the version into a staging folder, then rename (never a half-written cache).
 
-    Other versions cached under the same folder are deleted: /tmp is small, and a container serves one model.
+    Other versions cached under the same folder are deleted, but those in ``keep`` (the other version of an
+    experiment): /tmp is small, and a container serves one model, or two during an experiment.
     """
     s = services.settings
     prefix = f"{s.model_prefix}{version}/"
@@ -136,7 +151,7 @@ def _download(services: Services, version: str, local: Path) -> None:
         for key in keys:
             services.s3.download_file(s.bucket_name, key, str(staging / key[len(prefix) :]))
         for old in local.parent.iterdir():
-            if old.is_dir() and old != staging:
+            if old.is_dir() and old != staging and old.name not in keep:
                 shutil.rmtree(old, ignore_errors=True)
         staging.rename(local)
     finally:

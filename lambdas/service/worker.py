@@ -17,8 +17,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contract.api import COMPLETED, FAILED, PENDING
+from contract.ids import canonical_id
+from contract.serving import SERVED, Serving, assign
 from lambdas.api.models import UUID_PATTERN, RecommendationRequest
-from lambdas.service import events, model_store, store
+from lambdas.service import events, lists, model_store, store
 from lambdas.service.aws import Services
 from lambdas.service.logs import logger
 
@@ -77,14 +79,24 @@ def _process(services: Services, message: WorkMessage, receive_count: int) -> st
 
     engine = None
     try:
-        engine = model_store.get_engine(services)
-        user_events = None
-        if request.user_id is not None:
-            # a known user's events up to the model's events_through are in it: the Query skips them (an unknown
-            # user's all count, as the engine's cold start takes them)
-            known = engine.user_index(request.user_id) >= 0
-            user_events = events.for_user(services, request.user_id, engine.events_through if known else None)
-        _complete(services, request_id, item["request"], run_request(engine, request, user_events))
+        serving = model_store.serving(services)
+        if request.user_ids is not None:
+            engines = {v: model_store.get_engine(services, v) for v in serving.versions}
+            engine = engines[serving.served]
+            result = run_batch(engines, serving, request)
+        else:
+            variant = assign(serving, _user_of(request))
+            version = serving.experiment.version_of(variant) if serving.experiment else serving.served
+            engine = model_store.get_engine(services, version)
+            user_events = None
+            if request.user_id is not None:
+                # a known user's events up to the model's events_through are in it: the Query skips them (an
+                # unknown user's all count, as the engine's cold start takes them)
+                known = engine.user_index(request.user_id) >= 0
+                user_events = events.for_user(services, request.user_id, engine.events_through if known else None)
+            result = labelled(run_request(engine, request, user_events), variant, serving)
+        lists.log(services, request_id, result)  # first: a failure retries both, a repeat rewrites the same items
+        _complete(services, request_id, item["request"], result)
     except RequestError as exc:
         return _fail(services, request_id, exc.code, exc.message, engine.model_version if engine else None)
     except Exception as exc:
@@ -172,6 +184,39 @@ def run_request(engine: Any, request: RecommendationRequest, user_events: list[d
                 res["history"] = engine.history(user_id, HISTORY_SIZE)
         result = {"strategy": "batch", "results": results, "model_version": engine.model_version}
     return result if request.include_metadata else _strip_metadata(result)
+
+
+def _user_of(request: RecommendationRequest) -> str | None:
+    """The user an experiment assigns a request by (its ``user_id`` or ``profile_of``; none for ratings sent
+    inline or similar movies: those get the served model)."""
+    user = request.user_id if request.user_id is not None else request.profile_of
+    return None if user is None else canonical_id(user)
+
+
+def labelled(result: dict, variant: str, serving: Serving) -> dict:
+    """``result`` with the variant that produced it, and the experiment while one runs."""
+    out = {**result, "variant": variant}
+    if serving.experiment is not None:
+        out["experiment"] = serving.experiment.experiment
+    return out
+
+
+def run_batch(engines: dict[str, Any], serving: Serving, request: RecommendationRequest) -> dict:
+    """A batch whose users may be split between an experiment's two variants: each variant's users scored by its
+    engine together, the lists back in request order, each labelled; the batch's own version is the served one."""
+    variants = [assign(serving, canonical_id(u)) for u in request.user_ids or []]
+    by_variant: dict[str, list[int]] = {}
+    for i, variant in enumerate(variants):
+        by_variant.setdefault(variant, []).append(i)
+    lists: dict[int, dict] = {}
+    for variant, rows in by_variant.items():
+        version = serving.experiment.version_of(variant) if serving.experiment else serving.served
+        users = [(request.user_ids or [])[i] for i in rows]
+        part = run_request(engines[version], request.model_copy(update={"user_ids": users}))
+        for i, one in zip(rows, part["results"], strict=True):
+            lists[i] = labelled(one, variant, serving)
+    result = {"strategy": "batch", "results": [lists[i] for i in range(len(variants))], "model_version": serving.served}
+    return labelled(result, SERVED, serving)
 
 
 def _strip_metadata(value: Any) -> Any:

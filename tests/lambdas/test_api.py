@@ -225,7 +225,9 @@ def test_status_of_pending_completed_and_failed_requests(flow, lambda_context):
         assert_matches("GET", GET, status, doc)
         docs.append(doc)
     assert docs[0]["status"] == "PENDING" and "result" not in docs[0] and "error" not in docs[0]
-    assert docs[1]["status"] == "COMPLETED" and docs[1]["result"] == result and docs[1]["model_version"] == "v1"
+    # a result stored without a variant (before experiments) reads as the served model's
+    assert docs[1]["status"] == "COMPLETED" and docs[1]["result"] == {**result, "variant": "served"}
+    assert docs[1]["model_version"] == "v1"
     assert docs[2]["status"] == "FAILED" and docs[2]["error"]["code"] == "unknown_movie"
     assert docs[0]["expires_at"] > docs[0]["created_at"]
 
@@ -240,7 +242,7 @@ def test_status_reads_a_result_stored_in_s3(flow, lambda_context):
 
     # WHEN it is read THEN the result comes from S3
     status, _, doc = get(lambda_context, rid)
-    assert status == 200 and doc["result"] == result
+    assert status == 200 and doc["result"] == {**result, "variant": "served"}
     assert_matches("GET", GET, status, doc)
 
 

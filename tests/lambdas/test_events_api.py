@@ -201,7 +201,12 @@ def test_forgetting_a_user_leaves_nothing_of_them_in_the_table_or_bucket(flow, l
 
     assert {f"{results}{r}.json" for r in [*mine, theirs]} <= objects()
     status, answer = delete_user(lambda_context, str(uid))
-    assert status == 200 and answer == {"user_id": str(uid), "events_deleted": 1, "requests_deleted": 3}
+    assert status == 200 and answer == {
+        "user_id": str(uid),
+        "events_deleted": 1,
+        "lists_deleted": 2,
+        "requests_deleted": 3,
+    }
     assert all(flow.item(r) is None for r in mine) and flow.item(theirs) is not None
     assert not {f"{results}{r}.json" for r in mine} & objects()
     assert [i for i in stored(flow) if i["user_id"]["S"] in (str(uid), f"requests#{uid}")] == []
@@ -211,7 +216,12 @@ def test_forgetting_a_user_leaves_nothing_of_them_in_the_table_or_bucket(flow, l
     (mark,) = [i for i in stored(flow) if i["user_id"]["S"] == f"forgotten#{uid}"]
     assert set(mark) == {"user_id", "item_key", "forgotten_at"}
     # the other user of the batch keeps their own request, and a repeat finds nothing left
-    assert delete_user(lambda_context, str(uid))[1] == {"user_id": str(uid), "events_deleted": 0, "requests_deleted": 0}
+    assert delete_user(lambda_context, str(uid))[1] == {
+        "user_id": str(uid),
+        "events_deleted": 0,
+        "lists_deleted": 0,
+        "requests_deleted": 0,
+    }
     assert delete_user(lambda_context, str(other))[1]["requests_deleted"] == 1  # the batch went with the first user
 
 
@@ -327,14 +337,23 @@ def test_forgetting_a_heavy_user_stops_in_time_and_a_repeat_finishes(flow, lambd
     with pytest.raises(events.Unavailable) as stopped:
         events.forget(flow.services, 5, budget_s=0)
     assert stopped.value.code == "forget_incomplete"
-    assert "deleted 4 of the user's 5 events and went through 0 of their 5 requests" in stopped.value.message
+    assert (
+        "deleted 4 of the user's 5 events (and lists shown) and went through 0 of their 5 requests"
+        in stopped.value.message
+    )
     with pytest.raises(events.Unavailable) as stopped:
         events.forget(flow.services, 5, budget_s=0)
-    assert "deleted 1 of the user's 1 events and went through 0 of their 5 requests" in stopped.value.message
+    assert (
+        "deleted 1 of the user's 1 events (and lists shown) and went through 0 of their 5 requests"
+        in stopped.value.message
+    )
     assert events.for_user(flow.services, 5) == []
     with pytest.raises(events.Unavailable) as stopped:
         events.forget(flow.services, 5, budget_s=0)
-    assert "deleted 0 of the user's 0 events and went through 2 of their 5 requests (2 deleted" in stopped.value.message
+    assert (
+        "deleted 0 of the user's 0 events (and lists shown) and went through 2 of their 5 requests (2 deleted"
+        in stopped.value.message
+    )
     assert sum(flow.item(r) is None for r in mine) == 2
     left = [i for i in stored(flow) if i["user_id"]["S"] == "requests#5"]
     assert len(left) == 3  # the deleted requests' pointers went with them
@@ -342,7 +361,12 @@ def test_forgetting_a_heavy_user_stops_in_time_and_a_repeat_finishes(flow, lambd
     status, answer = delete_user(LambdaContext("short", timeout_s=2), "5")
     assert status == 503 and answer["error"]["code"] == "forget_incomplete"
     assert sum(flow.item(r) is None for r in mine) == 4
-    assert delete_user(lambda_context, "5")[1] == {"user_id": "5", "events_deleted": 0, "requests_deleted": 1}
+    assert delete_user(lambda_context, "5")[1] == {
+        "user_id": "5",
+        "events_deleted": 0,
+        "lists_deleted": 0,
+        "requests_deleted": 1,
+    }
     left = [i["user_id"]["S"] for i in stored(flow) if "5" in i["user_id"]["S"]]
     assert all(flow.item(r) is None for r in mine) and left == ["forgotten#5"]  # only the loop's mark
 

@@ -139,12 +139,13 @@ def test_base_data_is_versioned_and_a_forgotten_user_leaves_it(bucket, tmp_path)
     assert again["version"] == after["version"] and again["forgotten_through"] == 2_000
 
 
-def test_gather_writes_the_runs_files_and_forgets_in_the_base_data(moto_aws, bucket, tmp_path):
+def loop_aws() -> tuple[Settings, object, object, object]:
+    """The tables, the model-version parameter's name and clients, as the loop sees them (bucket "data" holds both
+    the models and the loop's data)."""
     import boto3
 
     from infra.local.resources import create_resources
     from lambdas.service.aws import Services
-    from lambdas.service.events import tombstone
 
     settings = Settings(
         table_name="requests",
@@ -156,6 +157,13 @@ def test_gather_writes_the_runs_files_and_forgets_in_the_base_data(moto_aws, buc
     services = Services(settings)
     create_resources(services)  # the same tables as the stacks (bucket "data" exists: created again is fine)
     ssm, dynamodb = boto3.client("ssm", region_name="us-east-1"), boto3.client("dynamodb", region_name="us-east-1")
+    return settings, services, ssm, dynamodb
+
+
+def test_gather_writes_the_runs_files_and_forgets_in_the_base_data(moto_aws, bucket, tmp_path):
+    from lambdas.service.events import tombstone
+
+    settings, services, ssm, dynamodb = loop_aws()
     ssm.put_parameter(Name="/model-version", Value="unpublished", Type="String")
     ratings = tmp_path / "ratings.csv"
     ratings.write_text("userId,movieId,rating,timestamp\n1,10,4,5\n2,10,3,6\n2,11,5,7\n")
@@ -251,3 +259,60 @@ def test_the_deployed_steps_never_overlap_and_the_judge_publishes_from_the_jobs_
     assert manifest["gate"]["publish"] is False and manifest["gate"]["run_id"] == "r1"
     decision = json.loads(bucket.get_object(Bucket="data", Key="data/runs/r1/decision.json")["Body"].read())
     assert decision["action"] == "stopped"
+
+
+def test_a_run_decides_a_running_experiment_first_and_trains_against_the_winner(moto_aws, bucket, tmp_path):
+    from contract.serving import Experiment, parse, render
+
+    settings, _, ssm, dynamodb = loop_aws()
+    served, candidate = "a" * 16, "b" * 16
+    for version in (served, candidate):
+        manifest = {"model_version": version, "training": {"events_through": 0}}
+        bucket.put_object(Bucket="data", Key=f"models/{version}/manifest.json", Body=json.dumps(manifest).encode())
+    running = Experiment(served, candidate, share=0.5, experiment="e1", started_at=0, window_days=1, min_users=1)
+    ssm.put_parameter(Name="/model-version", Value=render(running), Type="String")
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("userId,movieId,rating,timestamp\n1,10,4,5\n")
+    base_data.upload(bucket, "data", Layout(), ratings)
+    # 40 users shown a list each; the candidate's users all rate a listed movie two days later, the served ones not
+    day = 86_400_000
+    for u in range(40):
+        variant = "candidate" if u % 2 else "served"
+        version = candidate if u % 2 else served
+        list_item = {
+            "user_id": {"S": str(u)},
+            "item_key": {"S": f"l#r{u}"},
+            "request_id": {"S": f"r{u}"},
+            "model_version": {"S": version},
+            "variant": {"S": variant},
+            "experiment": {"S": "e1"},
+            "movies": {"L": [{"S": "10"}, {"S": "11"}]},
+            "listed_at": {"N": str(day)},
+        }
+        dynamodb.put_item(TableName="events", Item=list_item)
+        if u % 2:
+            event = {
+                "user_id": {"S": str(u)},
+                "item_key": {"S": f"e#{u}"},
+                "movie_id": {"N": "11"},
+                "rating": {"N": "5"},
+                "timestamp": {"N": "100"},
+                "received_at": {"N": str(3 * day)},
+            }
+            dynamodb.put_item(TableName="events", Item=event)
+    loop = LoopSettings(data_bucket="data", holdout_share=0.4, experiment_horizon_days=7)
+
+    # GIVEN the horizon not yet over for any list: the run waits and changes nothing
+    record = gather.gather(bucket, dynamodb, ssm, settings, loop, "run-1", now_ms=4 * day)
+    assert record["experiment"]["action"] == "wait" and record["served_version"] == served
+    assert parse(ssm.get_parameter(Name="/model-version")["Parameter"]["Value"]).experiment == running
+    # WHEN a run comes after the horizon THEN the candidate is promoted first, and the run trains against it
+    record = gather.gather(bucket, dynamodb, ssm, settings, loop, "run-2", now_ms=9 * day)
+    assert record["experiment"]["action"] == "promote" and record["experiment"]["serving"] == candidate
+    assert record["served_version"] == candidate
+    assert ssm.get_parameter(Name="/model-version")["Parameter"]["Value"] == candidate
+    kept = json.loads(bucket.get_object(Bucket="data", Key=f"models/{candidate}/manifest.json")["Body"].read())
+    assert kept["experiment"]["outcome"] == "promoted"
+    assert kept["experiment"]["decision"]["figures"]["candidate"]["hit_rate"] == 1.0
+    # the next run has no experiment to decide
+    assert "experiment" not in gather.gather(bucket, dynamodb, ssm, settings, loop, "run-3", now_ms=9 * day)

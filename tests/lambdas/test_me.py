@@ -125,7 +125,12 @@ def test_a_new_persons_ratings_are_kept_under_their_account_and_forgotten_with_i
     # WHEN he deletes his data THEN his events and requests are gone, and Anna's untouched
     call(lambda_context, "POST", "/me/events", {"events": [{"movie_id": 3, "rating": 3}]}, claims=ANNA)
     status, _, gone = call(lambda_context, "DELETE", "/me", claims=BEN)
-    assert status == 200 and gone == {"user_id": BEN["sub"], "events_deleted": 2, "requests_deleted": 2}
+    assert status == 200 and gone == {
+        "user_id": BEN["sub"],
+        "events_deleted": 2,
+        "lists_deleted": 1,
+        "requests_deleted": 2,
+    }
     assert events_service.for_user(me_flow.services, BEN["sub"]) == []
     assert len(events_service.for_user(me_flow.services, ANNA["sub"])) == 1
 

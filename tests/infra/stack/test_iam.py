@@ -26,7 +26,8 @@ def parameter_arn(logical_id: str) -> dict:
 
 
 def test_worker_reads_the_model_and_writes_results_nothing_more(template, ids):
-    """Exactly: logs, X-Ray, consume the queue, get/update items, read models/*, put results/*, read the parameter."""
+    """Exactly: logs, X-Ray, consume the queue, get/update items, read models/*, put results/*, read the parameter,
+    log lists under their users."""
     bucket = arn(ids["bucket"])
     prefix = {"models": Settings().model_prefix, "results": Settings().results_prefix}
     parameter = parameter_arn(ids["parameter"])
@@ -43,6 +44,7 @@ def test_worker_reads_the_model_and_writes_results_nothing_more(template, ids):
             ): [arn(ids["queue"])],
             ("dynamodb:GetItem", "dynamodb:UpdateItem"): [arn(ids["table"])],
             ("dynamodb:Query",): [{"Fn::Join": ["", [arn(ids["events_table"]), f"/index/{EVENTS_BY_TIME_INDEX}"]]}],
+            ("dynamodb:BatchWriteItem",): [arn(ids["events_table"])],  # the list log (lambdas.service.lists)
             ("s3:DeleteObject",): [{"Fn::Join": ["", [bucket, f"/{prefix['results']}*"]]}],
             ("s3:GetObject*", "s3:GetBucket*", "s3:List*"): [
                 bucket,
