@@ -5,7 +5,7 @@ SYSTEM_PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv test lint demo local retrain bench-replay openapi train export bench bench-search bench-similar bench-explain bench-events bench-quality bench-synthetic ablation tune lr-find package clean loadtest flood fuzz scan bench-train bench-learn
+.PHONY: venv test lint demo local retrain bench-replay openapi train export bench bench-search bench-similar bench-explain bench-events bench-quality bench-synthetic ablation tune lr-find package clean loadtest flood bench-experiment fuzz scan bench-train bench-learn
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ LOADTEST_ARGS ?=
 loadtest: venv
 	$(PY) -m bench.loadtest $(LOADTEST_ARGS)
 	$(PY) -m bench.flood
+
+# Are an experiment's decisions right? ml-100k's later ratings as what users did next, a better and a worse candidate
+# against the served model over 20 user splits (writes artifacts/experiment_sim.md and docs/experiment_sim.png).
+bench-experiment: venv
+	$(PY) -m bench.experiment_sim
 
 # An anonymous flood through the page's /api/ at 3 x its usage plan while an operator works, with the deployed
 # throttles; fails if an operator's request is refused or the plan lets too much through (writes artifacts/flood.md).

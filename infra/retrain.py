@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from infra.config import StackConfig
 from lambdas.loop import base_data, gather, publish
 from lambdas.loop.base_data import BaseDataError
 from lambdas.loop.layout import Layout
@@ -180,6 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-users", type=int, default=defaults.min_users)
     p.add_argument("--ndcg-margin", type=float, default=defaults.ndcg_margin)
     p.add_argument("--rmse-margin", type=float, default=defaults.rmse_margin)
+    config = StackConfig()
+    p.add_argument(
+        "--canary-share",
+        type=float,
+        default=config.canary_share,
+        help="serve a passing candidate to this share of users as an experiment first (the stack's canary_share, "
+        "default %(default)s; 0: to everyone at once)",
+    )
     p.add_argument(
         "--base-dir",
         type=Path,
@@ -197,6 +206,12 @@ def main(argv: list[str] | None = None) -> int:
             min_users=a.min_users,
             ndcg_margin=a.ndcg_margin,
             rmse_margin=a.rmse_margin,
+            canary_share=a.canary_share,
+            experiment_window_days=config.experiment_window_days,
+            experiment_min_users=config.experiment_min_users,
+            experiment_horizon_days=config.experiment_horizon_days,
+            experiment_confidence=config.experiment_confidence,
+            experiment_margin=config.experiment_margin,
         )
         if a.base_dir is not None and base_data.read_pointer(aws.s3, loop.data_bucket, Layout()) is None:
             movies = a.base_dir / "movies.csv"
@@ -217,9 +232,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"candidate {outcome['version']}: {_figures(g['candidate'])}")
     print(f"served    {g['served_version'] or '(none)'}: {_figures(g['served'])}")
     print(f"judged on {g['users']:,} held-out users ({g['pairs']:,} rated pairs)")
-    verb = "published" if outcome["action"] == "published" else "stopped by the gate"
+    verb = {"published": "published", "experiment": "passed the gate"}.get(outcome["action"], "stopped by the gate")
     print(f"{verb}: {g['reason']}")
     served = outcome["version"] if outcome["action"] == "published" else outcome["before"]
+    if outcome["action"] == "experiment":
+        print(
+            f"experiment {outcome['experiment']}: {outcome['version']} on {a.canary_share:.0%} of users beside "
+            f"{served} (python -m infra.experiment --local report; a later run decides)"
+        )
+    elif outcome.get("held"):
+        print(f"kept in the store, not served: {outcome['held']}")
     print(f"serving {served}; steps took {', '.join(f'{k} {v:g} s' for k, v in outcome['seconds'].items())}")
     return 0
 

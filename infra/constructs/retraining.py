@@ -349,6 +349,8 @@ class Retraining(Construct):
         decided = (
             sfn.Choice(self, "Published?")
             .when(sfn.Condition.string_equals("$.outcome.action", "published"), sfn.Succeed(self, "Published"))
+            # passed the gate and served to canary_share of users beside the served model (docs/experiments.md)
+            .when(sfn.Condition.string_equals("$.outcome.action", "experiment"), sfn.Succeed(self, "ExperimentStarted"))
             .otherwise(sfn.Succeed(self, "StoppedByTheGate"))
         )
         definition = start.next(

@@ -16,6 +16,9 @@ ENV_VARS = {
     "GATE_MIN_USERS": "min_users",
     "GATE_NDCG_MARGIN": "ndcg_margin",
     "GATE_RMSE_MARGIN": "rmse_margin",
+    "CANARY_SHARE": "canary_share",
+    "EXPERIMENT_WINDOW_DAYS": "experiment_window_days",
+    "EXPERIMENT_MIN_USERS": "experiment_min_users",
     "EXPERIMENT_HORIZON_DAYS": "experiment_horizon_days",
     "EXPERIMENT_CONFIDENCE": "experiment_confidence",
     "EXPERIMENT_MARGIN": "experiment_margin",
@@ -42,6 +45,11 @@ class LoopSettings:
     # A running experiment (contract.serving) is decided at the start of each run (lambdas.loop.experiment): a list's
     # ratings counted over experiment_horizon_days; one-sided non-inferiority on hit rate at experiment_confidence,
     # margin experiment_margin.
+    # A candidate that passes the gate is served to canary_share of users as an experiment (0: to everyone at once),
+    # decided after experiment_window_days (or once experiment_min_users are counted in each variant).
+    canary_share: float = 0.0
+    experiment_window_days: float = 7.0
+    experiment_min_users: int = 200
     experiment_horizon_days: float = 7.0
     experiment_confidence: float = 0.95
     experiment_margin: float = 0.02
@@ -49,6 +57,8 @@ class LoopSettings:
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout_share < 1.0:
             raise ValueError(f"holdout_share {self.holdout_share} is not between 0 and 1")
+        if not 0.0 <= self.canary_share < 1.0:
+            raise ValueError(f"canary_share {self.canary_share} is not in [0, 1)")
         if self.ndcg_margin < 0 or self.rmse_margin < 0 or self.min_users < 1:
             raise ValueError("the gate's margins must be >= 0 and min_users >= 1")
 

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from lambdas.loop import base_data, gate, gather, plan, table
+from lambdas.loop import base_data, gate, gather, plan, publish, table
 from lambdas.loop.layout import Layout
 from lambdas.loop.settings import LoopSettings
 from lambdas.settings import Settings
@@ -316,3 +316,33 @@ def test_a_run_decides_a_running_experiment_first_and_trains_against_the_winner(
     assert kept["experiment"]["decision"]["figures"]["candidate"]["hit_rate"] == 1.0
     # the next run has no experiment to decide
     assert "experiment" not in gather.gather(bucket, dynamodb, ssm, settings, loop, "run-3", now_ms=9 * day)
+
+
+def test_a_passing_candidate_becomes_an_experiment_when_a_canary_share_is_set(moto_aws, bucket, small_artifact):
+    import boto3
+
+    from contract import read_manifest
+    from contract.serving import parse, render
+
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    settings = Settings(bucket_name="data", model_version_parameter="/v")
+    version = read_manifest(small_artifact)["model_version"]
+    passed = {"publish": True, "reason": "better"}
+    canary = LoopSettings(data_bucket="data", canary_share=0.1, experiment_window_days=3, experiment_min_users=50)
+
+    # GIVEN a served model and a canary share: the candidate goes to 10% of users, the served one stays
+    ssm.put_parameter(Name="/v", Value="old", Type="String")
+    out = publish.record(bucket, ssm, settings, small_artifact, passed, "r1", canary)
+    now = parse(ssm.get_parameter(Name="/v")["Parameter"]["Value"])
+    assert out["published"] and out["experiment"] == "exp-r1" and out["before"] == "old"
+    assert (now.served, now.experiment.candidate, now.experiment.share) == ("old", version, 0.1)
+    assert (now.experiment.window_days, now.experiment.min_users) == (3, 50)
+    # WHEN another candidate passes while that experiment runs THEN it is kept in the store only
+    held = publish.record(bucket, ssm, settings, small_artifact, passed, "r2", canary)
+    assert not held["published"] and "still runs" in held["held"]
+    assert parse(ssm.get_parameter(Name="/v")["Parameter"]["Value"]) == now
+    # no served model yet, or no canary share: served to everyone at once, as before
+    for value, loop in (("unpublished", canary), ("old", LoopSettings(data_bucket="data"))):
+        ssm.put_parameter(Name="/v", Value=render(value), Type="String", Overwrite=True)
+        assert "experiment" not in publish.record(bucket, ssm, settings, small_artifact, passed, "r3", loop)
+        assert ssm.get_parameter(Name="/v")["Parameter"]["Value"] == version

@@ -56,6 +56,9 @@ def test_the_state_machine_gathers_trains_on_sagemaker_and_judges_and_a_failure_
     assert re.fullmatch(r'"\{"Fn::Sub": "s3://cdk-.*\.gz"\}"', params["HyperParameters"]["sagemaker_submit_directory"])
     assert "tensorflow-training" in params["AlgorithmSpecification"]["TrainingImage"]
     assert train["Next"] == "Judge" and states["Judge"]["Next"] == "Published?"
+    ends = {c["StringEquals"]: c["Next"] for c in states["Published?"]["Choices"]}
+    assert ends == {"published": "Published", "experiment": "ExperimentStarted"}
+    assert states["Published?"]["Default"] == "StoppedByTheGate"
     for step in ("Gather", "Train", "Judge"):
         (catch,) = states[step]["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"] and catch["Next"] == "Notify"
