@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 SERVED = "served"
 CANDIDATE = "candidate"
@@ -66,8 +66,12 @@ def parse(value: str) -> Serving:
     text = value.strip()
     if not text.startswith("{"):
         return Serving(text)
-    doc = json.loads(text)
-    experiment = Experiment(**doc)
+    try:
+        doc = json.loads(text)
+        known = {f.name for f in fields(Experiment)}
+        experiment = Experiment(**{k: v for k, v in doc.items() if k in known})  # later fields: ignored here
+    except (TypeError, AttributeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"the served-version parameter is neither a version nor an experiment: {exc}") from exc
     return Serving(experiment.served, experiment)
 
 

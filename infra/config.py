@@ -216,8 +216,8 @@ class StackConfig:
             problems.append("write_units_alarm must be >= 1 and budget_usd >= 0")
         if self.throttle_rate <= 0 or self.throttle_burst < 1:
             problems.append("throttle_rate must be > 0 and throttle_burst >= 1")
-        if not 0 < self.canary_share < 1 or not 0.5 <= self.experiment_confidence < 1:
-            problems.append("canary_share must be in (0, 1) and experiment_confidence in [0.5, 1)")
+        if not 0 <= self.canary_share < 1 or not 0.5 <= self.experiment_confidence < 1:
+            problems.append("canary_share must be in [0, 1) (0: no experiments) and experiment_confidence in [0.5, 1)")
         if self.long_poll_slots < 0:
             problems.append("long_poll_slots must be >= 0 (0: no cap)")
         if not (0 < self.page_throttle_rate <= self.throttle_rate and self.page_throttle_burst >= 1):

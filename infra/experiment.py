@@ -129,9 +129,16 @@ def start(
 def end(target: Target, promote: bool, decision: dict | None = None) -> str:
     """Promote the candidate (everyone gets it) or roll back (everyone gets the served one); records the decision
     with the candidate's manifest (``experiment`` field). Returns the version now served."""
-    if serving(target).experiment is None:
+    running = serving(target).experiment
+    if running is None:
         raise ExperimentError("no experiment runs")
-    return judge.end(target.ssm, target.s3, target.parameter, target.bucket, target.model_prefix, promote, decision)
+    expected = running.experiment if decision is None else decision.get("experiment", running.experiment)
+    try:
+        return judge.end(
+            target.ssm, target.s3, target.parameter, target.bucket, target.model_prefix, promote, decision, expected
+        )
+    except judge.ExperimentChanged as exc:
+        raise ExperimentError(str(exc)) from exc
 
 
 def report(target: Target, horizon_days: float, now: float | None = None) -> tuple[Experiment, judge.Decision]:
@@ -211,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
             experiment, decision = report(target, a.horizon_days)
             print(render_report(experiment, decision))
             if a.command == "decide" and a.apply and decision.action != judge.WAIT:
-                served = end(target, decision.action == judge.PROMOTE, decision.as_dict())
+                served = end(
+                    target,
+                    decision.action == judge.PROMOTE,
+                    {**decision.as_dict(), "experiment": experiment.experiment},
+                )
                 print(f"applied: serving {served} to everyone")
         else:
             served = end(target, a.command == "promote")

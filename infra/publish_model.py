@@ -161,7 +161,14 @@ def previous_version(ssm: Any, target: Target) -> str:
 
 
 def switch(ssm: Any, target: Target, version: str) -> str:
-    """Point the worker at ``version``; returns the version it served before."""
+    """Point the worker at ``version``; returns the version it served before. Refused while an experiment runs
+    (end it first with ``python -m infra.experiment promote`` or ``rollback``, which records its outcome)."""
+    running = parse(ssm.get_parameter(Name=target.parameter)["Parameter"]["Value"]).experiment
+    if running is not None:
+        raise PublishError(
+            f"experiment {running.experiment} runs ({running.candidate} beside {running.served}): end it first "
+            "with python -m infra.experiment promote or rollback"
+        )
     before = current_version(ssm, target)
     if before != version:
         ssm.put_parameter(Name=target.parameter, Value=version, Type="String", Overwrite=True)

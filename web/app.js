@@ -83,8 +83,8 @@ async function showUser() {
   v.querySelector("#user-results").hidden = false;
 }
 
-// A rating of a recommended movie: stored as an event naming the list it came from (the request's id: what the
-// experiment report counts), then the list is asked for again (it folds the rating in).
+// A rating of a recommended movie: stored as an event naming the list it came from (the request's id, kept for
+// attribution), then the list is asked for again (it folds the rating in).
 async function rateFor(movie, value, group, requestId) {
   const v = view("user");
   paintStars(group, value);

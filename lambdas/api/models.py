@@ -451,8 +451,8 @@ class Event(BaseModel):
     request_id: Annotated[str, StringConstraints(pattern=UUID_PATTERN)] = Field(  # type: ignore[assignment]  # absent: None; a null is refused
         None,
         description=(
-            "The recommendation request whose list the rated movie was shown in, when the rating came from one: "
-            "counted by the experiment report (lambdas.loop.experiment)"
+            "The recommendation request whose list the rated movie was shown in, when the rating came from one "
+            "(kept with the event for attribution)"
         ),
         json_schema_extra=_no_default,
     )

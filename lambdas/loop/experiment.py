@@ -12,8 +12,11 @@ from when it was shown (a list whose horizon has not passed yet is not counted).
 
 The decision (:func:`decide`) is a one-sided non-inferiority test on hit rate: promote when the lower bound of the
 candidate's hit rate minus the served model's, at ``confidence`` (normal approximation of the difference of two
-proportions), is above ``-margin``; roll back otherwise; wait while neither the experiment is over (its window, then
-the horizon for the last lists it showed) nor both variants have ``min_users`` users counted.
+proportions), is above ``-margin``; roll back otherwise once the experiment is over (its window, then the horizon for
+the last lists it showed). Before that, once both variants have ``min_users`` users counted, an early look promotes
+on the same rule, rolls back only when the upper bound is below ``-margin`` (worse beyond the margin), and otherwise
+waits; no hit in either variant decides nothing. Repeated early looks are not corrected for (each run of the loop is
+one look), which makes an early promotion somewhat likelier than the nominal level.
 """
 
 from __future__ import annotations
@@ -195,19 +198,25 @@ def decide(
             f"{min(served.users, candidate.users)} of {experiment.min_users} users counted in the smaller variant"
         )
         return Decision(WAIT, reason, test, None, None, confidence, margin, summary)
-    if served.users == 0 or candidate.users == 0:
-        reason = "the window is over with a variant no user was counted in: nothing shows the candidate is not worse"
-        return Decision(ROLL_BACK, reason, test, None, None, confidence, margin, summary)
+    if served.users == 0 or candidate.users == 0 or served.hits + candidate.hits == 0:
+        reason = "no user counted in a variant, or no hit in either: nothing shows the candidate is not worse"
+        return Decision(ROLL_BACK if over else WAIT, reason, test, None, None, confidence, margin, summary)
     p_c, p_s = candidate.hits / candidate.users, served.hits / served.users
     se = math.sqrt(p_c * (1 - p_c) / candidate.users + p_s * (1 - p_s) / served.users)
     z = NormalDist().inv_cdf(confidence)
     difference = p_c - p_s
-    lower = difference - z * se
-    action = PROMOTE if lower > -margin else ROLL_BACK
+    lower, upper = difference - z * se, difference + z * se
+    if lower > -margin:
+        action = PROMOTE
+    elif over or upper < -margin:
+        action = ROLL_BACK  # at the end; or early, when the candidate is worse beyond the margin at the same level
+    else:
+        action = WAIT  # an early look that shows neither: the window goes on
+    verdict = {PROMOTE: "above", ROLL_BACK: "at or below", WAIT: "not yet above"}[action]
     reason = (
         f"hit rate {p_c:.4f} (candidate, {candidate.users} users) against {p_s:.4f} (served, {served.users}): "
-        f"difference {difference:+.4f}, lower bound {lower:+.4f} {'above' if action == PROMOTE else 'at or below'} "
-        f"-{margin:g}"
+        f"difference {difference:+.4f}, lower bound {lower:+.4f} {verdict} -{margin:g}"
+        + ("" if over else f" (an early look: upper bound {upper:+.4f})")
     )
     return Decision(action, reason, test, difference, lower, confidence, margin, summary)
 
@@ -216,13 +225,15 @@ class Collector:
     """Passes a scan's items through while keeping the lists and ratings among them (one scan serves the loop's
     events and an experiment's figures)."""
 
-    def __init__(self) -> None:
+    def __init__(self, since_ms: int = 0) -> None:
+        """``since_ms``: the experiment's start; older lists and ratings cannot count, so they are not kept."""
         self.items: list[dict[str, Any]] = []
+        self.since_ms = since_ms
 
     def watch(self, items: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for it in items:
-            key = str(it.get("item_key", ""))
-            if key.startswith(("l#", "e#")):
+            stamp = {"l#": "listed_at", "e#": "received_at"}.get(str(it.get("item_key", ""))[:2])
+            if stamp and int(it.get(stamp, 0)) >= self.since_ms:
                 self.items.append(it)
             yield it
 
@@ -231,14 +242,29 @@ def current(ssm: Any, parameter: str) -> Serving:
     return parse(ssm.get_parameter(Name=parameter)["Parameter"]["Value"])
 
 
+class ExperimentChanged(ValueError):
+    """The experiment running now is not the one a decision was made for."""
+
+
 def end(
-    ssm: Any, s3: Any, parameter: str, bucket: str, model_prefix: str, promote: bool, decision: dict | None = None
+    ssm: Any,
+    s3: Any,
+    parameter: str,
+    bucket: str,
+    model_prefix: str,
+    promote: bool,
+    decision: dict | None = None,
+    expected: str | None = None,
 ) -> str:
     """End the running experiment: promote the candidate (everyone gets it) or roll back (everyone gets the served
-    one), recording the outcome (and the decision) in the candidate's manifest first. Returns the version served."""
+    one), recording the outcome (and the decision) in the candidate's manifest first. Returns the version served.
+    ``expected``: the experiment the decision was made for; another one running now (an operator ended it and
+    started the next meanwhile) raises :class:`ExperimentChanged` and nothing is written."""
     running = current(ssm, parameter).experiment
     if running is None:
-        raise ValueError("no experiment runs")
+        raise ExperimentChanged("no experiment runs")
+    if expected is not None and running.experiment != expected:
+        raise ExperimentChanged(f"experiment {running.experiment} runs now, not {expected}: nothing applied")
     winner = running.candidate if promote else running.served
     record = {
         "experiment": running.experiment,

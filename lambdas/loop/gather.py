@@ -65,7 +65,7 @@ def gather(
         )
     parameter = settings.model_version_parameter
     running = experiment.current(ssm, parameter).experiment if parameter else None
-    watched = experiment.Collector()
+    watched = experiment.Collector(running.started_at * 1000 if running else 0)
     items = table.scan(dynamodb, settings.events_table_name)
     contents = table.read(watched.watch(items) if running else items, now_ms - settle_ms)
     decided = None
@@ -81,15 +81,19 @@ def gather(
         )
         decided = {"experiment": running.experiment, "action": decision.action, "reason": decision.reason}
         if decision.action != experiment.WAIT:
-            decided["serving"] = experiment.end(
-                ssm,
-                s3,
-                settings.model_version_parameter,
-                settings.bucket_name,
-                settings.model_prefix,
-                decision.action == experiment.PROMOTE,
-                decision.as_dict(),
-            )
+            try:
+                decided["serving"] = experiment.end(
+                    ssm,
+                    s3,
+                    settings.model_version_parameter,
+                    settings.bucket_name,
+                    settings.model_prefix,
+                    decision.action == experiment.PROMOTE,
+                    decision.as_dict(),
+                    expected=running.experiment,
+                )
+            except experiment.ExperimentChanged as exc:
+                decided["skipped"] = str(exc)  # ended or replaced by an operator while the table was read
     forgotten = contents.forgotten
     if forgotten:
         pending = {u: at for u, at in forgotten.items() if at > pointer.get("forgotten_through", 0)}

@@ -292,6 +292,11 @@ def batch_write(services: Services, items: list[dict[str, Any]]) -> None:
         _batch_write(services, {name: puts[start : start + BATCH_WRITE]})
 
 
+def delete_items(services: Services, keys: list[tuple[str, str]]) -> None:
+    """Delete items of the events table by (partition, sort key), 25 a call."""
+    _delete_keys(services, keys)
+
+
 def _keys(services: Services, partition: str, prefix: str) -> list[str]:
     """The sort keys under ``partition`` that start with ``prefix``."""
     return [raw[EVENTS_SORT_KEY]["S"] for raw in _query(services, partition, prefix, keys_only=True)]

@@ -18,7 +18,7 @@ from typing import Any
 
 from contract.ids import canonical_id
 from lambdas.service.aws import Services
-from lambdas.service.events import LIST_PREFIX, batch_write
+from lambdas.service.events import LIST_PREFIX, batch_write, delete_items
 from lambdas.settings import EVENTS_PARTITION_KEY, EVENTS_SORT_KEY, TTL_ATTRIBUTE
 
 USER_STRATEGIES = frozenset({"personalized", "popular", "cold_start"})
@@ -56,3 +56,10 @@ def log(services: Services, request_id: str, result: dict[str, Any], now: float 
     found = items(request_id, result, s.list_log_days, now)
     batch_write(services, found)
     return len(found)
+
+
+def forget(services: Services, request_id: str, result: dict[str, Any]) -> None:
+    """Delete the log items of ``result`` (its request was deleted while it was being made: DELETE /users/{id})."""
+    if services.settings.events_table_name:
+        keys = [(it[EVENTS_PARTITION_KEY], it[EVENTS_SORT_KEY]) for it in items(request_id, result, 0)]
+        delete_items(services, keys)

@@ -55,22 +55,38 @@ _DESERIALIZE = TypeDeserializer()
 WAIT_MARGIN_S = 3.0
 
 
+def peek(services: Services, request_id: str) -> tuple[dict | None, bool]:
+    """One consistent read: (the finished item, or None; whether the request exists and is PENDING)."""
+    raw = services.dynamodb.get_item(
+        TableName=services.settings.table_name, Key={PARTITION_KEY: {"S": request_id}}, ConsistentRead=True
+    ).get("Item")
+    if raw is None:
+        return None, False
+    if raw.get("status", {}).get("S") == PENDING:
+        return None, True
+    return {name: _DESERIALIZE.deserialize(value) for name, value in raw.items()}, False
+
+
 def wait_until_finished(
     services: Services,
     request_id: str,
     wait_s: float,
     remaining_s: Callable[[], float] = lambda: float("inf"),
     sleep: Callable[[float], None] = time.sleep,
+    read_first: bool = True,
 ) -> tuple[dict | None, int]:
     """Re-read the item until it is not PENDING (or gone) or ``wait_s`` has passed.
 
     Returns (the finished item, or None if it is still PENDING or does not exist; reads made). The finished item
     is what :func:`read_status` then answers from, so a long-poll costs no read beyond the polls. Uses the low-level
     client (safe to share between threads, unlike boto3 resources). Stops early when the invocation has less than
-    ``WAIT_MARGIN_S`` left.
+    ``WAIT_MARGIN_S`` left. ``read_first=False``: the caller has just read the item PENDING, so the first read waits
+    for the schedule's first pause.
     """
     deadline = time.monotonic() + min(wait_s, MAX_WAIT_S, max(0.0, remaining_s() - WAIT_MARGIN_S))
     reads = 0
+    if not read_first:  # the caller has just read it PENDING (peek): the schedule's first pause before reading
+        sleep(min(POLL_SCHEDULE_S[0], max(0.0, deadline - time.monotonic())))
     for step in itertools.count():
         answer = services.dynamodb.get_item(
             TableName=services.settings.table_name, Key={PARTITION_KEY: {"S": request_id}}, ConsistentRead=True

@@ -7,7 +7,8 @@ requests table (``k`` below the cap) holding ``until``, the epoch second its hol
 free or expired one with a conditional put and gives it back with a conditional delete. A holder that dies (a
 timeout, a crash) leaves its slot only until ``until``. When the call finds no slot in ``TRIES`` random picks,
 ``wait`` is answered at once, as ``wait=0`` (the client asks again later): so never more than the cap wait at once,
-and from about half full some waits are refused early (1 in 16 at half full, 1 in 3 at three quarters).
+and from about half full some waits are refused early (4 distinct picks of 30 slots: 1 in 20 at half full, 1 in 4
+at three quarters).
 
 Pools: ``operator`` (operators' keys, IAM) and ``page`` (everything through the web page: visitors and people), so
 that a flood through the public page never takes the operators' slots. Cost: 2 write units per waiting call (the

@@ -147,10 +147,12 @@ def _complete(services: Services, request_id: str, request_json: str, result: di
     else:
         fields["result_json"] = result_json
     written = store.finish(services, request_id, COMPLETED, **fields)
-    if not written and "result_s3_key" in fields and store.get(services, request_id) is None:
-        # deleted meanwhile (DELETE /users/{id}): leave no object behind (a request finished by another delivery
-        # keeps the object, the same key holding the same result)
-        services.s3.delete_object(Bucket=s.bucket_name, Key=fields["result_s3_key"])
+    if not written and store.get(services, request_id) is None:
+        # deleted meanwhile (DELETE /users/{id}): leave nothing of it behind, neither the result object nor the
+        # lists logged for it (a request finished by another delivery keeps both: the same keys, the same content)
+        lists.forget(services, request_id, result)
+        if "result_s3_key" in fields:
+            services.s3.delete_object(Bucket=s.bucket_name, Key=fields["result_s3_key"])
     logger.info(
         "request COMPLETED" if written else "request finished meanwhile by another delivery; nothing written",
         extra={"bytes": size, "in_s3": "result_s3_key" in fields, "model_version": result["model_version"]},

@@ -162,3 +162,20 @@ def test_list_shows_what_the_gate_decided(deployed, tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == [
         f"* {v1}  stopped by the gate (run r7, 41 users judged): RMSE 0.9100 > served 0.9000 + 0"
     ]
+
+
+def test_switching_while_an_experiment_runs_is_refused(deployed, tmp_path, capsys):
+    """An experiment ends through infra.experiment (which records its outcome), never by being overwritten."""
+    from contract.serving import Experiment, render
+
+    v1 = write_fake_artifact(tmp_path / "a", "one")
+    v2 = write_fake_artifact(tmp_path / "b", "two")
+    publish_model.main(["--artifact", str(tmp_path / "a"), *deployed])
+    publish_model.main(["--artifact", str(tmp_path / "b"), "--upload-only", *deployed])
+    running = render(Experiment(v1, v2, share=0.1, experiment="exp-1", started_at=0))
+    boto3.client("ssm").put_parameter(Name=PARAMETER, Value=running, Type="String", Overwrite=True)
+    capsys.readouterr()
+    assert publish_model.main(["--version", v2, *deployed]) == 2
+    assert "experiment exp-1 runs" in capsys.readouterr().err and served() == running
+    assert publish_model.main(["--list", *deployed]) == 0  # listing still works: the served one is marked
+    assert f"* {v1}" in capsys.readouterr().out

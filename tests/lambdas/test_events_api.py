@@ -394,3 +394,22 @@ def test_a_user_flooding_the_table_costs_a_bounded_read_of_their_newest_events(f
     assert calls == [(events.EVENTS_BY_TIME_INDEX, 4, 4)]  # one Query, 3 items used (and one more read) of the 8
     assert [e["movie_id"] for e in found] == [8, 7, 6]  # the newest stored, oldest client timestamp first
     assert [e["received_at"] for e in found] == [1_000_008_000, 1_000_007_000, 1_000_006_000]
+
+
+def test_the_lists_a_worker_logs_for_a_request_deleted_meanwhile_are_deleted_too(flow, lambda_context, monkeypatch):
+    """The worker logs a list before it finishes the request; when the request is gone by then (DELETE /users/{id}
+    ran meanwhile) the list goes too."""
+    from lambdas.loop.table import scan
+    from lambdas.service import store, worker
+
+    request_id = submit(lambda_context, {"user_id": 4})
+    finish = store.finish
+
+    def deleted_first(services, rid, *args, **kwargs):
+        store.delete(services, rid)  # DELETE /users/4 between the list log and the finish
+        return finish(services, rid, *args, **kwargs)
+
+    monkeypatch.setattr(worker.store, "finish", deleted_first)
+    run_worker(flow, lambda_context)
+    logged = [i for i in scan(flow.services.dynamodb, flow.settings.events_table_name) if i["item_key"][:2] == "l#"]
+    assert logged == [] and flow.item(request_id) is None

@@ -80,6 +80,12 @@ def test_the_decision_on_hand_made_counts():
     assert decide(EXP, counts(30, 99, 33, 1000), early).action == WAIT
     assert decide(EXP, counts(300, 1000, 330, 1000), early).action == PROMOTE
     assert decide(EXP, counts(0, 0, 0, 0), now).action == ROLL_BACK
+    # an early look never rolls back for want of evidence: it waits, unless the candidate is worse beyond the margin
+    assert decide(EXP, counts(60, 200, 60, 200), early).action == WAIT
+    assert decide(EXP, counts(300, 1000, 150, 1000), early).action == ROLL_BACK
+    # no hit in either variant says nothing: wait, and at the end roll back (never promote on no evidence)
+    assert decide(EXP, counts(0, 1000, 0, 1000), early).action == WAIT
+    assert decide(EXP, counts(0, 1000, 0, 1000), now).action == ROLL_BACK
     assert "non-inferiority" in worse.test and worse.figures[CANDIDATE]["users"] == 1000
 
 
@@ -140,6 +146,10 @@ def test_an_experiment_started_measured_decided_and_applied(target, lambda_conte
     assert decision.figures[SERVED]["hit_rate"] == 0.0
     text = cli.render_report(experiment, decision)
     assert "decision: promote" in text and "| candidate |" in text
+    # a decision made for another experiment than the one running now is never applied
+    with pytest.raises(cli.ExperimentError, match="runs now"):
+        cli.end(found, promote=True, decision={**decision.as_dict(), "experiment": "exp-other"})
+    assert cli.serving(found) == Serving(served, experiment)
     # applied: everyone gets the candidate; the decision is kept with its manifest
     assert cli.end(found, promote=True, decision=decision.as_dict()) == candidate
     assert parse(found.ssm.get_parameter(Name=found.parameter)["Parameter"]["Value"]) == Serving(candidate)

@@ -483,7 +483,7 @@ def test_a_known_user_rates_a_recommended_movie_and_the_list_changes_at_once(pag
     with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/api/me/events")) as sent:
         first.get_by_role("radio", name="0.5 stars").check(force=True)
     assert sent.value.status == 200
-    # the rating names the list it came from (the request's id: what an experiment's report counts)
+    # the rating names the list it came from (the request's id, kept for attribution)
     (event,) = sent.value.request.post_data_json["events"]
     assert {k: event[k] for k in ("movie_id", "rating")} == {"movie_id": int(movie_id), "rating": 0.5}
     assert re.fullmatch(r"[0-9a-f-]{36}", event["request_id"])

@@ -202,15 +202,23 @@ def _long_poll(event: dict, context: LambdaContext) -> dict | None:
     if not _UUID.match(request_id):
         return None
     services = get_services()
-    pool = "operator" if callers.of(event, services.settings).kind == callers.OPERATOR else "page"
-    with waiting.slot(services, pool, int(raw)) as held:
-        if not held:
-            logger.info("long-poll refused: the pool's slots are taken", extra={"pool": pool})
-            return None  # answered at once, as wait=0
-        try:
+    try:
+        # one read first: a finished request is answered from it, and only a PENDING one takes a slot to wait in
+        found, pending = status_service.peek(services, request_id)
+        if not pending:
+            return found
+        pool = "operator" if callers.of(event, services.settings).kind == callers.OPERATOR else "page"
+        with waiting.slot(services, pool, int(raw)) as held:
+            if not held:
+                logger.info("long-poll refused: the pool's slots are taken", extra={"pool": pool})
+                return None  # answered at once, as wait=0
             item, _ = status_service.wait_until_finished(
-                services, request_id, int(raw), lambda: context.get_remaining_time_in_millis() / 1000
+                services,
+                request_id,
+                int(raw),
+                lambda: context.get_remaining_time_in_millis() / 1000,
+                read_first=False,
             )
-        except (BotoCoreError, ClientError):
-            return None
+    except (BotoCoreError, ClientError):
+        return None
     return item
