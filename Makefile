@@ -5,7 +5,7 @@ SYSTEM_PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv test lint demo local retrain bench-replay openapi train export bench bench-search bench-similar bench-explain bench-events bench-quality bench-synthetic ablation tune lr-find package clean loadtest flood bench-experiment fuzz scan bench-train bench-learn
+.PHONY: venv test lint demo local retrain bench-replay openapi train export bench bench-search bench-similar bench-explain bench-events bench-quality bench-synthetic ablation tune lr-find package clean loadtest flood bench-experiment bench-two-models fuzz scan bench-train bench-learn
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ loadtest: venv
 # against the served model over 20 user splits (writes artifacts/experiment_sim.md and docs/experiment_sim.png).
 bench-experiment: venv
 	$(PY) -m bench.experiment_sim
+
+# What an experiment's two models cost a worker: peak memory and load time, one model against two, at the served
+# catalogue and 100,000 movies (writes artifacts/two_models.md).
+bench-two-models: venv
+	$(PY) -m bench.two_models
 
 # An anonymous flood through the page's /api/ at 3 x its usage plan while an operator works, with the deployed
 # throttles; fails if an operator's request is refused or the plan lets too much through (writes artifacts/flood.md).

@@ -60,6 +60,10 @@ class Serving:
     def versions(self) -> tuple[str, ...]:
         return (self.served,) if self.experiment is None else (self.served, self.experiment.candidate)
 
+    def version_of(self, variant: str) -> str:
+        """The version a variant gets (without an experiment, everyone the served one)."""
+        return self.served if self.experiment is None else self.experiment.version_of(variant)
+
 
 def parse(value: str) -> Serving:
     """The parameter's value as :class:`Serving` (a bare version, or an experiment's JSON document)."""

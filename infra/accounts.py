@@ -23,7 +23,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.config import OUTPUT_EVENTS_TABLE, OUTPUT_USER_POOL, OUTPUT_USER_POOL_CLIENT
-from infra.local.connection import FAKE, NoLocalStack, local_aws
+from infra.local.connection import FAKE, NoLocalStack, local_aws, target_arguments
 from infra.publish_model import PublishError, stack_outputs
 from lambdas.service import accounts
 from lambdas.service.aws import Services
@@ -110,10 +110,7 @@ def sign_up(target: Target, email: str, password: str) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m infra.accounts", description=__doc__.split("\n")[0])
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--local", action="store_true", help="the running local stack (artifacts/local-stack.json)")
-    where.add_argument("--stack", help="a deployed stack's name")
-    p.add_argument("--region", help="the deployed stack's region (default: the AWS configuration's)")
+    target_arguments(p, "the running local stack (artifacts/local-stack.json)")
     commands = p.add_subparsers(dest="command", required=True)
     for name, text in (("link", "link an account to a data-set user"), ("unlink", "remove the link"), ("show", "")):
         cmd = commands.add_parser(name, help=text or "the account's user id")

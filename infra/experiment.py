@@ -30,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from contract import MANIFEST
 from contract.serving import Experiment, Serving, parse, render
 from infra.config import OUTPUT_BUCKET, OUTPUT_EVENTS_TABLE, OUTPUT_MODEL_PARAMETER, StackConfig
+from infra.local.connection import target_arguments
 from infra.publish_model import PublishError, stack_outputs
 from lambdas.loop import experiment as judge
 from lambdas.loop.table import scan
@@ -187,10 +188,7 @@ def _num(value: float | None, interval: tuple[float, float] | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m infra.experiment", description=__doc__.split("\n")[0])
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--local", action="store_true", help="the running local stack (make local)")
-    where.add_argument("--stack", help="a deployed stack's name")
-    p.add_argument("--region", help="with --stack: AWS region (default: boto3's configuration)")
+    target_arguments(p)
     sub = p.add_subparsers(dest="command", required=True)
     go = sub.add_parser("start", help="serve a published version to a share of users")
     go.add_argument("--version", required=True)

@@ -167,14 +167,13 @@ def _figures(side: dict | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from infra.local.connection import NoLocalStack, local_aws
+    from infra.local.connection import NoLocalStack, local_aws, target_arguments
 
     defaults = LoopSettings()
     p = argparse.ArgumentParser(prog="python -m infra.retrain", description=__doc__.split("\n")[0])
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--local", action="store_true", help="the running local stack (make local): run the loop here")
-    where.add_argument("--stack", help="a deployed stack: start its state machine now")
-    p.add_argument("--region", help="with --stack: AWS region (default: boto3's configuration)")
+    target_arguments(
+        p, "the running local stack (make local): run the loop here", "a deployed stack: start its state machine now"
+    )
     p.add_argument("--wait", action="store_true", help="with --stack: wait for the run and print its outcome")
     p.add_argument("--hyperparameters", type=json.loads, default={}, help="training.train settings as a JSON object")
     p.add_argument("--holdout-share", type=float, default=defaults.holdout_share)

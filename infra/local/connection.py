@@ -3,6 +3,7 @@ endpoints and its settings, for the command lines that work on it (``infra.retra
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,18 @@ from lambdas.settings import Settings
 
 # The local endpoints accept any credentials; never pick up real ones for them.
 FAKE = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+def target_arguments(
+    parser: argparse.ArgumentParser,
+    local_help: str = "the running local stack (make local)",
+    stack_help: str = "a deployed stack's name",
+) -> None:
+    """The command lines' choice of stack: ``--local`` (this module's) or ``--stack NAME`` with ``--region``."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--local", action="store_true", help=local_help)
+    where.add_argument("--stack", help=stack_help)
+    parser.add_argument("--region", help="with --stack: AWS region (default: boto3's configuration)")
 
 
 class NoLocalStack(RuntimeError):

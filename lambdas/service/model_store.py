@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from lambdas.engine import Engine
 
 _engines: dict[tuple[str, str, str], Engine] = {}
-_versions: dict[str, tuple[float, str]] = {}  # parameter name -> (monotonic time read, value)
+_versions: dict[str, tuple[float, Serving]] = {}  # parameter name -> (monotonic time read, its value parsed)
 _lock = threading.Lock()
 
 
@@ -60,18 +60,17 @@ def serving(services: Services) -> Serving:
         return Serving(s.model_version)
     cached = _versions.get(name)
     if cached is not None and time.monotonic() - cached[0] < s.model_version_cache_s:
-        return parse(cached[1])
+        return cached[1]
     try:
-        value = services.ssm.get_parameter(Name=name)["Parameter"]["Value"].strip()
-        parse(value)
+        value = parse(services.ssm.get_parameter(Name=name)["Parameter"]["Value"])
     except (BotoCoreError, ClientError, ValueError):
         if cached is None:
             raise
         # a throttled or unreachable SSM (or a value that does not parse) must not stop a worker that knows one
         logger.warning("model version parameter unreadable; keeping the last value", exc_info=True)
-        return parse(cached[1])
+        return cached[1]
     _versions[name] = (time.monotonic(), value)
-    return parse(value)
+    return value
 
 
 def get_engine(services: Services, version: str | None = None) -> Engine:

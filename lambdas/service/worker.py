@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -81,13 +82,11 @@ def _process(services: Services, message: WorkMessage, receive_count: int) -> st
     try:
         serving = model_store.serving(services)
         if request.user_ids is not None:
-            engines = {v: model_store.get_engine(services, v) for v in serving.versions}
-            engine = engines[serving.served]
-            result = run_batch(engines, serving, request)
+            engine = model_store.get_engine(services, serving.served)
+            result = run_batch(lambda version: model_store.get_engine(services, version), serving, request)
         else:
             variant = assign(serving, _user_of(request))
-            version = serving.experiment.version_of(variant) if serving.experiment else serving.served
-            engine = model_store.get_engine(services, version)
+            engine = model_store.get_engine(services, serving.version_of(variant))
             user_events = None
             if request.user_id is not None:
                 # a known user's events up to the model's events_through are in it: the Query skips them (an
@@ -203,21 +202,21 @@ def labelled(result: dict, variant: str, serving: Serving) -> dict:
     return out
 
 
-def run_batch(engines: dict[str, Any], serving: Serving, request: RecommendationRequest) -> dict:
-    """A batch whose users may be split between an experiment's two variants: each variant's users scored by its
-    engine together, the lists back in request order, each labelled; the batch's own version is the served one."""
-    variants = [assign(serving, canonical_id(u)) for u in request.user_ids or []]
-    by_variant: dict[str, list[int]] = {}
-    for i, variant in enumerate(variants):
-        by_variant.setdefault(variant, []).append(i)
-    lists: dict[int, dict] = {}
-    for variant, rows in by_variant.items():
-        version = serving.experiment.version_of(variant) if serving.experiment else serving.served
-        users = [(request.user_ids or [])[i] for i in rows]
-        part = run_request(engines[version], request.model_copy(update={"user_ids": users}))
-        for i, one in zip(rows, part["results"], strict=True):
-            lists[i] = labelled(one, variant, serving)
-    result = {"strategy": "batch", "results": [lists[i] for i in range(len(variants))], "model_version": serving.served}
+def run_batch(engine_for: Callable[[str], Any], serving: Serving, request: RecommendationRequest) -> dict:
+    """A batch whose users may be split between an experiment's two variants: each variant's users scored together
+    by its version's engine (``engine_for``), the lists back in request order, each labelled; the batch's own
+    version is the served one."""
+    users = request.user_ids or []
+    rows: dict[str, list[int]] = {}
+    for i, u in enumerate(users):
+        rows.setdefault(assign(serving, canonical_id(u)), []).append(i)
+    made: dict[int, dict] = {}
+    for variant, picked in rows.items():
+        engine = engine_for(serving.version_of(variant))
+        part = run_request(engine, request.model_copy(update={"user_ids": [users[i] for i in picked]}))
+        for i, one in zip(picked, part["results"], strict=True):
+            made[i] = labelled(one, variant, serving)
+    result = {"strategy": "batch", "results": [made[i] for i in range(len(users))], "model_version": serving.served}
     return labelled(result, SERVED, serving)
 
 
