@@ -192,6 +192,7 @@ def one(size: str, epochs: int, seed: int) -> dict:
             "curve": learned["curve"],
             "batch_size": summary["batch_size"],
             "reg_scale": summary["reg_scale"],
+            "softmax": summary["softmax"],
             "peak_gb": served_peak,
         },
         "epoch": {
@@ -257,6 +258,12 @@ def _keras_adam(epoch: dict) -> str:
     return "" if keras_s is None else f" ({keras_s:,.1f} s)"
 
 
+def _normaliser(served: dict, movies: int) -> str:
+    """How the softmax rows' normaliser was computed: over every movie, or from a draw a step."""
+    k = (served.get("softmax") or {}).get("sample")  # absent from runs before the sampled normaliser
+    return f"{k:,} of {movies:,} movies drawn a step" if k else f"all {movies:,} movies"
+
+
 def report(rows: list[dict]) -> str:
     """The markdown tables of ``rows`` (as ``time_to_learn.json`` holds them)."""
     done = [r for r in rows if "error" not in r]
@@ -281,16 +288,16 @@ def report(rows: list[dict]) -> str:
     lines += [
         "",
         "| size | one epoch | the batches (input pipeline) | an epoch without the interaction head | "
-        "interaction head (rest of the epoch) | dense Adam updates of the tables (fused; Keras's Adam) | "
-        "validation after an epoch |",
-        "|---|---|---|---|---|---|---|",
+        "interaction head (rest of the epoch) | its softmax normaliser | dense Adam updates of the tables (fused; "
+        "Keras's Adam) | validation after an epoch |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in done:
         e = r["epoch"]
         lines.append(
             f"| {r['size']} | {e['epoch_s']:,.1f} s | {e['batches_s']:,.1f} s | "
             f"{e['rating_head_and_deep_epoch_s']:,.1f} s | {e['interaction_head_s']:,.1f} s | "
-            f"{e['dense_table_updates_s']:,.1f} s{_keras_adam(e)} | "
+            f"{_normaliser(r['served'], r['movies'])} | {e['dense_table_updates_s']:,.1f} s{_keras_adam(e)} | "
             f"{e['validation_s']:,.1f} s |"
         )
     for size, bar in TIME_BAR_S.items():

@@ -6,7 +6,9 @@ Two formulations of the same catalogue softmax (see :mod:`training.user_softmax`
   catalogue is computed once per rating, ``ratings x movies x rank_dim`` a epoch;
 * ``per-user`` (the default): the rating head still gets the same shuffled rating batches, and the interaction
   head gets, in the same step, a group of whole users (shuffled users cut where their ratings add up to
-  ``batch_size``). All of a user's ratings share one log-normaliser, computed once: ``users x movies x rank_dim``.
+  ``batch_size``). All of a user's ratings share one log-normaliser, computed once: ``users x movies x rank_dim``;
+  past :data:`SAMPLE_FROM` movies it is estimated from a shared draw of :data:`SAMPLE_SIZE` movies per step
+  (:class:`CatalogueSample`): ``users x SAMPLE_SIZE x rank_dim``.
 
 Both give the interaction loss the same sum over an epoch: every rating's weighted cross-entropy divided by
 ``batch_size``; only the grouping of ratings into steps differs.
@@ -52,6 +54,57 @@ def softmax_plan(train: Interactions, cfg: TrainConfig) -> tuple[int, float]:
     per_rating = steps * -np.expm1(counts * np.log1p(-1.0 / steps)) if steps > 1 else np.ones_like(counts)
     per_chunk = np.ceil(counts / chunk) if chunk > 0 else np.ones_like(counts)
     return chunk, float(max(1.0, np.sqrt(per_rating.mean() / per_chunk.mean())))
+
+
+# Sampled normaliser (cfg.softmax_sample): past SAMPLE_FROM movies, each step draws SAMPLE_SIZE movies (with
+# replacement) and every softmax row of the step estimates its log-normaliser from them. Below it the whole
+# catalogue is summed as before, so u1, ml-latest-small and the 1M and 10M shapes train exactly as they did.
+SAMPLE_SIZE = 8192
+SAMPLE_FROM = 2 * SAMPLE_SIZE
+
+
+def softmax_sample_size(n_items: int, cfg: TrainConfig) -> int:
+    """Movies drawn per step for the per-user softmax's normaliser: ``cfg.softmax_sample``, else
+    :data:`SAMPLE_SIZE` past :data:`SAMPLE_FROM` movies; 0 (the whole catalogue) when the draw would not be
+    smaller than the catalogue."""
+    k = cfg.softmax_sample if cfg.softmax_sample is not None else (SAMPLE_SIZE if n_items > SAMPLE_FROM else 0)
+    return k if 0 < k < n_items else 0
+
+
+class CatalogueSample:
+    """Each step's movies for the sampled normaliser, and each one's ``log`` weight in the estimate.
+
+    Stratified: the ``head`` most-rated movies (half the sample by default) are in every step with weight 1 (log
+    weight 0), summed exactly, as most of a row's probability is on them; ``size - head`` more are drawn with
+    replacement from the rest with a proposal ``q`` that is half their training popularity and half uniform (the
+    uniform half bounds every drawn movie's weight ``1 / (K q_j)`` by ``2 N_tail / K``, so no rarely drawn movie
+    makes an estimate swing). ``Z_u ~ sum_head exp(s_uj) + (1/K) sum_k exp(s_u,j_k) / q_j_k`` is an unbiased
+    estimate of the row's normaliser, and ``log Z_u ~ logsumexp_k(s_u,j_k - log w_k)``
+    (:func:`training.user_softmax.group_softmax_loss`).
+    """
+
+    def __init__(self, items: np.ndarray, n_items: int, size: int, seed: int, head: int | None = None) -> None:
+        counts = np.bincount(np.asarray(items), minlength=n_items).astype(np.float64)
+        head = size // 2 if head is None else int(head)
+        if not 0 <= head < min(size, n_items):
+            raise ValueError(f"the sample's head ({head}) must be below its size ({size}) and the catalogue's")
+        order = np.argsort(-counts, kind="stable")
+        self.head = np.sort(order[:head]).astype(np.int32)
+        self.tail = np.sort(order[head:]).astype(np.int32)
+        tail = counts[self.tail]
+        self.q = 0.5 * tail / max(1.0, tail.sum()) + 0.5 / len(self.tail)
+        self.q /= self.q.sum()
+        self.cdf = np.cumsum(self.q)
+        self.draws = int(size) - head
+        self.rng = np.random.default_rng(seed)
+
+    def draw(self) -> tuple[np.ndarray, np.ndarray]:
+        """One step's movies (int32: the head, then the draws) and their log weights (float32: 0, then
+        ``log(draws * q)``)."""
+        k = np.minimum(np.searchsorted(self.cdf, self.rng.random(self.draws), side="right"), len(self.q) - 1)
+        movies = np.concatenate([self.head, self.tail[k]])
+        logw = np.concatenate([np.zeros(len(self.head)), np.log(self.draws * self.q[k])])
+        return movies.astype(np.int32), logw.astype(np.float32)
 
 
 def softmax_weights(train: Interactions, cfg: TrainConfig) -> np.ndarray:
@@ -153,6 +206,8 @@ def make_batches(train: Interactions, cfg: TrainConfig, with_head: bool, chunk: 
                 else None
             )
             self.perm = self.rng.permutation(len(self.u))
+            k = softmax_sample_size(train.n_items, cfg) if per_user else 0
+            self.sample = CatalogueSample(train.items, train.n_items, k, cfg.seed + 4) if k else None
 
         def on_epoch_end(self) -> None:
             self.perm = self.rng.permutation(len(self.u))
@@ -176,6 +231,8 @@ def make_batches(train: Interactions, cfg: TrainConfig, with_head: bool, chunk: 
                 x["group_pos"] = pos.astype(np.int32)
                 x["group_items"] = self.i[rows]
                 x["group_weights"] = self.w[rows]
+                if self.sample is not None:
+                    x["group_sample"], x["group_logq"] = self.sample.draw()
                 return x, y
             y["interaction"] = self.i[sel]
             return x, y, {"rating": np.ones(len(sel), np.float32), "interaction": self.w[sel]}

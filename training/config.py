@@ -170,6 +170,15 @@ class TrainConfig(_Config):
     softmax_chunk: int | None = option(
         None, "per-user softmax: a user's ratings per catalogue row, at most (0: all; default: batch size / 128)", ge=0
     )
+    # Past SAMPLE_FROM movies (training.batches) the per-user softmax's normaliser is estimated from a shared draw of
+    # movies per step instead of summed over the whole catalogue: the catalogue row is most of an epoch at scale
+    # (66% at the 10M shape, docs/results.md "Time to learn"), and the draw costs softmax_sample / movies of it.
+    softmax_sample: int | None = option(
+        None,
+        "per-user softmax: movies drawn per step to estimate each row's normaliser (0: the whole catalogue; "
+        "default: 8,192 past 16,384 movies, else 0)",
+        ge=0,
+    )
     rank_user_lr_scale: float | None = option(
         None,
         "per-user softmax: users' interaction-factor learning rate relative to the rest (default: from the data)",

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from training.batches import make_batches, softmax_plan
+from training.batches import make_batches, softmax_plan, softmax_sample_size
 from training.callbacks import HeadwiseEarlyStopping, epoch_bar, lr_callback
 from training.config import TrainConfig
 from training.features import scale_time
@@ -161,6 +161,7 @@ def fit(
     features, feature_names = item_feature_matrix(cfg, movies, items)
     with_head = model_cfg.rank_dim > 0
     chunk, user_lr_scale = softmax_plan(fit_part, cfg) if with_head and cfg.softmax == "per-user" else (None, 1.0)
+    sample = softmax_sample_size(len(items), cfg) if with_head and cfg.softmax == "per-user" else 0
     model, trainer = compiled_models(len(users), len(items), cfg, features, user_lr_scale)
 
     rec = Recommender(model, users, items, cfg)
@@ -184,6 +185,7 @@ def fit(
             f"training {model_cfg.kind} on {len(fit_part.users):,} ratings ({len(users):,} users, "
             f"{len(items):,} movies), validating on {len(val.users):,}"
             + (f"; regularisation x {model_cfg.reg_scale:.3g} for its size" if model_cfg.reg_scale != 1 else "")
+            + (f"; softmax normaliser from {sample:,} movies a step" if sample else "")
         )
     batches = make_batches(fit_part, cfg, with_head, chunk)
     t0 = time.perf_counter()
@@ -207,7 +209,14 @@ def fit(
         "item_features": feature_names,
         "reg_scale": model_cfg.reg_scale,
         "batch_size": {"asked": asked_batch, "used": cfg.batch_size, "steps_per_epoch": len(batches)},
-        "softmax": {"kind": cfg.softmax, "chunk": chunk, "rank_user_lr_scale": user_lr_scale} if with_head else None,
+        "softmax": {
+            "kind": cfg.softmax,
+            "chunk": chunk,
+            "rank_user_lr_scale": user_lr_scale,
+            "sample": sample,
+        }
+        if with_head
+        else None,
         "n_train": len(fit_part.users),
         "n_val": len(val.users),
     }

@@ -96,6 +96,10 @@ class ItemTower(layers.Layer):
         q = ops.take(self.q, item, axis=0)
         return ops.sum(p * q, axis=-1, keepdims=True) + ops.expand_dims(ops.take(self.c, item, axis=0), -1)
 
+    def logits_of(self, p, items):
+        """Logits of the movies ``items`` (K,) for every row of ``p``: (batch, K)."""
+        return ops.matmul(p, ops.transpose(ops.take(self.q, items, axis=0))) + ops.take(self.c, items, axis=0)
+
     def get_config(self):
         return {**super().get_config(), "n_items": self.n_items, "dim": self.dim, "l2": self.l2}
 

@@ -9,6 +9,13 @@ of their ratings ``(u, i, w)`` is ``w * (logsumexp(s_u) - s_ui)``. Every rating 
 with ``W_u`` the sum of the user's weights. That is the same number Keras's ``SparseCategoricalCrossentropy``
 gives for the same ratings (up to float summation order); :func:`group_softmax_loss` divides it by the batch
 size, as Keras divides a batch's weighted sum by its length.
+
+Past a catalogue size (:func:`training.batches.softmax_sample_size`) the step's inputs also carry a draw of ``K``
+movies from a proposal ``q`` (``group_sample``) and ``log(K q_j)`` for each (``group_logq``), and ``lse_u`` is
+estimated as ``logsumexp_k(s_u,j_k - log(K q_j_k))``, the log of an unbiased importance-sampling estimate of the
+normaliser (sampled softmax, Bengio and Senecal 2008; Jean et al. 2015): ``U x K`` logits instead of ``U x N``.
+The log of an unbiased estimate is biased low by about half its relative variance; its gradient is the
+self-normalised importance-weighted softmax, consistent as ``K`` grows.
 """
 
 from __future__ import annotations
@@ -21,7 +28,10 @@ def group_softmax_loss(rank_user, rank_items, x: dict, batch_size: int):
     """Mean-over-``batch_size`` weighted softmax cross-entropy of a user group (inputs ``group_*``)."""
     users, pos, items, w = x["group_users"], x["group_pos"], x["group_items"], x["group_weights"]
     p = rank_user(users)  # (U, d)
-    lse = ops.logsumexp(rank_items(p), axis=-1)  # (U,): one catalogue row per user
+    if "group_sample" in x:  # (U,): each row's log-normaliser estimated from the step's draw of K movies
+        lse = ops.logsumexp(rank_items.logits_of(p, x["group_sample"]) - x["group_logq"], axis=-1)
+    else:
+        lse = ops.logsumexp(rank_items(p), axis=-1)  # (U,): one catalogue row per user
     chosen = ops.squeeze(rank_items(ops.take(p, pos, axis=0), items), -1)  # (R,): s_ui of each rating
     total = ops.sum(w * (ops.take(lse, pos, axis=0) - chosen))
     return total / float(batch_size)

@@ -24,6 +24,7 @@ def row(size: str, learn_s: float, peak_gb: float) -> dict:
     return {
         "size": size,
         "training_ratings": 900,
+        "movies": 62_000,
         "device": "cpu",
         "peak_gb": peak_gb,
         "served": {
@@ -53,6 +54,10 @@ def test_the_report_gives_the_25m_verdict_on_time_and_memory(tmp_path):
     fast = report([row("1M", 100.0, 2.0), row("25M", 1700.0, 12.0)])
     assert "| 25M | 900 | 1,700 s (3) |" in fast and "0.300 / 0.200 / 0.150 / 0.500" in fast
     assert "| 3.0 s (7.5 s) |" in fast  # the fused update beside Keras's Adam
+    assert "| all 62,000 movies |" in fast  # runs from before the sampled normaliser: the whole catalogue
+    sampled = row("25M", 1700.0, 12.0)
+    sampled["served"]["softmax"] = {"kind": "per-user", "chunk": 88, "sample": 8192}
+    assert "| 8,192 of 62,000 movies drawn a step |" in report([sampled])
     capped = row("10M", 500.0, 4.0)
     capped["served"].update(max_epochs=9, best_epoch=9)
     assert "| 1,000 s (9, the cap: still improving) |" in report([capped])
