@@ -119,6 +119,41 @@ def table_update_seconds(n_users: int, n_items: int, cfg, steps: int, sample: in
     return (time.perf_counter() - t0) / sample * steps
 
 
+def normaliser_step_seconds(train, cfg, samples: tuple[int, ...], steps: int = 12, rounds: int = 2) -> dict:
+    """Median seconds of one whole training step (both heads, the tables' updates) with each softmax normaliser
+    in ``samples`` (0: the whole catalogue; K: K movies a step), on the same data's batches, alternating
+    ``rounds`` times ``steps`` steps each after two warm-up steps: the two side by side in one run."""
+    import pandas as pd
+
+    from training.batches import make_batches, softmax_plan
+    from training.fit import compiled_models, effective_batch_size, reg_scale
+    from training.interactions import IdMap, to_interactions
+
+    inter = to_interactions(train, IdMap(pd.unique(train["user_id"])), IdMap(pd.unique(train["movie_id"])))
+    cfg = cfg.model_copy(deep=True)
+    cfg.batch_size = effective_batch_size(len(inter.users), cfg)
+    cfg.model.reg_scale = reg_scale(len(inter.users), cfg)
+    chunk, user_lr_scale = softmax_plan(inter, cfg)
+    runs = {}
+    for k in samples:
+        one_cfg = cfg.model_copy(update={"softmax_sample": k}, deep=True)
+        _, trainer = compiled_models(inter.n_users, inter.n_items, one_cfg, None, user_lr_scale)
+        batches = make_batches(inter, one_cfg, True, chunk)
+        for warm in (0, 1):
+            trainer.train_on_batch(*batches[warm])
+        runs[k] = (trainer, batches, [])
+    at = 2
+    for _ in range(rounds):
+        for trainer, batches, times in runs.values():
+            for j in range(steps):
+                x, y = batches[(at + j) % len(batches)]
+                t0 = time.perf_counter()
+                trainer.train_on_batch(x, y)
+                times.append(time.perf_counter() - t0)
+        at += steps
+    return {k: float(np.median(times)) for k, (_, _, times) in runs.items()}
+
+
 def one(size: str, epochs: int, seed: int) -> dict:
     """Everything for ``size`` in this process (see the module's description)."""
     from bench.peers import ImplicitPeer
@@ -130,6 +165,10 @@ def one(size: str, epochs: int, seed: int) -> dict:
     from training.splits import random_holdout
     from training.synthetic import movielens_like
 
+    try:  # the peers run last: missing them must stop the run before an hour of training, not after
+        import implicit  # noqa: F401
+    except ImportError as e:
+        raise SystemExit(f"bench-learn needs requirements-bench.txt (make bench-learn installs it): {e}") from e
     shape = SIZES[size]
     t0 = time.perf_counter()
     data, truth = movielens_like(shape, seed)
@@ -160,6 +199,9 @@ def one(size: str, epochs: int, seed: int) -> dict:
     head_off.model.rank_dim = 0
     _, off = fit(train, head_off, progress=None)
     rating_epoch_s = float(off["history"][-1]["train_s"])
+    sample = (summary["softmax"] or {}).get("sample") or 0
+    print(f"[{size}] one step with the whole catalogue's softmax normaliser and with the sample", flush=True)
+    step_s = normaliser_step_seconds(train, used, (0, sample)) if sample else {}
     updates_s = table_update_seconds(n_users, n_items, used, steps)
     keras_updates_s = table_update_seconds(n_users, n_items, used, steps, fused=False)
 
@@ -203,12 +245,29 @@ def one(size: str, epochs: int, seed: int) -> dict:
             "dense_table_updates_s": updates_s,
             "dense_table_updates_keras_adam_s": keras_updates_s,
             "validation_s": val_s,
+            # one whole step's seconds with each normaliser, side by side ("0": the whole catalogue)
+            "step_s_by_normaliser": {str(k): v for k, v in step_s.items()},
         },
         "peers": {name: {k: row.get(k) for k in ("ndcg@10", "recall@10", "fit_s")} for name, row in peers.items()},
         "ceiling": {k: best[CEILING].get(k) for k in ("ndcg@10", "recall@10", "rmse")},
         "peak_gb": peak_gb(),
         "device": os.environ.get("BENCH_DEVICE", "cpu"),
     }
+
+
+def step_profile(size: str, seed: int) -> dict:
+    """:func:`normaliser_step_seconds` alone at ``size`` (the served configuration, the default sample size)."""
+    from training.batches import SAMPLE_SIZE
+    from training.config import ModelConfig, TrainConfig
+    from training.splits import random_holdout
+    from training.synthetic import movielens_like
+
+    data, _ = movielens_like(SIZES[size], seed)
+    train = data[random_holdout(len(data), 0.1, 42)].reset_index(drop=True)
+    del data
+    cfg = TrainConfig(model=ModelConfig(item_features=False))
+    by = normaliser_step_seconds(train, cfg, (0, SAMPLE_SIZE))
+    return {"size": size, "step_s_by_normaliser": {str(k): v for k, v in by.items()}}
 
 
 def run_child(size: str, epochs: int, seed: int, timeout_s: float, device: str) -> dict:
@@ -300,6 +359,15 @@ def report(rows: list[dict]) -> str:
             f"{_normaliser(r['served'], r['movies'])} | {e['dense_table_updates_s']:,.1f} s{_keras_adam(e)} | "
             f"{e['validation_s']:,.1f} s |"
         )
+    for r in done:
+        by = r["epoch"].get("step_s_by_normaliser") or {}
+        whole, drawn = by.get("0"), [(int(k), v) for k, v in by.items() if k != "0"]
+        if whole and drawn:
+            k, v = drawn[0]
+            lines.append(
+                f"\n{r['size']}: one training step (median, side by side) {whole:.2f} s with the whole catalogue's "
+                f"softmax normaliser, {v:.2f} s with {k:,} movies drawn ({whole / v:.1f}x)"
+            )
     for size, bar in TIME_BAR_S.items():
         got = [r for r in done if r["size"] == size]
         if got:
@@ -386,7 +454,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot", type=Path, default=Path("docs/time_to_learn.png"))
     p.add_argument("--replot", action="store_true", help="rewrite the tables and plot from --out's json")
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--step-profile",
+        choices=list(SIZES),
+        help="only time one training step with the whole catalogue's softmax normaliser against the sampled one",
+    )
     a = p.parse_args(argv)
+    if a.step_profile:
+        print(json.dumps(step_profile(a.step_profile, a.seed)))
+        return 0
     if a.child:
         size, epochs, seed = a.child
         print(json.dumps(one(size, int(epochs), int(seed))))

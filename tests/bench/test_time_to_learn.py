@@ -94,3 +94,19 @@ def test_epochs_are_given_for_every_size_or_for_one():
     for bad in (["2M=3"], ["10M=0"], ["x"]):
         with pytest.raises(SystemExit, match="--epochs"):
             epochs_per_size(bad, ["1M"])
+
+
+def test_a_step_is_timed_with_each_normaliser_side_by_side():
+    from bench.time_to_learn import normaliser_step_seconds
+    from training.config import ModelConfig, TrainConfig
+    from training.synthetic import low_rank_ratings
+
+    data = low_rank_ratings(n_users=60, n_items=50, density=0.3, seed=0)
+    cfg = TrainConfig(batch_size=128, model=ModelConfig(dim=4, hidden=(8,), rank_dim=8, item_features=False))
+    by = normaliser_step_seconds(data, cfg, (0, 16), steps=2, rounds=1)
+    assert set(by) == {0, 16} and all(v > 0 for v in by.values())
+    sampled = row("25M", 1700.0, 12.0)
+    sampled["epoch"]["step_s_by_normaliser"] = {"0": 3.0, "8192": 1.5}
+    assert "3.00 s with the whole catalogue's softmax normaliser, 1.50 s with 8,192 movies drawn (2.0x)" in report(
+        [sampled]
+    )
