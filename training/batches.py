@@ -56,8 +56,9 @@ def softmax_plan(train: Interactions, cfg: TrainConfig) -> tuple[int, float]:
     return chunk, float(max(1.0, np.sqrt(per_rating.mean() / per_chunk.mean())))
 
 
-# Sampled normaliser (cfg.softmax_sample): past SAMPLE_FROM movies, each step draws SAMPLE_SIZE movies (with
-# replacement) and every softmax row of the step estimates its log-normaliser from them. Below it the whole
+# Sampled normaliser (cfg.softmax_sample): past SAMPLE_FROM movies, each step takes SAMPLE_SIZE movies (the most
+# rated half always, the other half drawn; CatalogueSample) and every softmax row of the step estimates its
+# log-normaliser from them. Below it the whole
 # catalogue is summed as before, so u1, ml-latest-small and the 1M and 10M shapes train exactly as they did.
 SAMPLE_SIZE = 8192
 SAMPLE_FROM = 2 * SAMPLE_SIZE
@@ -77,9 +78,9 @@ class CatalogueSample:
     Stratified: the ``head`` most-rated movies (half the sample by default) are in every step with weight 1 (log
     weight 0), summed exactly, as most of a row's probability is on them; ``size - head`` more are drawn with
     replacement from the rest with a proposal ``q`` that is half their training popularity and half uniform (the
-    uniform half bounds every drawn movie's weight ``1 / (K q_j)`` by ``2 N_tail / K``, so no rarely drawn movie
-    makes an estimate swing). ``Z_u ~ sum_head exp(s_uj) + (1/K) sum_k exp(s_u,j_k) / q_j_k`` is an unbiased
-    estimate of the row's normaliser, and ``log Z_u ~ logsumexp_k(s_u,j_k - log w_k)``
+    uniform half bounds every drawn movie's weight ``1 / (K q_j)``, K = ``size - head`` draws, by ``2 N_tail / K``,
+    so no rarely drawn movie makes an estimate swing). ``Z_u ~ sum_head exp(s_uj) + (1/K) sum_k exp(s_u,j_k) / q_j_k``
+    is an unbiased estimate of the row's normaliser, and ``log Z_u ~ logsumexp_k(s_u,j_k - log w_k)``
     (:func:`training.user_softmax.group_softmax_loss`).
     """
 

@@ -10,10 +10,12 @@ with ``W_u`` the sum of the user's weights. That is the same number Keras's ``Sp
 gives for the same ratings (up to float summation order); :func:`group_softmax_loss` divides it by the batch
 size, as Keras divides a batch's weighted sum by its length.
 
-Past a catalogue size (:func:`training.batches.softmax_sample_size`) the step's inputs also carry a draw of ``K``
-movies from a proposal ``q`` (``group_sample``) and ``log(K q_j)`` for each (``group_logq``), and ``lse_u`` is
-estimated as ``logsumexp_k(s_u,j_k - log(K q_j_k))``, the log of an unbiased importance-sampling estimate of the
-normaliser (sampled softmax, Bengio and Senecal 2008; Jean et al. 2015): ``U x K`` logits instead of ``U x N``.
+Past a catalogue size (:func:`training.batches.softmax_sample_size`) the step's inputs also carry ``K`` movies
+(``group_sample``: the most rated, then draws from a proposal ``q`` over the rest,
+:class:`training.batches.CatalogueSample`) and each one's log weight (``group_logq``: 0 for the most rated,
+``log(draws q_j)`` for a draw), and ``lse_u`` is estimated as ``logsumexp_k(s_u,j_k - group_logq_k)``, the log of an
+unbiased importance-sampling estimate of the normaliser (sampled softmax, Bengio and Senecal 2008; Jean et al.
+2015): ``U x K`` logits instead of ``U x N``.
 The log of an unbiased estimate is biased low by about half its relative variance; its gradient is the
 self-normalised importance-weighted softmax, consistent as ``K`` grows.
 """
