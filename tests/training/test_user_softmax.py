@@ -22,6 +22,17 @@ def _ratings(seed: int = 0):
     return users, items, weights
 
 
+def _group(users, items, weights) -> dict:
+    """The ratings as one step's user group (the ``group_*`` inputs of the per-user softmax)."""
+    unique, pos = np.unique(users, return_inverse=True)
+    return {
+        "group_users": unique.astype(np.int32),
+        "group_pos": pos.astype(np.int32),
+        "group_items": items,
+        "group_weights": weights,
+    }
+
+
 def test_group_loss_and_gradient_equal_keras_sparse_categorical_crossentropy():
     import keras
     import tensorflow as tf
@@ -33,13 +44,7 @@ def test_group_loss_and_gradient_equal_keras_sparse_categorical_crossentropy():
     twin = training_model(model)
     users, items, weights = _ratings()
     scce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    unique, pos = np.unique(users, return_inverse=True)
-    group = {
-        "group_users": unique.astype(np.int32),
-        "group_pos": pos.astype(np.int32),
-        "group_items": items,
-        "group_weights": weights,
-    }
+    group = _group(users, items, weights)
     head = [model.get_layer("rank_user_embedding").embeddings, *model.get_layer("rank_items").trainable_weights]
     with tf.GradientTape(persistent=True) as tape:
         logits = twin({"user": users, "item": items})["interaction"]
@@ -111,19 +116,13 @@ def test_per_rating_formulation_trains_the_same_model_as_before():
     np.testing.assert_allclose(rec.rank_scores(np.array([0, 1]))[:, :8], BEFORE_RANK, atol=1e-3)
 
 
-def _head_and_group(n_items: int = 30):
+def _head_and_group():
     import keras
 
     keras.utils.set_random_seed(0)
-    model = build_model(6, n_items, ModelConfig(dim=4, hidden=(8,), rank_dim=5, item_features=False))
+    model = build_model(6, 30, ModelConfig(dim=4, hidden=(8,), rank_dim=5, item_features=False))
     users, items, weights = _ratings()
-    unique, pos = np.unique(users, return_inverse=True)
-    group = {
-        "group_users": unique.astype(np.int32),
-        "group_pos": pos.astype(np.int32),
-        "group_items": items,
-        "group_weights": weights,
-    }
+    group = _group(users, items, weights)
     return model.get_layer("rank_user_embedding"), model.get_layer("rank_items"), group
 
 
