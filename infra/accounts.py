@@ -66,10 +66,8 @@ def stack_target(stack: str, region: str | None) -> Target:
     from lambdas.settings import Settings
 
     session = boto3.session.Session(region_name=region)
-    outputs = stack_outputs(session.client("cloudformation"), stack)
-    missing = [k for k in (OUTPUT_EVENTS_TABLE, OUTPUT_USER_POOL, OUTPUT_USER_POOL_CLIENT) if k not in outputs]
-    if missing:
-        raise PublishError(f"stack {stack!r} has no output {', '.join(missing)} (deployed before accounts?)")
+    required = (OUTPUT_EVENTS_TABLE, OUTPUT_USER_POOL, OUTPUT_USER_POOL_CLIENT)
+    outputs = stack_outputs(session.client("cloudformation"), stack, required, "deployed before accounts?")
     settings = Settings(events_table_name=outputs[OUTPUT_EVENTS_TABLE], region=session.region_name)
     return Target(
         Services(settings, session),

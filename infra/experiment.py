@@ -65,10 +65,8 @@ def local_target() -> Target:
 
 def stack_target(stack: str, region: str | None) -> Target:
     session = boto3.session.Session(region_name=region)
-    outputs = stack_outputs(session.client("cloudformation"), stack)
-    missing = [k for k in (OUTPUT_BUCKET, OUTPUT_MODEL_PARAMETER, OUTPUT_EVENTS_TABLE) if k not in outputs]
-    if missing:
-        raise PublishError(f"stack {stack!r} has no output {', '.join(missing)}")
+    required = (OUTPUT_BUCKET, OUTPUT_MODEL_PARAMETER, OUTPUT_EVENTS_TABLE)
+    outputs = stack_outputs(session.client("cloudformation"), stack, required)
     return Target(
         session.client("ssm"),
         session.client("s3"),

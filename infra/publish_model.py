@@ -46,20 +46,29 @@ class Target:
         return f"{self.model_prefix}{version}/"
 
 
-def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
-    """A deployed stack's outputs, by key."""
+def stack_outputs(
+    cloudformation: Any, stack: str, required: tuple[str, ...] = (), hint: str = "not a recommender stack?"
+) -> dict[str, str]:
+    """A deployed stack's outputs, by key; a PublishError naming any of ``required`` it lacks (and ``hint``)."""
     try:
         described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
     except ClientError as exc:
         raise PublishError(f"stack {stack!r} not found ({exc.response['Error']['Message']}); deploy it first") from exc
-    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    require_outputs(outputs, stack, required, hint)
+    return outputs
+
+
+def require_outputs(outputs: dict[str, str], stack: str, required: tuple[str, ...], hint: str) -> None:
+    """A PublishError naming the outputs of ``required`` that ``outputs`` lacks."""
+    missing = [k for k in required if k not in outputs]
+    if missing:
+        raise PublishError(f"stack {stack!r} has no output {', '.join(missing)} ({hint})")
 
 
 def stack_target(outputs: dict[str, str], stack: str) -> Target:
     """The model bucket and version parameter from a deployed stack's outputs."""
-    missing = [k for k in (OUTPUT_BUCKET, OUTPUT_MODEL_PARAMETER) if k not in outputs]
-    if missing:
-        raise PublishError(f"stack {stack!r} has no output {', '.join(missing)} (not a recommender stack?)")
+    require_outputs(outputs, stack, (OUTPUT_BUCKET, OUTPUT_MODEL_PARAMETER), "not a recommender stack?")
     return Target(bucket=outputs[OUTPUT_BUCKET], parameter=outputs[OUTPUT_MODEL_PARAMETER])
 
 
